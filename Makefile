@@ -1,0 +1,37 @@
+# postback: `make run` starts the service on SQLite; `make test` installs what it needs and
+# runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Local development delivers to receivers on this machine too, so the SSRF guard is lifted
+# (serve says so when it starts); set POSTBACK_ALLOW_PRIVATE_NETWORKS=false to keep it.
+run: $(STAMP)
+	POSTBACK_ALLOW_PRIVATE_NETWORKS=$${POSTBACK_ALLOW_PRIVATE_NETWORKS:-true} $(BIN)/postback serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""postback: self-hosted webhook delivery."""
+
+__version__ = "0.1.0"

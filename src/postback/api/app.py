@@ -1,0 +1,152 @@
+"""The FastAPI application: routers, errors, limits, and (for `serve`) the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from postback import __version__
+from postback.api import errors
+from postback.api.deps import ANY_TOKEN, APP_SCOPED, OPERATOR, StoreDep
+from postback.api.idempotency import Idempotency
+from postback.api.models import ErrorOut
+from postback.api.routes import (
+    applications,
+    attempts,
+    auth,
+    background_tasks,
+    endpoints,
+    event_types,
+    messages,
+)
+from postback.api.routing import SlashRouter
+from postback.config import Settings
+from postback.store.secretbox import secret_box_for
+from postback.store.store import Store
+
+health = SlashRouter(prefix="/api/v1/health", tags=["Health"])
+
+
+@health.get("/", status_code=204)
+async def get_health(store: StoreDep) -> Response:
+    await store.ping()
+    return Response(status_code=204)
+
+
+class BodyLimit:
+    """413 for a body over the limit, before it is read whole (chunked bodies included)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        # Room for the JSON envelope around a payload of the maximum size.
+        self.max_bytes = max_bytes + 64 * 1024
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._reject(send)
+                return
+        # NUL cannot be stored or compared as text by the databases: refuse it at the edge.
+        if b"%00" in scope.get("query_string", b"") or "\x00" in scope.get("path", ""):
+            response = errors.validation_error(["query"], "the NUL character is not allowed")
+            await send(
+                {"type": "http.response.start", "status": 422, "headers": response.raw_headers}
+            )
+            await send({"type": "http.response.body", "body": response.body})
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        response = errors.error(413, f"request body larger than {self.max_bytes} bytes")
+        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+ERRORS = {
+    400: "Bad request",
+    401: "Missing, invalid, revoked or expired token",
+    403: "The token may not do this",
+    404: "No such resource (or not this token's application)",
+    409: "A unique field is already in use",
+    413: "Request body too large",
+    503: "The database is unavailable; retry",
+}
+
+
+def create_app(settings: Settings, store: Store | None = None, *, worker: bool = False) -> FastAPI:
+    """The ASGI app. ``store`` is opened from settings when not given; ``worker=True`` runs
+    the delivery worker inside the same process (``postback serve``)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_store = store is None
+        app.state.store = store or Store.connect(
+            settings.database_url, secret_box=secret_box_for(settings)[0]
+        )
+        task: asyncio.Task[Any] | None = None
+        runner = None
+        if worker:
+            from postback.delivery.worker import Worker
+
+            runner = Worker(app.state.store, settings)
+            task = asyncio.create_task(runner.run(), name="postback-worker")
+        try:
+            yield
+        finally:
+            if runner is not None and task is not None:
+                runner.stop()
+                await task
+            if own_store:
+                await app.state.store.close()
+
+    app = FastAPI(
+        title="postback",
+        version=__version__,
+        description="Webhook delivery with a Svix-compatible API and Standard Webhooks signatures.",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.background = set()
+    errors.install(app)
+    app.include_router(health)
+    # Who may call what: applications and event-type writes decide per route; everything
+    # under /app/{app_id}/ is open to that application's portal tokens.
+    documented = {code: {"model": ErrorOut, "description": text} for code, text in ERRORS.items()}
+    app.include_router(applications.router, responses=documented)
+    app.include_router(event_types.router, dependencies=ANY_TOKEN, responses=documented)
+    for module in (endpoints, messages, attempts):
+        app.include_router(module.router, dependencies=APP_SCOPED, responses=documented)
+    app.include_router(auth.router, responses=documented)
+    app.include_router(endpoints.operational_router, dependencies=OPERATOR, responses=documented)
+    app.include_router(background_tasks.router, dependencies=OPERATOR, responses=documented)
+    # Added last runs first: size and NUL checks, then idempotency, then the routes.
+    app.add_middleware(Idempotency)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_payload_bytes)
+    return app

@@ -1,0 +1,229 @@
+"""/api/v1/app/{app_id}/endpoint: where a customer wants its webhooks; and the same routes
+at /api/v1/operational-webhook/endpoint for the operator's own endpoints.
+
+No ``from __future__ import annotations`` here: the routes are built by a function for each
+of the two places, and FastAPI must see the annotations as objects, not strings."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request, Response
+
+from postback import ids
+from postback.api import models as w
+from postback.api import views
+from postback.api.deps import AppDep, PageDep, SettingsDep, StoreDep
+from postback.api.errors import FieldError
+from postback.api.routing import SlashRouter
+from postback.api.tasks import run_in_background
+from postback.config import Settings
+from postback.domain import encode_json
+from postback.examples import NoSuchExample, example_payload
+from postback.signing import generate_secret
+from postback.store.errors import NotFound
+from postback.store.operational import OPERATIONAL_APP_ID
+
+
+def _check_scheme(url: str | None, settings: Settings) -> None:
+    if settings.require_https and url is not None and not url.startswith("https://"):
+        raise FieldError(["body", "url"], "URL must use https (this server requires HTTPS)")
+
+
+def _headers_out(headers: dict[str, str]) -> dict:
+    # Credentials a customer put in a header are written, never read back.
+    hidden = sorted(k for k in headers if k.lower() in w.SENSITIVE_HEADERS)
+    shown = {k: v for k, v in headers.items() if k.lower() not in w.SENSITIVE_HEADERS}
+    return {"headers": shown, "sensitive": hidden}
+
+
+def _operational_app() -> dict:
+    return {"id": OPERATIONAL_APP_ID}
+
+
+def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
+    """Add the endpoint routes to ``router``; ``AppDep`` supplies the application.
+    ``customer`` adds what only customer endpoints have (test events, stats)."""
+
+    @router.get("/", response_model=w.ListResponse[w.EndpointOut])
+    async def list_endpoints(app: AppDep, store: StoreDep, page: PageDep) -> dict:
+        return views.listing(await store.list_endpoints(app["id"], page), views.endpoint)
+
+    @router.post("/", response_model=w.EndpointOut, status_code=201)
+    async def create_endpoint(
+        app: AppDep, body: w.EndpointIn, store: StoreDep, settings: SettingsDep
+    ) -> w.EndpointOut:
+        _check_scheme(body.url, settings)
+        values = body.model_dump()
+        values["secret"] = values["secret"] or generate_secret()
+        return views.endpoint(await store.create_endpoint(app["id"], values))
+
+    @router.get("/{endpoint_id}", response_model=w.EndpointOut)
+    async def get_endpoint(app: AppDep, endpoint_id: str, store: StoreDep) -> w.EndpointOut:
+        return views.endpoint(await store.get_endpoint(app["id"], endpoint_id))
+
+    @router.put(
+        "/{endpoint_id}",
+        response_model=w.EndpointOut,
+        responses={201: {"model": w.EndpointOut, "description": "Created under this uid"}},
+    )
+    async def upsert_endpoint(
+        app: AppDep,
+        endpoint_id: str,
+        body: w.EndpointPatch,
+        store: StoreDep,
+        settings: SettingsDep,
+        response: Response,
+    ) -> w.EndpointOut:
+        _check_scheme(body.url, settings)
+        values = body.model_dump(exclude={"url"})
+        if body.url is not None:
+            values["url"] = body.url
+        values["disabled"] = bool(values["disabled"])
+        values["description"] = values["description"] or ""
+        values["metadata"] = values["metadata"] or {}
+        if values["uid"] is None and not ids.has_prefix(endpoint_id, ids.ENDPOINT):
+            values["uid"] = endpoint_id  # addressed by uid: it keeps it
+        try:
+            return views.endpoint(await store.update_endpoint(app["id"], endpoint_id, values))
+        except NotFound:
+            if ids.has_prefix(endpoint_id, ids.ENDPOINT):
+                raise
+        # PUT to an unknown uid creates the endpoint under that uid.
+        checked = w.EndpointIn.model_validate(values)
+        created = checked.model_dump() | {"secret": generate_secret()}
+        response.status_code = 201
+        return views.endpoint(await store.create_endpoint(app["id"], created))
+
+    @router.patch("/{endpoint_id}", response_model=w.EndpointOut)
+    async def patch_endpoint(
+        app: AppDep, endpoint_id: str, body: w.EndpointPatch, store: StoreDep, settings: SettingsDep
+    ) -> w.EndpointOut:
+        _check_scheme(body.url, settings)
+        values = body.model_dump(include=body.model_fields_set)
+        for required in ("url", "disabled", "description", "metadata"):
+            if required in values and values[required] is None:
+                del values[required]
+        return views.endpoint(await store.update_endpoint(app["id"], endpoint_id, values))
+
+    @router.delete("/{endpoint_id}", status_code=204)
+    async def delete_endpoint(app: AppDep, endpoint_id: str, store: StoreDep) -> Response:
+        await store.delete_endpoint(app["id"], endpoint_id)
+        return Response(status_code=204)
+
+    @router.get("/{endpoint_id}/secret", response_model=w.EndpointSecretOut)
+    async def get_endpoint_secret(app: AppDep, endpoint_id: str, store: StoreDep) -> dict:
+        ep = await store.get_endpoint(app["id"], endpoint_id)
+        return {"key": ep["secret"]}
+
+    @router.post("/{endpoint_id}/secret/rotate", response_model=w.EndpointSecretOut)
+    async def rotate_endpoint_secret(
+        app: AppDep,
+        endpoint_id: str,
+        store: StoreDep,
+        settings: SettingsDep,
+        body: w.EndpointSecretRotateIn | None = None,
+    ) -> dict:
+        """Replace the signing secret; the SDK reads the new one from the answer. Deliveries
+        are signed with both for ``gracePeriodSeconds`` (default 24 h)."""
+        body = body or w.EndpointSecretRotateIn()
+        key = body.key or generate_secret()
+        grace = (
+            settings.rotation_grace
+            if body.grace_period_seconds is None
+            else body.grace_period_seconds
+        )
+        await store.rotate_secret(app["id"], endpoint_id, key, grace)
+        return {"key": key}
+
+    @router.get("/{endpoint_id}/headers", response_model=w.EndpointHeadersOut)
+    async def get_endpoint_headers(app: AppDep, endpoint_id: str, store: StoreDep) -> dict:
+        ep = await store.get_endpoint(app["id"], endpoint_id)
+        return _headers_out(ep["headers"])
+
+    @router.put("/{endpoint_id}/headers", status_code=204)
+    async def update_endpoint_headers(
+        app: AppDep, endpoint_id: str, body: w.EndpointHeadersIn, store: StoreDep
+    ) -> Response:
+        await store.update_endpoint(app["id"], endpoint_id, {"headers": body.headers})
+        return Response(status_code=204)
+
+    @router.patch("/{endpoint_id}/headers", status_code=204)
+    async def patch_endpoint_headers(
+        app: AppDep, endpoint_id: str, body: w.EndpointHeadersPatchIn, store: StoreDep
+    ) -> Response:
+        ep = await store.get_endpoint(app["id"], endpoint_id)
+        headers = {**ep["headers"], **body.headers}
+        drop = {h.lower() for h in body.delete_headers or ()}
+        headers = {k: v for k, v in headers.items() if k.lower() not in drop}
+        try:
+            w.check_headers(headers)
+        except ValueError as exc:
+            raise FieldError(["body", "headers"], str(exc)) from None
+        await store.update_endpoint(app["id"], ep["id"], {"headers": headers})
+        return Response(status_code=204)
+
+    if customer:
+
+        @router.post("/{endpoint_id}/send-example", response_model=w.MessageOut, status_code=202)
+        async def send_example(
+            app: AppDep, endpoint_id: str, body: w.EventExampleIn, store: StoreDep
+        ) -> w.MessageOut:
+            """Send a test event to this endpoint alone: the event type's example payload (from its
+            schema's ``examples``, else one generated from the schema), signed and recorded like any
+            other message."""
+            ep = await store.get_endpoint(app["id"], endpoint_id)
+            if body.payload is not None:
+                payload = body.payload
+            else:
+                try:
+                    event_type = await store.get_event_type(body.event_type)
+                except NotFound:
+                    raise FieldError(
+                        ["body", "eventType"], f"no event type {body.event_type!r}"
+                    ) from None
+                try:
+                    payload = example_payload(event_type, body.example_index or 0)
+                except NoSuchExample as exc:
+                    raise FieldError(["body", "exampleIndex"], str(exc)) from None
+            values = {
+                "event_type": body.event_type,
+                "payload": encode_json(payload),
+                "tags": ["test"],
+            }
+            row, _ = await store.create_message(app["id"], values, only_endpoint=ep["id"])
+            return views.message(row)
+
+        @router.post("/{endpoint_id}/recover", response_model=w.RecoverOut, status_code=202)
+        async def recover_failed_webhooks(
+            app: AppDep, endpoint_id: str, body: w.RecoverIn, store: StoreDep, request: Request
+        ) -> w.RecoverOut:
+            """Queue again every failed delivery to this endpoint since ``since`` (and before
+            ``until``), each with a fresh retry schedule. Runs in the background: read its
+            progress at /api/v1/background-task/{id}."""
+            task = await store.start_recover(app["id"], endpoint_id, body.since, body.until)
+            run_in_background(request, store.run_recover(task["id"]))
+            return w.RecoverOut.model_validate(task)
+
+        @router.get("/{endpoint_id}/stats", response_model=w.EndpointStats)
+        async def get_endpoint_stats(
+            app: AppDep,
+            endpoint_id: str,
+            store: StoreDep,
+            since: Annotated[datetime | None, Query()] = None,
+            until: Annotated[datetime | None, Query()] = None,
+        ) -> dict:
+            return await store.endpoint_stats(app["id"], endpoint_id, since, until)
+
+    return router
+
+
+router = build(
+    SlashRouter(prefix="/api/v1/app/{app_id}/endpoint", tags=["Endpoint"]), AppDep, customer=True
+)
+operational_router = build(
+    SlashRouter(
+        prefix="/api/v1/operational-webhook/endpoint", tags=["Operational Webhook Endpoint"]
+    ),
+    Annotated[dict, Depends(_operational_app)],
+    customer=False,
+)

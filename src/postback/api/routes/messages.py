@@ -1,0 +1,97 @@
+"""/api/v1/app/{app_id}/msg: events sent to an application's endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Query, Request, Response
+
+from postback.api import models as w
+from postback.api import views
+from postback.api.deps import AppDep, NewestFirstDep, SettingsDep, StoreDep, split_list
+from postback.api.errors import FieldError
+from postback.api.routing import SlashRouter
+from postback.domain import encode_json
+from postback.store.errors import NotFound
+
+router = SlashRouter(prefix="/api/v1/app/{app_id}/msg", tags=["Message"])
+
+EventTypesQuery = Annotated[list[str] | None, Query(max_length=100)]
+
+
+@router.get("/", response_model=w.ListResponse[w.MessageOut])
+async def list_messages(
+    app: AppDep,
+    store: StoreDep,
+    page: NewestFirstDep,
+    event_types: EventTypesQuery = None,
+    channel: Annotated[str | None, Query(max_length=128)] = None,
+    tag: Annotated[str | None, Query(max_length=128)] = None,
+    before: Annotated[datetime | None, Query()] = None,
+    after: Annotated[datetime | None, Query()] = None,
+    with_content: Annotated[bool, Query()] = True,
+) -> dict:
+    result = await store.list_messages(
+        app["id"],
+        page,
+        event_types=split_list(event_types),
+        channel=channel,
+        tag=tag,
+        before=before,
+        after=after,
+    )
+    return views.listing(result, lambda r: views.message(r, with_content=with_content))
+
+
+@router.post(
+    "/",
+    response_model=w.MessageOut,
+    status_code=202,
+    responses={200: {"model": w.MessageOut, "description": "This eventId was already sent"}},
+)
+async def create_message(
+    app_id: str,
+    body: w.MessageIn,
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    settings: SettingsDep,
+    with_content: Annotated[bool, Query()] = True,
+) -> Any:
+    try:
+        app = await store.get_app(app_id)
+    except NotFound:
+        if body.application is None:
+            raise
+        # Svix lets the first message create its application in-line.
+        inline = body.application.model_dump() | {"uid": body.application.uid or app_id}
+        app = await store.create_app(inline)
+    payload = encode_json(body.payload)
+    if len(payload) > settings.max_payload_bytes:
+        raise FieldError(
+            ["body", "payload"], f"payload is larger than {settings.max_payload_bytes} bytes"
+        )
+    values = body.model_dump(exclude={"payload", "application"}) | {"payload": payload}
+    if body.payload_retention_hours:
+        values["retention_seconds"] = body.payload_retention_hours * 3600
+    elif body.payload_retention_period:
+        values["retention_seconds"] = body.payload_retention_period * 86400
+    row, created = await store.create_message(app["id"], values)
+    if not created:
+        response.status_code = 200  # the eventId was seen before: nothing new was queued
+    return views.message(row, with_content=with_content)
+
+
+@router.get("/{msg_id}", response_model=w.MessageOut)
+async def get_message(
+    app: AppDep, msg_id: str, store: StoreDep, with_content: Annotated[bool, Query()] = True
+) -> w.MessageOut:
+    return views.message(await store.get_message(app["id"], msg_id), with_content=with_content)
+
+
+@router.delete("/{msg_id}/content", status_code=204)
+async def expunge_message_content(app: AppDep, msg_id: str, store: StoreDep) -> Response:
+    """Delete the payload now (the message and its attempts stay)."""
+    await store.expunge_content(app["id"], msg_id)
+    return Response(status_code=204)

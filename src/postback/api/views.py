@@ -1,0 +1,85 @@
+"""Rows from the store turned into wire models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from postback.api import models as w
+from postback.domain import MessageStatus
+from postback.store.pages import PageOut
+
+Row = dict[str, Any]
+
+
+def application(row: Row) -> w.ApplicationOut:
+    return w.ApplicationOut.model_validate(row)
+
+
+def event_type(row: Row) -> w.EventTypeOut:
+    return w.EventTypeOut.model_validate(row)
+
+
+def endpoint(row: Row) -> w.EndpointOut:
+    return w.EndpointOut.model_validate(row)
+
+
+def message(row: Row, *, with_content: bool = True) -> w.MessageOut:
+    payload = orjson.loads(row["payload"]) if with_content and row.get("payload") else {}
+    return w.MessageOut(
+        id=row["id"],
+        event_type=row["event_type"],
+        event_id=row["event_id"],
+        payload=payload,
+        channels=row["channels"],
+        tags=row["tags"],
+        timestamp=row["created_at"],
+        deliver_at=row["deliver_at"],
+    )
+
+
+def attempt(row: Row) -> w.MessageAttemptOut:
+    return w.MessageAttemptOut(
+        id=row["id"],
+        msg_id=row["msg_id"],
+        endpoint_id=row["endpoint_id"],
+        url=row["url"],
+        # With no HTTP response, the reason stands where the body would.
+        response=row["response"] or row["error"] or "",
+        response_status_code=row["response_status_code"],
+        response_duration_ms=row["response_duration_ms"],
+        status=row["status"],
+        status_text=MessageStatus(row["status"]).text,
+        trigger_type=row["trigger_type"],
+        timestamp=row["created_at"],
+    )
+
+
+def destination(row: Row) -> w.MessageEndpointOut:
+    status = MessageStatus(row["status"])
+    return w.MessageEndpointOut.model_validate(
+        row | {"status": status, "status_text": status.text, "next_attempt": _next(row)}
+    )
+
+
+def attempted_message(row: Row, *, with_content: bool) -> w.EndpointMessageOut:
+    status = MessageStatus(row["status"])
+    base = message(row, with_content=with_content).model_dump()
+    return w.EndpointMessageOut(
+        **base, status=status, status_text=status.text, next_attempt=_next(row)
+    )
+
+
+def _next(row: Row) -> Any:
+    # While a delivery is being sent its due time is the lease's end, not a real next try.
+    return row["next_attempt_at"] if row["status"] == MessageStatus.PENDING else None
+
+
+def listing(page: PageOut, convert: Any) -> dict[str, Any]:
+    return {
+        "data": [convert(r) for r in page.rows],
+        "iterator": page.iterator,
+        "prevIterator": page.prev_iterator,
+        "done": page.done,
+    }

@@ -1,0 +1,300 @@
+"""The ``postback`` command: run the service (serve, api, worker) and manage it (migrate)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from postback.config import Settings, SettingsError
+from postback.store.errors import NotFound, is_outage
+from postback.store.migrate import migrate as run_migrations
+from postback.store.secretbox import SecretBox, SecretKeyError, secret_box_for
+from postback.store.store import Store
+
+app = typer.Typer(help="postback: self-hosted webhook delivery.", no_args_is_help=True)
+console = Console()
+
+DatabaseOpt = Annotated[
+    str | None, typer.Option("--database-url", help="overrides POSTBACK_DATABASE_URL")
+]
+HostOpt = Annotated[str | None, typer.Option(help="overrides POSTBACK_HOST")]
+PortOpt = Annotated[int | None, typer.Option(help="overrides POSTBACK_PORT")]
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as exc:
+        console.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+async def ensure_operator_token(store: Store, settings: Settings) -> str | None:
+    """Install the first operator token. Returns it when it was just created (to print it
+    once); only its hash is stored."""
+    if settings.admin_token:
+        if not await store.operator_token_valid(settings.admin_token):
+            await store.add_operator_token(settings.admin_token, "POSTBACK_ADMIN_TOKEN")
+            return settings.admin_token
+        return None
+    if await store.has_operator_tokens():
+        return None
+    token = "pb_" + secrets.token_urlsafe(32)
+    await store.add_operator_token(token, "generated on first start")
+    return token
+
+
+def _secret_box(settings: Settings) -> SecretBox:
+    try:
+        box, note = secret_box_for(settings)
+    except SecretKeyError as exc:
+        console.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if note:
+        console.print(f"[yellow]{note}[/]")
+    return box
+
+
+async def _prepare(settings: Settings) -> Store:
+    store = Store.connect(settings.database_url, secret_box=_secret_box(settings))
+    if settings.allow_private_networks:
+        console.print(
+            "[yellow]POSTBACK_ALLOW_PRIVATE_NETWORKS is on: deliveries may reach loopback "
+            "and private addresses (for development; turn it off in production)[/]"
+        )
+    backoff = 0.0
+    while True:
+        try:
+            await run_migrations(store.engine)
+            break
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # Started before the database (or during its restart): wait for it.
+            backoff = min(10.0, backoff * 2 or 0.5)
+            console.print(f"[yellow]database unavailable ({exc}); retrying in {backoff:g}s[/]")
+            await asyncio.sleep(backoff)
+    token = await ensure_operator_token(store, settings)
+    if token:
+        console.print(
+            "[bold green]Operator token[/] (shown once; only its hash is kept):\n"
+            f"  [bold]{token}[/]\n"
+            "  use it as: Authorization: Bearer <token>"
+        )
+    return store
+
+
+class QuietExitServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after shutting down, so the process would end 'killed'; a
+    clean stop exits 0, so postback takes the signals itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def request_exit(self) -> None:
+        # A second signal forces the exit, as uvicorn does.
+        self.force_exit = self.should_exit
+        self.should_exit = True
+
+
+async def _run_http(settings: Settings, *, worker: bool) -> None:
+    from postback.api.app import create_app
+
+    store = await _prepare(settings)
+    try:
+        api = create_app(settings, store, worker=worker)
+        config = uvicorn.Config(
+            api, host=settings.host, port=settings.port, log_level="info", access_log=False
+        )
+        server = QuietExitServer(config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, server.request_exit)
+        console.print(f"postback listening on http://{settings.host}:{settings.port}")
+        await server.serve()
+    finally:
+        await store.close()
+
+
+@app.command()
+def serve(database_url: DatabaseOpt = None, host: HostOpt = None, port: PortOpt = None) -> None:
+    """API and worker in one process (the embedded default, SQLite)."""
+    _logging()
+    settings = _settings(database_url=database_url, host=host, port=port)
+    asyncio.run(_run_http(settings, worker=True))
+
+
+@app.command()
+def api(database_url: DatabaseOpt = None, host: HostOpt = None, port: PortOpt = None) -> None:
+    """The HTTP API alone; run workers beside it with `postback worker`."""
+    _logging()
+    settings = _settings(database_url=database_url, host=host, port=port)
+    asyncio.run(_run_http(settings, worker=False))
+
+
+@app.command()
+def worker(database_url: DatabaseOpt = None) -> None:
+    """The delivery worker alone; stops cleanly on SIGTERM or SIGINT."""
+    _logging()
+    settings = _settings(database_url=database_url)
+
+    async def run() -> None:
+        from postback.delivery.worker import Worker
+
+        store = await _prepare(settings)
+        runner = Worker(store, settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runner.stop)
+        console.print("postback worker started")
+        try:
+            await runner.run()
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+@app.command()
+def migrate(database_url: DatabaseOpt = None) -> None:
+    """Create or upgrade the database schema."""
+    settings = _settings(database_url=database_url)
+
+    async def run() -> None:
+        store = Store.connect(settings.database_url)
+        try:
+            await run_migrations(store.engine)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    console.print("database is up to date")
+
+
+@app.command()
+def check(
+    database_url: DatabaseOpt = None,
+    overdue_after: Annotated[
+        float, typer.Option(help="seconds past due (or past its lease) that count as stuck")
+    ] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
+) -> None:
+    """Report the delivery queue's health from the database; exit 1 if anything is stuck."""
+    settings = _settings(database_url=database_url)
+
+    async def run() -> dict:
+        store = Store.connect(settings.database_url)
+        try:
+            return await store.queue_health(overdue_after)
+        finally:
+            await store.close()
+
+    health = asyncio.run(run())
+    if as_json:
+        console.print_json(data=health)
+    else:
+        table = Table(title="delivery queue")
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        labels = {
+            "due": "due now",
+            "overdue": f"pending, due more than {overdue_after:g}s ago",
+            "scheduled": "waiting for a retry",
+            "paused": "parked (endpoint disabled)",
+            "sending": "being sent (leased)",
+            "stuck": f"lease expired more than {overdue_after:g}s ago",
+            "oldest_due_seconds": "oldest due delivery, seconds late",
+        }
+        for key, label in labels.items():
+            value = health[key]
+            table.add_row(label, f"{value:.1f}" if isinstance(value, float) else str(value))
+        console.print(table)
+        verdict = "[green]healthy[/]" if health["healthy"] else "[red]NOT healthy[/]"
+        console.print(f"queue is {verdict}")
+    if not health["healthy"]:
+        raise typer.Exit(1)
+
+
+token_app = typer.Typer(help="Operator tokens: create (shown once), list, revoke.")
+app.add_typer(token_app, name="token")
+
+
+def _with_store(settings: Settings, work: Any) -> Any:
+    async def run() -> Any:
+        store = Store.connect(settings.database_url)
+        try:
+            await run_migrations(store.engine)
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="what the token is for")] = "cli",
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Create an operator token. It is printed once; only its hash is stored."""
+    settings = _settings(database_url=database_url)
+    token_id, token = _with_store(settings, lambda s: s.create_operator_token(name))
+    console.print(f"created {token_id} ({name}); the token, shown only now:")
+    print(token)
+
+
+@token_app.command("list")
+def token_list(
+    database_url: DatabaseOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
+) -> None:
+    """List operator tokens (ids and names; the tokens themselves are not kept)."""
+    settings = _settings(database_url=database_url)
+    rows = _with_store(settings, lambda s: s.list_operator_tokens())
+    if as_json:
+        console.print_json(data=[{k: str(v) if v else v for k, v in r.items()} for r in rows])
+        return
+    table = Table(title="operator tokens")
+    for column in ("id", "name", "created", "revoked"):
+        table.add_column(column)
+    for r in rows:
+        revoked = f"{r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else ""
+        table.add_row(r["id"], r["name"], f"{r['created_at']:%Y-%m-%d %H:%M}", revoked)
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str, database_url: DatabaseOpt = None) -> None:
+    """Revoke an operator token by its id (see `postback token list`)."""
+    settings = _settings(database_url=database_url)
+    try:
+        _with_store(settings, lambda s: s.revoke_operator_token(token_id))
+    except NotFound as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"revoked {token_id}; it stops working within seconds on every server")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Settings from the environment (``POSTBACK_*``), with defaults that run locally."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Svix's schedule: the first try is immediate, then these waits after each failure.
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+class SettingsError(ValueError):
+    """A POSTBACK_* variable holds a value that cannot be used."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``"15"``, ``"250ms"``, ``"5s"``, ``"5m"``, ``"2h"`` or ``"5d"``."""
+    text = text.strip().lower()
+    for suffix, factor in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)):
+        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[: -len(suffix)]) * factor
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"not a duration: {text!r}") from None
+    if value < 0:
+        raise SettingsError(f"a duration cannot be negative: {text!r}")
+    return value
+
+
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """A comma-separated list of durations: the waits after each failed attempt."""
+    parts = [p for p in (s.strip() for s in text.split(",")) if p]
+    return tuple(parse_duration(p) for p in parts)
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"not a boolean: {text!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of postback. Each field is read from ``POSTBACK_<FIELD NAME IN CAPS>``."""
+
+    database_url: str = field(
+        default="sqlite:///./postback.db",
+        metadata={"help": "sqlite:///path.db (embedded default) or postgresql://user@host/db"},
+    )
+    host: str = field(default="127.0.0.1", metadata={"help": "address serve/api listen on"})
+    port: int = field(default=8000, metadata={"help": "port serve/api listen on"})
+    admin_token: str | None = field(
+        default=None,
+        metadata={"help": "operator token to install on first start (else one is generated)"},
+    )
+    public_url: str | None = field(
+        default=None, metadata={"help": "URL the API is reached at, for links (portal)"}
+    )
+    retry_schedule: tuple[float, ...] = field(
+        default=DEFAULT_RETRY_SCHEDULE,
+        metadata={"help": "waits after each failed attempt, e.g. '5s,5m,30m,2h,5h,10h,10h'"},
+    )
+    request_timeout: float = field(
+        default=15.0, metadata={"help": "seconds a delivery may take before it counts as failed"}
+    )
+    response_max_bytes: int = field(
+        default=4096, metadata={"help": "bytes of the receiver's response body that are kept"}
+    )
+    max_payload_bytes: int = field(
+        default=1024 * 1024, metadata={"help": "largest accepted request body"}
+    )
+    worker_concurrency: int = field(
+        default=200, metadata={"help": "deliveries one worker process keeps in flight"}
+    )
+    worker_batch_size: int = field(
+        default=100, metadata={"help": "deliveries claimed per database round trip"}
+    )
+    lease_seconds: float = field(
+        default=60.0,
+        metadata={
+            "help": "how long a claimed delivery stays with its worker before others retake it"
+        },
+    )
+    poll_interval: float = field(
+        default=1.0, metadata={"help": "seconds between queue polls when no wakeup arrives"}
+    )
+    user_agent: str = field(default="postback/0.1", metadata={"help": "User-Agent of deliveries"})
+    allow_private_networks: bool = field(
+        default=False,
+        metadata={"help": "let deliveries reach loopback/private/link-local addresses (dev only)"},
+    )
+    require_https: bool = field(default=False, metadata={"help": "refuse http:// endpoint URLs"})
+    secret_key: str | None = field(
+        default=None,
+        metadata={
+            "help": "base64 of 32 bytes: encrypts endpoint secrets at rest (SQLite default: "
+            "generated into a .key file beside the database)"
+        },
+    )
+    rotation_grace: float = field(
+        default=86400,
+        metadata={"help": "seconds a rotated-out secret keeps signing beside the new one"},
+    )
+    disable_after: float = field(
+        default=5 * 86400,
+        metadata={"help": "an endpoint failing without a success for this long is disabled"},
+    )
+    app_token_ttl: float = field(
+        default=7 * 86400, metadata={"help": "seconds an app-portal token lives by default"}
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``POSTBACK_*`` from ``env`` (default: the process environment); keyword
+        arguments that are not None win, which is how CLI flags beat variables."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"POSTBACK_{f.name.upper()}")
+            if raw is None:
+                continue
+            try:
+                values[f.name] = _convert(f, raw)
+            except (SettingsError, ValueError) as exc:
+                raise SettingsError(f"POSTBACK_{f.name.upper()}: {exc}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
+    if f.name == "retry_schedule":
+        return parse_schedule(raw)
+    if f.name in {
+        "request_timeout",
+        "lease_seconds",
+        "poll_interval",
+        "app_token_ttl",
+        "rotation_grace",
+        "disable_after",
+    }:
+        return parse_duration(raw)
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+    if kind == "int":
+        return int(raw)
+    if kind == "bool":
+        return _parse_bool(raw)
+    if kind == "float":
+        return float(raw)
+    return raw or None if "None" in kind else raw

@@ -1,0 +1,178 @@
+"""The worker: claim due deliveries → send them → record the attempts, until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from postback.config import Settings
+from postback.delivery.sender import Sender
+from postback.domain import AttemptResult, ClaimedDelivery, RetrySchedule, utcnow
+from postback.store.store import Store
+
+log = logging.getLogger("postback.worker")
+
+MAX_BACKOFF = 10.0
+HOUSEKEEPING_EVERY = 60.0
+
+
+class Worker:
+    """One process's delivery loop. ``run()`` until ``stop()``; then in-flight attempts get
+    ``shutdown_grace`` seconds to finish, and the rest are handed back to the queue."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        sender: Sender | None = None,
+        shutdown_grace: float | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.schedule = RetrySchedule(settings.retry_schedule)
+        self.sender = sender or Sender(
+            timeout=settings.request_timeout,
+            response_max_bytes=settings.response_max_bytes,
+            user_agent=settings.user_agent,
+            max_connections=settings.worker_concurrency,
+            allow_private_networks=settings.allow_private_networks,
+        )
+        # A claim must outlive the attempt it covers, or another worker would retake it.
+        self.lease_seconds = max(settings.lease_seconds, settings.request_timeout + 5)
+        self.shutdown_grace = (
+            settings.request_timeout + 1 if shutdown_grace is None else shutdown_grace
+        )
+        self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._in_flight: dict[asyncio.Task[None], ClaimedDelivery] = {}
+        self._results: list[AttemptResult] = []
+        self._results_ready = asyncio.Event()
+        self.delivered = 0  # attempts recorded by this worker, for tests and metrics
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._slot_freed.set()
+        self.store.work_queued.set()
+
+    async def run(self) -> None:
+        await self.sender.start()
+        recorder = asyncio.create_task(self._record_loop(), name="postback-recorder")
+        listener = asyncio.create_task(self.store.listen_for_work(), name="postback-listen")
+        housekeeper = asyncio.create_task(self._housekeeping(), name="postback-housekeeping")
+        try:
+            await self._claim_loop()
+        finally:
+            for task in (listener, housekeeper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._drain()
+            self._results_ready.set()
+            await recorder
+            await self.sender.close()
+
+    # ---- claiming --------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        backoff = 0.0
+        while not self._stopping.is_set():
+            free = self.settings.worker_concurrency - len(self._in_flight)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            want = min(free, self.settings.worker_batch_size)
+            # Cleared before the claim: work queued while it runs wakes the next wait.
+            self.store.work_queued.clear()
+            try:
+                claimed = await self.store.claim_due_deliveries(want, self.lease_seconds)
+                backoff = 0.0
+            except Exception as exc:  # the database is down or restarting: keep trying
+                backoff = min(MAX_BACKOFF, backoff * 2 or 0.2)
+                log.warning("claiming deliveries failed (%s); retrying in %.1fs", exc, backoff)
+                await self._sleep(backoff)
+                continue
+            for claim in claimed:
+                task = asyncio.create_task(self._deliver(claim))
+                self._in_flight[task] = claim
+            if len(claimed) < want:
+                await self._wait_for_work()
+
+    async def _wait_for_work(self) -> None:
+        timeout = self.settings.poll_interval
+        with contextlib.suppress(Exception):
+            next_due = await self.store.next_due_at()
+            if next_due is not None:
+                timeout = min(timeout, max(0.0, (next_due - utcnow()).total_seconds()))
+        if timeout <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.store.work_queued.wait(), timeout)
+
+    async def _housekeeping(self) -> None:
+        """Retention: drop expired payloads and idempotency keys, a batch a minute."""
+        while True:
+            try:
+                await self.store.expunge_expired_payloads()
+                await self.store.purge_idempotency_keys()
+            except Exception as exc:
+                log.warning("housekeeping failed (%s); will try again", exc)
+            await asyncio.sleep(HOUSEKEEPING_EVERY)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    # ---- sending and recording -------------------------------------------------------
+
+    async def _deliver(self, claim: ClaimedDelivery) -> None:
+        try:
+            result = await self.sender.send(claim)
+        finally:
+            self._in_flight.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+            self._slot_freed.set()
+        self._results.append(result)
+        self._results_ready.set()
+
+    async def _record_loop(self) -> None:
+        backoff = 0.0
+        while True:
+            await self._results_ready.wait()
+            self._results_ready.clear()
+            if self._results:
+                batch, self._results = self._results, []
+                try:
+                    await self.store.record_attempts(
+                        batch, self.schedule, disable_after=self.settings.disable_after
+                    )
+                    self.delivered += len(batch)
+                    backoff = 0.0
+                except Exception as exc:
+                    # Keep the results and try again; if this process dies first the
+                    # leases expire and the deliveries are simply sent again.
+                    self._results[:0] = batch
+                    backoff = min(MAX_BACKOFF, backoff * 2 or 0.2)
+                    log.warning("recording %d attempts failed (%s)", len(batch), exc)
+                    if self._stopping.is_set() and backoff >= MAX_BACKOFF:
+                        return  # shutting down with the database gone: leases will expire
+                    await asyncio.sleep(backoff)
+                    self._results_ready.set()
+                    continue
+            if self._stopping.is_set() and not self._in_flight and not self._results:
+                return
+
+    async def _drain(self) -> None:
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight), timeout=self.shutdown_grace)
+        leftover = list(self._in_flight.items())
+        for task, _ in leftover:
+            task.cancel()
+        for task, _ in leftover:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if leftover:
+            with contextlib.suppress(Exception):
+                await self.store.release_claims([claim for _, claim in leftover])
+        self._in_flight.clear()

@@ -1,0 +1,114 @@
+"""Types shared by every layer: statuses, the retry schedule, endpoint matching."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class MessageStatus(enum.IntEnum):
+    """Status of a message for one endpoint (a delivery), and of one attempt (Svix's enum)."""
+
+    SUCCESS = 0
+    PENDING = 1
+    FAIL = 2
+    SENDING = 3
+    CANCELED = 4
+
+    @property
+    def text(self) -> str:
+        return self.name.lower()
+
+
+class TriggerType(enum.IntEnum):
+    SCHEDULED = 0
+    MANUAL = 1
+
+
+@dataclass(frozen=True)
+class RetrySchedule:
+    """Waits after each failed attempt. ``len(waits) + 1`` attempts in all."""
+
+    waits: tuple[float, ...]
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.waits) + 1
+
+    def next_attempt_at(self, attempts_made: int, now: datetime) -> datetime | None:
+        """When to try again after ``attempts_made`` scheduled attempts failed; None when
+        the schedule is exhausted."""
+        if attempts_made < 1 or attempts_made > len(self.waits):
+            return None
+        return now + timedelta(seconds=self.waits[attempts_made - 1])
+
+
+def endpoint_wants(
+    event_types: Sequence[str] | None,
+    channels: Sequence[str] | None,
+    msg_event_type: str,
+    msg_channels: Sequence[str] | None,
+) -> bool:
+    """Whether an endpoint subscribed to ``event_types``/``channels`` gets this message.
+
+    No event types means every event type. An endpoint with channels only gets messages
+    that carry one of them; an endpoint without channels gets every message.
+    """
+    if event_types and msg_event_type not in event_types:
+        return False
+    return not channels or bool(msg_channels and set(channels).intersection(msg_channels))
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """Everything the worker needs to make one attempt, read in the claim's round trip."""
+
+    delivery_id: str
+    lease: str
+    msg_id: str
+    app_id: str
+    endpoint_id: str
+    url: str
+    secrets: tuple[bytes, ...]
+    headers: dict[str, str]
+    payload: bytes
+    attempt_count: int
+    trigger: TriggerType
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one HTTP attempt produced; the worker records it with its delivery."""
+
+    delivery: ClaimedDelivery
+    at: datetime
+    status_code: int  # 0 when no HTTP response arrived
+    response: str
+    duration_ms: int
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status_code <= 299
+
+
+Json = dict[str, Any]
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact JSON bytes. orjson is fast but stops at 64-bit integers, which JSON itself
+    does not: the standard library takes those rare payloads."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

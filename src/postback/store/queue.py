@@ -1,0 +1,429 @@
+"""The delivery queue and attempt history: claims, results, resends, listings."""
+
+from __future__ import annotations
+
+import secrets as _secrets
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from postback import ids
+from postback.domain import (
+    AttemptResult,
+    ClaimedDelivery,
+    MessageStatus,
+    RetrySchedule,
+    TriggerType,
+)
+from postback.signing import decode_secret
+from postback.store import schema as t
+from postback.store.errors import NotFound
+from postback.store.pages import Page, PageOut, page_out, paged
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+Row = dict[str, Any]
+
+
+class QueueMixin:
+    engine: AsyncEngine
+    dialect: str
+    clock: Callable[[], datetime]
+
+    def _notify_work(self) -> None: ...
+
+    async def _announce_work(self, conn: AsyncConnection) -> None: ...
+
+    def _unseal(self, stored: str, endpoint_id: str) -> str: ...
+
+    async def _get_message(self, conn: AsyncConnection, app_id: str, msg_id: str) -> Row: ...
+
+    async def _get_endpoint(self, conn: AsyncConnection, app_id: str, id_or_uid: str) -> Row: ...
+
+    def _json_list_has(self, column: Any, value: str) -> sa.ColumnElement[bool]: ...
+
+    async def _reserve_rate_slots(
+        self, conn: AsyncConnection, rows: Any, now: datetime, lease: str
+    ) -> set[str]: ...
+
+    async def _track_health(
+        self, conn: AsyncConnection, results: Any, outcomes: Any, disable_after: float | None
+    ) -> None: ...
+
+    def _filter_messages(self, stmt: Any, *filters: Any) -> Any: ...
+
+    # ---- the worker's side -----------------------------------------------------------
+
+    async def claim_due_deliveries(self, limit: int, lease_seconds: float) -> list[ClaimedDelivery]:
+        """Take up to ``limit`` due deliveries for ``lease_seconds``: they become due again
+        if the claimer dies. SKIP LOCKED lets many workers claim side by side."""
+        now = self.clock()
+        lease = _secrets.token_hex(8)
+        d = t.deliveries.c
+        due = (
+            sa.select(d.id).where(d.next_attempt_at <= now).order_by(d.next_attempt_at).limit(limit)
+        )
+        if self.dialect == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        due_cte = due.cte("due")
+        claim = (
+            t.deliveries.update()
+            .where(d.id == due_cte.c.id)
+            .values(
+                status=MessageStatus.SENDING,
+                next_attempt_at=now + timedelta(seconds=lease_seconds),
+                lease=lease,
+                updated_at=now,
+            )
+            .returning(d.id)
+        )
+        m, e = t.messages.c, t.endpoints.c
+        async with self.engine.begin() as conn:
+            claimed = [r.id for r in await conn.execute(claim)]
+            if not claimed:
+                return []
+            details = await conn.execute(
+                sa.select(
+                    d.id,
+                    d.msg_id,
+                    d.app_id,
+                    d.endpoint_id,
+                    d.attempt_count,
+                    d.trigger_type,
+                    e.url,
+                    e.secret,
+                    e.previous_secrets,
+                    e.headers,
+                    e.throttle_rate,
+                    d.rate_slot,
+                    m.payload,
+                )
+                .join(t.endpoints, e.id == d.endpoint_id)
+                .join(t.messages, m.id == d.msg_id)
+                .where(d.id.in_(claimed))
+                .order_by(d.id)  # message order, for rate-limit slots
+            )
+            details = details.all()
+            postponed = await self._reserve_rate_slots(conn, details, now, lease)
+            return [
+                ClaimedDelivery(
+                    delivery_id=r.id,
+                    lease=lease,
+                    msg_id=r.msg_id,
+                    app_id=r.app_id,
+                    endpoint_id=r.endpoint_id,
+                    url=r.url,
+                    secrets=self._signing_keys(r, now),
+                    headers=r.headers or {},
+                    payload=r.payload or b"{}",
+                    attempt_count=r.attempt_count,
+                    trigger=TriggerType(r.trigger_type),
+                )
+                for r in details
+                if r.id not in postponed
+            ]
+
+    def _signing_keys(self, row: Any, now: datetime) -> tuple[bytes, ...]:
+        """The current secret, then rotated-out ones still inside their grace period."""
+        keys = [decode_secret(self._unseal(row.secret, row.endpoint_id))]
+        for previous in row.previous_secrets or ():
+            if datetime.fromisoformat(previous["until"]) > now:
+                keys.append(decode_secret(self._unseal(previous["secret"], row.endpoint_id)))
+        return tuple(keys)
+
+    async def record_attempts(
+        self,
+        results: Sequence[AttemptResult],
+        schedule: RetrySchedule,
+        *,
+        disable_after: float | None = None,
+    ) -> None:
+        """Store a batch of attempts and move each delivery on, in one transaction; then
+        endpoint health (operational events, auto-disable after ``disable_after`` s)."""
+        if not results:
+            return
+        now = self.clock()
+        updates, rows, outcomes = [], [], []
+        for res in results:
+            dl = res.delivery
+            status, next_at, count = _outcome(res, schedule, now)
+            outcomes.append((status, next_at, count))
+            updates.append(
+                {
+                    "b_id": dl.delivery_id,
+                    "b_lease": dl.lease,
+                    "status": status,
+                    "next_attempt_at": next_at,
+                    "attempt_count": count,
+                }
+            )
+            rows.append(
+                {
+                    "id": ids.new_id(ids.ATTEMPT),
+                    "msg_id": dl.msg_id,
+                    "endpoint_id": dl.endpoint_id,
+                    "app_id": dl.app_id,
+                    "url": dl.url,
+                    "status": MessageStatus.SUCCESS if res.ok else MessageStatus.FAIL,
+                    "response_status_code": res.status_code,
+                    "response": res.response,
+                    "error": res.error,
+                    "response_duration_ms": res.duration_ms,
+                    "trigger_type": dl.trigger,
+                    "created_at": res.at,
+                }
+            )
+        d = t.deliveries.c
+        move_on = (
+            t.deliveries.update()
+            .where(d.id == sa.bindparam("b_id"), d.lease == sa.bindparam("b_lease"))
+            .values(lease=None, trigger_type=TriggerType.SCHEDULED, rate_slot=False, updated_at=now)
+        )
+        for tries_left in (2, 1, 0):
+            try:
+                async with self.engine.begin() as conn:
+                    # An endpoint or message deleted while its attempt was in flight takes
+                    # the delivery with it: drop that attempt instead of failing the batch.
+                    present = await conn.execute(
+                        sa.select(d.id).where(d.id.in_([r.delivery.delivery_id for r in results]))
+                    )
+                    keep = {r.id for r in present}
+                    live = [i for i, r in enumerate(results) if r.delivery.delivery_id in keep]
+                    if live:
+                        await conn.execute(t.attempts.insert(), [rows[i] for i in live])
+                    await conn.execute(move_on, updates)
+                    await self._track_health(
+                        conn,
+                        [results[i] for i in live],
+                        [outcomes[i] for i in live],
+                        disable_after,
+                    )
+                return
+            except DBAPIError:
+                if not tries_left:
+                    raise
+
+    async def release_claims(self, claims: Sequence[ClaimedDelivery]) -> None:
+        """Hand unfinished claims back (graceful shutdown): due again at once."""
+        if not claims:
+            return
+        d = t.deliveries.c
+        stmt = (
+            t.deliveries.update()
+            .where(d.id == sa.bindparam("b_id"), d.lease == sa.bindparam("b_lease"))
+            .values(status=MessageStatus.PENDING, next_attempt_at=self.clock(), lease=None)
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt, [{"b_id": c.delivery_id, "b_lease": c.lease} for c in claims])
+            await self._announce_work(conn)
+        self._notify_work()
+
+    async def next_due_at(self) -> datetime | None:
+        d = t.deliveries.c
+        async with self.engine.connect() as conn:
+            return await conn.scalar(sa.select(sa.func.min(d.next_attempt_at)))
+
+    async def queue_health(self, overdue_after: float) -> dict[str, Any]:
+        """Counts an operator needs to judge the queue: what is due, what is late, and
+        claims whose lease ran out without another worker taking them over."""
+        now = self.clock()
+        late = now - timedelta(seconds=overdue_after)
+        d = t.deliveries.c
+        pending, sending = d.status == MessageStatus.PENDING, d.status == MessageStatus.SENDING
+        due = d.next_attempt_at <= now
+
+        def count(cond: Any) -> Any:
+            return sa.func.count().filter(cond)
+
+        stmt = sa.select(
+            count(sa.and_(pending, due)).label("due"),
+            count(sa.and_(pending, d.next_attempt_at < late)).label("overdue"),
+            count(sa.and_(pending, d.next_attempt_at > now)).label("scheduled"),
+            count(sa.and_(pending, d.next_attempt_at.is_(None))).label("paused"),
+            count(sending).label("sending"),
+            count(sa.and_(sending, d.next_attempt_at < late)).label("stuck"),
+            sa.func.min(d.next_attempt_at).filter(sa.and_(pending, due)).label("oldest_due"),
+        ).where(d.next_attempt_at.is_not(None) | pending)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(stmt)).one()
+        health = dict(row._mapping)
+        oldest = health.pop("oldest_due")
+        health["oldest_due_seconds"] = (now - oldest).total_seconds() if oldest else 0.0
+        health["healthy"] = health["overdue"] == 0 and health["stuck"] == 0
+        return health
+
+    # ---- the API's side --------------------------------------------------------------
+
+    async def resend(self, app_id: str, msg_id: str, endpoint_id: str) -> None:
+        """Queue one manual attempt of a message to an endpoint, now."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            msg = await self._get_message(conn, app_id, msg_id)
+            ep = await self._get_endpoint(conn, app_id, endpoint_id)
+            d = t.deliveries.c
+            found = await conn.scalar(
+                sa.select(d.id).where(d.msg_id == msg["id"], d.endpoint_id == ep["id"])
+            )
+            values = {
+                "status": MessageStatus.PENDING,
+                "trigger_type": TriggerType.MANUAL,
+                "next_attempt_at": now,
+                "lease": None,
+                "updated_at": now,
+            }
+            if found is None:
+                await conn.execute(
+                    t.deliveries.insert().values(
+                        id=ids.new_id(ids.DELIVERY),
+                        msg_id=msg["id"],
+                        endpoint_id=ep["id"],
+                        app_id=app_id,
+                        attempt_count=0,
+                        created_at=now,
+                        **values,
+                    )
+                )
+            else:
+                await conn.execute(t.deliveries.update().where(d.id == found).values(**values))
+            await self._announce_work(conn)
+        self._notify_work()
+
+    async def list_attempts(
+        self,
+        app_id: str,
+        page: Page,
+        *,
+        msg_id: str | None = None,
+        endpoint_id: str | None = None,
+        status: int | None = None,
+        status_code_class: int | None = None,
+        event_types: Sequence[str] | None = None,
+        channel: str | None = None,
+        before: datetime | None = None,
+        after: datetime | None = None,
+    ) -> PageOut:
+        a, m = t.attempts.c, t.messages.c
+        stmt = sa.select(t.attempts).where(a.app_id == app_id)
+        async with self.engine.connect() as conn:
+            if msg_id is not None:
+                msg = await self._get_message(conn, app_id, msg_id)
+                stmt = stmt.where(a.msg_id == msg["id"])
+            if endpoint_id is not None:
+                ep = await self._get_endpoint(conn, app_id, endpoint_id)
+                stmt = stmt.where(a.endpoint_id == ep["id"])
+            if status is not None:
+                stmt = stmt.where(a.status == status)
+            if status_code_class is not None:
+                low = status_code_class
+                stmt = stmt.where(
+                    a.response_status_code == 0
+                    if low == 0
+                    else a.response_status_code.between(low, low + 99)
+                )
+            if event_types or channel:
+                sub = sa.select(m.id).where(m.app_id == app_id)
+                if event_types:
+                    sub = sub.where(m.event_type.in_(list(event_types)))
+                if channel:
+                    sub = sub.where(self._json_list_has(m.channels, channel))
+                stmt = stmt.where(a.msg_id.in_(sub))
+            if before:
+                stmt = stmt.where(a.created_at < before)
+            if after:
+                stmt = stmt.where(a.created_at > after)
+            rows = (await conn.execute(paged(stmt, a.id, page))).all()
+        return page_out(rows, "id", page)
+
+    async def get_attempt(self, app_id: str, msg_id: str, attempt_id: str) -> Row:
+        a = t.attempts.c
+        async with self.engine.connect() as conn:
+            msg = await self._get_message(conn, app_id, msg_id)
+            row = (
+                await conn.execute(
+                    sa.select(t.attempts).where(
+                        a.app_id == app_id, a.msg_id == msg["id"], a.id == attempt_id
+                    )
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"attempt {attempt_id!r} not found")
+        return dict(row._mapping)
+
+    async def list_destinations(self, app_id: str, msg_id: str, page: Page) -> PageOut:
+        """The endpoints a message is (or was) going to, each with its delivery status."""
+        d, e = t.deliveries.c, t.endpoints.c
+        async with self.engine.connect() as conn:
+            msg = await self._get_message(conn, app_id, msg_id)
+            stmt = (
+                sa.select(t.endpoints, d.status, d.next_attempt_at)
+                .join(t.deliveries, d.endpoint_id == e.id)
+                .where(d.msg_id == msg["id"])
+            )
+            rows = (await conn.execute(paged(stmt, e.id, page))).all()
+        return page_out(rows, "id", page)
+
+    async def list_attempted_messages(
+        self,
+        app_id: str,
+        endpoint_id: str,
+        page: Page,
+        *,
+        status: int | None = None,
+        event_types: Sequence[str] | None = None,
+        channel: str | None = None,
+        tag: str | None = None,
+        before: datetime | None = None,
+        after: datetime | None = None,
+    ) -> PageOut:
+        """The messages sent (or being sent) to an endpoint, each with its delivery status."""
+        d, m = t.deliveries.c, t.messages.c
+        async with self.engine.connect() as conn:
+            ep = await self._get_endpoint(conn, app_id, endpoint_id)
+            stmt = (
+                sa.select(t.messages, d.status, d.next_attempt_at)
+                .join(t.deliveries, d.msg_id == m.id)
+                .where(d.endpoint_id == ep["id"])
+            )
+            if status is not None:
+                stmt = stmt.where(d.status == status)
+            stmt = self._filter_messages(stmt, event_types, channel, tag, before, after)
+            rows = (await conn.execute(paged(stmt, m.id, page))).all()
+        return page_out(rows, "id", page)
+
+    async def endpoint_stats(
+        self, app_id: str, endpoint_id: str, since: datetime | None, until: datetime | None
+    ) -> dict[str, int]:
+        d = t.deliveries.c
+        async with self.engine.connect() as conn:
+            ep = await self._get_endpoint(conn, app_id, endpoint_id)
+            stmt = (
+                sa.select(d.status, sa.func.count())
+                .where(d.endpoint_id == ep["id"])
+                .group_by(d.status)
+            )
+            if since:
+                stmt = stmt.where(d.created_at >= since)
+            if until:
+                stmt = stmt.where(d.created_at < until)
+            counts = {MessageStatus(s).text: n for s, n in await conn.execute(stmt)}
+        return {s.text: counts.get(s.text, 0) for s in MessageStatus}
+
+
+def _outcome(
+    res: AttemptResult, schedule: RetrySchedule, now: datetime
+) -> tuple[MessageStatus, datetime | None, int]:
+    """The delivery's status, next due time and scheduled-attempt count after ``res``."""
+    dl = res.delivery
+    if dl.trigger is TriggerType.MANUAL:
+        # A manual resend is one extra try; it does not restart the retry schedule.
+        status = MessageStatus.SUCCESS if res.ok else MessageStatus.FAIL
+        return status, None, dl.attempt_count
+    count = dl.attempt_count + 1
+    if res.ok:
+        return MessageStatus.SUCCESS, None, count
+    next_at = schedule.next_attempt_at(count, now)
+    return (MessageStatus.PENDING if next_at else MessageStatus.FAIL), next_at, count

@@ -1,0 +1,252 @@
+"""SQLAlchemy Core tables: one schema for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# JSONB on PostgreSQL so containment (channel, tag filters) can use it; JSON text on SQLite.
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, whatever the dialect stores."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        # SQLite keeps text: store it naive so every value compares as the same format.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _created() -> sa.Column[datetime]:
+    return sa.Column("created_at", UTCDateTime(), nullable=False)
+
+
+operator_tokens = sa.Table(
+    "operator_tokens",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    _created(),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+app_tokens = sa.Table(
+    "app_tokens",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "app_id",
+        sa.String(40),
+        sa.ForeignKey("applications.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("read_only", sa.Boolean, nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    _created(),
+)
+
+applications = sa.Table(
+    "applications",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("uid", sa.String(256), nullable=True, unique=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("throttle_rate", sa.Integer, nullable=True),
+    sa.Column("metadata", Json, nullable=False),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+event_types = sa.Table(
+    "event_types",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("archived", sa.Boolean, nullable=False, default=False),
+    sa.Column("deprecated", sa.Boolean, nullable=False, default=False),
+    sa.Column("schemas", Json, nullable=True),
+    sa.Column("group_name", sa.String(256), nullable=True),
+    sa.Column("feature_flags", Json, nullable=True),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "app_id",
+        sa.String(40),
+        sa.ForeignKey("applications.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("uid", sa.String(256), nullable=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("throttle_rate", sa.Integer, nullable=True),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("event_types", Json, nullable=True),
+    sa.Column("channels", Json, nullable=True),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("headers", Json, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    # Secrets replaced by a rotation that still sign until their expiry: [{secret, until}].
+    sa.Column("previous_secrets", Json, nullable=True),
+    sa.Column("disabled_reason", sa.Text, nullable=True),
+    sa.Column("disabled_at", UTCDateTime(), nullable=True),
+    # Start of the current run of failures (NULL after a success): auto-disable's clock.
+    sa.Column("failing_since", UTCDateTime(), nullable=True),
+    sa.Column("fail_streak", sa.Integer, nullable=False, server_default="0"),
+    # Rate limit (throttle_rate/s) state shared by every worker: the next free send slot.
+    sa.Column("rate_next_at", UTCDateTime(), nullable=True),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("app_id", "uid"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "app_id",
+        sa.String(40),
+        sa.ForeignKey("applications.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("event_type", sa.String(256), nullable=False),
+    sa.Column("event_id", sa.String(256), nullable=True),
+    # The exact bytes that are signed and sent: stored once, never re-serialized.
+    sa.Column("payload", sa.LargeBinary, nullable=True),
+    sa.Column("channels", Json, nullable=True),
+    sa.Column("tags", Json, nullable=True),
+    _created(),
+    sa.Column("deliver_at", UTCDateTime(), nullable=True),
+    # When the payload is dropped (payloadRetentionPeriod); the message record stays.
+    sa.Column("expunge_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("app_id", "event_id"),
+    sa.Index("ix_messages_app_id_id", "app_id", "id"),
+    sa.Index(
+        "ix_messages_expunge_at",
+        "expunge_at",
+        postgresql_where=sa.text("expunge_at IS NOT NULL"),
+        sqlite_where=sa.text("expunge_at IS NOT NULL"),
+    ),
+)
+
+# One row per (message, endpoint): the queue. next_attempt_at is when it is due; a claim
+# pushes it forward by the lease, so an abandoned claim simply becomes due again.
+# NULL once the delivery is final (succeeded, failed, canceled) or paused.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "msg_id", sa.String(40), sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column(
+        "endpoint_id",
+        sa.String(40),
+        sa.ForeignKey("endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("app_id", sa.String(40), nullable=False),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("attempt_count", sa.Integer, nullable=False, default=0),
+    sa.Column("trigger_type", sa.SmallInteger, nullable=False, default=0),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("lease", sa.String(32), nullable=True),
+    # The delivery already holds a rate-limit slot at next_attempt_at: send it then.
+    sa.Column("rate_slot", sa.Boolean, nullable=False, server_default=sa.false()),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("msg_id", "endpoint_id"),
+    sa.Index("ix_deliveries_endpoint_id_id", "endpoint_id", "id"),
+    sa.Index(
+        "ix_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
+        sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
+    ),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "msg_id", sa.String(40), sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column(
+        "endpoint_id",
+        sa.String(40),
+        sa.ForeignKey("endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("app_id", sa.String(40), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("response_status_code", sa.Integer, nullable=False),
+    sa.Column("response", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("response_duration_ms", sa.Integer, nullable=False),
+    sa.Column("trigger_type", sa.SmallInteger, nullable=False),
+    _created(),
+    sa.Index("ix_attempts_msg_id_id", "msg_id", "id"),
+    sa.Index("ix_attempts_endpoint_id_id", "endpoint_id", "id"),
+)
+
+# Responses to POSTs that carried an idempotency-key, replayed for 24 hours.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),  # sha256(token scope, key)
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),  # NULL while the first is running
+    sa.Column("response", sa.LargeBinary, nullable=True),
+    sa.Column("content_type", sa.String(128), nullable=True),
+    _created(),
+    sa.Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+background_tasks = sa.Table(
+    "background_tasks",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("app_id", sa.String(40), nullable=True, index=True),
+    sa.Column("task", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("data", Json, nullable=False),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

@@ -1,0 +1,375 @@
+"""Store: every query postback needs. SQL and dialect differences live here only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from postback import ids
+from postback.domain import MessageStatus, utcnow
+from postback.store import schema as t
+from postback.store.engine import create_engine
+from postback.store.errors import Conflict, NotFound
+from postback.store.idempotency import IdempotencyMixin
+from postback.store.messages import MessagesMixin
+from postback.store.operational import (
+    ENDPOINT_CREATED,
+    ENDPOINT_DELETED,
+    ENDPOINT_UPDATED,
+    OPERATIONAL_APP_ID,
+    OperationalMixin,
+)
+from postback.store.pages import Page, PageOut, page_out, paged
+from postback.store.queue import QueueMixin
+from postback.store.ratelimit import RateLimitMixin
+from postback.store.secretbox import SecretBox, SecretKeyError
+from postback.store.tasks import TasksMixin
+from postback.store.tokens import Principal, TokensMixin, hash_token
+
+Row = dict[str, Any]
+WORK_CHANNEL = "postback_work"
+
+
+class Store(
+    MessagesMixin,
+    TokensMixin,
+    IdempotencyMixin,
+    OperationalMixin,
+    TasksMixin,
+    RateLimitMixin,
+    QueueMixin,
+):
+    """The one interface to the database; api/, web/, cli and the worker call only this."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        secret_box: SecretBox | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self._box = secret_box
+        self.dialect = engine.dialect.name
+        self.clock = clock
+        # Set when new work is queued; a worker in this process waits on it.
+        self.work_queued = asyncio.Event()
+        self._token_cache: dict[str, tuple[float, Principal]] = {}
+
+    @classmethod
+    def connect(cls, url: str, **kwargs: Any) -> Store:
+        return cls(create_engine(url), **kwargs)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def _seal(self, secret: str, endpoint_id: str) -> str:
+        if self._box is None:
+            raise SecretKeyError("no secret key configured: endpoint secrets cannot be written")
+        return self._box.seal(secret, endpoint_id)
+
+    def _unseal(self, stored: str, endpoint_id: str) -> str:
+        if self._box is None:
+            raise SecretKeyError("no secret key configured: endpoint secrets cannot be read")
+        return self._box.open(stored, endpoint_id)
+
+    def _notify_work(self) -> None:
+        self.work_queued.set()
+
+    async def _announce_work(self, conn: AsyncConnection) -> None:
+        """Wake workers in other processes. On PostgreSQL the NOTIFY is sent at commit, so
+        nobody is woken for work that was rolled back."""
+        if self.dialect == "postgresql":
+            await conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": WORK_CHANNEL})
+
+    async def listen_for_work(self) -> None:
+        """Until cancelled, hold a LISTEN connection that sets ``work_queued`` whenever
+        another process queues work (PostgreSQL; on SQLite there are no other processes).
+        A lost connection is reopened with backoff; the worker's poll covers the gap."""
+        if self.dialect != "postgresql":
+            return
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        backoff = 0.0
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(url, timeout=10)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, ev=lost: ev.set())
+                await conn.add_listener(WORK_CHANNEL, lambda *_a: self.work_queued.set())
+                self.work_queued.set()  # whatever was queued while we were not listening
+                backoff = 0.0
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), 15)
+                    if not lost.is_set():
+                        await conn.execute("SELECT 1", timeout=5)  # notice a silent drop
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                backoff = min(10.0, backoff * 2 or 0.2)
+                await asyncio.sleep(backoff)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    # ---- applications ----------------------------------------------------------------
+
+    async def create_app(self, values: Row) -> Row:
+        now = self.clock()
+        row = {
+            "id": ids.new_id(ids.APPLICATION),
+            "uid": values.get("uid"),
+            "name": values["name"],
+            "throttle_rate": values.get("throttle_rate"),
+            "metadata": values.get("metadata") or {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self.engine.begin() as conn:
+            await self._insert(conn, t.applications, row, "uid")
+        return row
+
+    async def get_app(self, id_or_uid: str) -> Row:
+        async with self.engine.connect() as conn:
+            return await self._get_app(conn, id_or_uid)
+
+    async def _get_app(self, conn: AsyncConnection, id_or_uid: str) -> Row:
+        if id_or_uid == OPERATIONAL_APP_ID:
+            raise NotFound(f"application {id_or_uid!r} not found")  # internal, not an app
+        c = t.applications.c
+        key = c.id if ids.has_prefix(id_or_uid, ids.APPLICATION) else c.uid
+        row = (await conn.execute(sa.select(t.applications).where(key == id_or_uid))).first()
+        if row is None:
+            raise NotFound(f"application {id_or_uid!r} not found")
+        return dict(row._mapping)
+
+    async def list_apps(self, page: Page) -> PageOut:
+        visible = sa.select(t.applications).where(t.applications.c.id != OPERATIONAL_APP_ID)
+        stmt = paged(visible, t.applications.c.id, page)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return page_out(rows, "id", page)
+
+    async def update_app(self, id_or_uid: str, values: Row) -> Row:
+        values = _not_null(values, "metadata")
+        async with self.engine.begin() as conn:
+            app = await self._get_app(conn, id_or_uid)
+            app.update(values, updated_at=self.clock())
+            stmt = t.applications.update().where(t.applications.c.id == app["id"])
+            await self._update(conn, stmt, values | {"updated_at": app["updated_at"]}, "uid")
+        return app
+
+    async def delete_app(self, id_or_uid: str) -> None:
+        async with self.engine.begin() as conn:
+            app = await self._get_app(conn, id_or_uid)
+            await conn.execute(t.applications.delete().where(t.applications.c.id == app["id"]))
+
+    # ---- event types -----------------------------------------------------------------
+
+    async def create_event_type(self, values: Row) -> Row:
+        now = self.clock()
+        row = {
+            "name": values["name"],
+            "description": values.get("description") or "",
+            "archived": bool(values.get("archived")),
+            "deprecated": bool(values.get("deprecated")),
+            "schemas": values.get("schemas"),
+            "group_name": values.get("group_name"),
+            "feature_flags": values.get("feature_flags"),
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self.engine.begin() as conn:
+            await self._insert(conn, t.event_types, row, "name")
+        return row
+
+    async def get_event_type(self, name: str) -> Row:
+        async with self.engine.connect() as conn:
+            return await self._get_event_type(conn, name)
+
+    async def _get_event_type(self, conn: AsyncConnection, name: str) -> Row:
+        stmt = sa.select(t.event_types).where(t.event_types.c.name == name)
+        row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise NotFound(f"event type {name!r} not found")
+        return dict(row._mapping)
+
+    async def list_event_types(self, page: Page, *, include_archived: bool = False) -> PageOut:
+        stmt = sa.select(t.event_types)
+        if not include_archived:
+            stmt = stmt.where(t.event_types.c.archived.is_(False))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(paged(stmt, t.event_types.c.name, page))).all()
+        return page_out(rows, "name", page)
+
+    async def update_event_type(self, name: str, values: Row) -> Row:
+        async with self.engine.begin() as conn:
+            row = await self._get_event_type(conn, name)
+            row.update(values, updated_at=self.clock())
+            stmt = t.event_types.update().where(t.event_types.c.name == name)
+            await conn.execute(stmt.values(**values, updated_at=row["updated_at"]))
+        return row
+
+    async def delete_event_type(self, name: str, *, expunge: bool = False) -> None:
+        async with self.engine.begin() as conn:
+            await self._get_event_type(conn, name)
+            where = t.event_types.c.name == name
+            if expunge:
+                await conn.execute(t.event_types.delete().where(where))
+            else:
+                values = {"archived": True, "updated_at": self.clock()}
+                await conn.execute(t.event_types.update().where(where).values(**values))
+
+    # ---- endpoints -------------------------------------------------------------------
+
+    async def create_endpoint(self, app_id: str, values: Row) -> Row:
+        now = self.clock()
+        row = {
+            "id": ids.new_id(ids.ENDPOINT),
+            "app_id": app_id,
+            "uid": values.get("uid"),
+            "url": values["url"],
+            "description": values.get("description") or "",
+            "throttle_rate": values.get("throttle_rate"),
+            "disabled": bool(values.get("disabled")),
+            "event_types": values.get("event_types") or None,
+            "channels": values.get("channels") or None,
+            "metadata": values.get("metadata") or {},
+            "headers": values.get("headers") or {},
+            "secret": values["secret"],
+            "created_at": now,
+            "updated_at": now,
+        }
+        sealed = row | {"secret": self._seal(row["secret"], row["id"])}
+        async with self.engine.begin() as conn:
+            await self._insert(conn, t.endpoints, sealed, "uid")
+            await self._emit_endpoint_event(conn, ENDPOINT_CREATED, row)
+        return row
+
+    async def get_endpoint(self, app_id: str, id_or_uid: str) -> Row:
+        async with self.engine.connect() as conn:
+            return await self._get_endpoint(conn, app_id, id_or_uid)
+
+    async def _get_endpoint(self, conn: AsyncConnection, app_id: str, id_or_uid: str) -> Row:
+        c = t.endpoints.c
+        key = c.id if ids.has_prefix(id_or_uid, ids.ENDPOINT) else c.uid
+        stmt = sa.select(t.endpoints).where(c.app_id == app_id, key == id_or_uid)
+        row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise NotFound(f"endpoint {id_or_uid!r} not found")
+        return dict(row._mapping) | {"secret": self._unseal(row.secret, row.id)}
+
+    async def list_endpoints(self, app_id: str, page: Page) -> PageOut:
+        stmt = sa.select(t.endpoints).where(t.endpoints.c.app_id == app_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(paged(stmt, t.endpoints.c.id, page))).all()
+        return page_out(rows, "id", page)
+
+    async def update_endpoint(self, app_id: str, id_or_uid: str, values: Row) -> Row:
+        values = _not_null(values, "metadata", "headers")
+        async with self.engine.begin() as conn:
+            ep = await self._get_endpoint(conn, app_id, id_or_uid)
+            was_disabled = ep["disabled"]
+            ep.update(values, updated_at=self.clock())
+            stmt = t.endpoints.update().where(t.endpoints.c.id == ep["id"])
+            written = values | {"updated_at": ep["updated_at"]}
+            if "secret" in values:
+                written["secret"] = self._seal(values["secret"], ep["id"])
+            await self._update(conn, stmt, written, "uid")
+            if ep["disabled"] != was_disabled:
+                await self._pause_deliveries(conn, ep["id"], paused=ep["disabled"])
+                if not ep["disabled"]:
+                    # Re-enabled: its failure clock and the reason it stopped are history.
+                    fresh = {"failing_since": None, "disabled_reason": None, "disabled_at": None}
+                    await conn.execute(stmt.values(**fresh))
+                    ep.update(fresh)
+                    await self._announce_work(conn)
+                else:
+                    fresh = {"disabled_reason": "disabled by request", "disabled_at": self.clock()}
+                    await conn.execute(stmt.values(**fresh))
+                    ep.update(fresh)
+            await self._emit_endpoint_event(conn, ENDPOINT_UPDATED, ep)
+        if not ep["disabled"] and was_disabled:
+            self._notify_work()
+        return ep
+
+    async def rotate_secret(
+        self, app_id: str, id_or_uid: str, new_secret: str, grace_seconds: float
+    ) -> None:
+        """Replace the signing secret. The old one keeps signing beside it for
+        ``grace_seconds``, so receivers can switch without rejecting a delivery."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            ep = await self._get_endpoint(conn, app_id, id_or_uid)
+            kept = [p for p in ep["previous_secrets"] or [] if _until(p) > now]
+            if grace_seconds > 0:
+                until = (now + timedelta(seconds=grace_seconds)).isoformat()
+                kept.insert(0, {"secret": self._seal(ep["secret"], ep["id"]), "until": until})
+            await conn.execute(
+                t.endpoints.update()
+                .where(t.endpoints.c.id == ep["id"])
+                .values(
+                    secret=self._seal(new_secret, ep["id"]),
+                    previous_secrets=kept or None,
+                    updated_at=now,
+                )
+            )
+
+    async def delete_endpoint(self, app_id: str, id_or_uid: str) -> None:
+        async with self.engine.begin() as conn:
+            ep = await self._get_endpoint(conn, app_id, id_or_uid)
+            await conn.execute(t.endpoints.delete().where(t.endpoints.c.id == ep["id"]))
+            await self._emit_endpoint_event(conn, ENDPOINT_DELETED, ep)
+
+    # ---- helpers ---------------------------------------------------------------------
+
+    async def _insert(self, conn: AsyncConnection, table: sa.Table, row: Row, unique: str) -> None:
+        try:
+            async with conn.begin_nested():
+                await conn.execute(table.insert().values(**row))
+        except IntegrityError:
+            raise Conflict(f"{unique} {row.get(unique)!r} is already in use") from None
+
+    async def _update(
+        self, conn: AsyncConnection, stmt: sa.Update, values: Row, unique: str
+    ) -> None:
+        try:
+            async with conn.begin_nested():
+                await conn.execute(stmt.values(**values))
+        except IntegrityError:
+            raise Conflict(f"{unique} {values.get(unique)!r} is already in use") from None
+
+    async def _pause_deliveries(self, conn: AsyncConnection, ep_id: str, *, paused: bool) -> None:
+        """Disabling an endpoint parks its pending deliveries; enabling makes them due now."""
+        c = t.deliveries.c
+        stmt = t.deliveries.update().where(
+            c.endpoint_id == ep_id, c.status == MessageStatus.PENDING
+        )
+        if paused:
+            stmt = stmt.where(c.next_attempt_at.is_not(None)).values(next_attempt_at=None)
+        else:
+            stmt = stmt.where(c.next_attempt_at.is_(None)).values(next_attempt_at=self.clock())
+        await conn.execute(stmt)
+
+
+def _not_null(values: Row, *maps: str) -> Row:
+    """A JSON map set to null is stored empty: the wire always shows an object."""
+    return values | {k: {} for k in maps if k in values and values[k] is None}
+
+
+def _until(previous: dict[str, str]) -> datetime:
+    return datetime.fromisoformat(previous["until"])
+
+
+__all__ = ["Conflict", "NotFound", "Page", "PageOut", "Store", "hash_token"]

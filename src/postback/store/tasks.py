@@ -1,0 +1,140 @@
+"""Background tasks: long operations (recovering an endpoint's failed deliveries) whose
+progress the caller reads back by id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from postback import ids
+from postback.domain import MessageStatus, TriggerType
+from postback.store import schema as t
+from postback.store.errors import NotFound
+from postback.store.pages import Page, PageOut, page_out, paged
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+Row = dict[str, Any]
+RECOVER = "endpoint.recover"
+RUNNING, FINISHED, FAILED = "running", "finished", "failed"
+RECOVER_BATCH = 500
+
+
+class TasksMixin:
+    engine: AsyncEngine
+    clock: Callable[[], datetime]
+
+    def _notify_work(self) -> None: ...
+
+    async def _announce_work(self, conn: AsyncConnection) -> None: ...
+
+    async def _get_endpoint(self, conn: AsyncConnection, app_id: str, id_or_uid: str) -> Row: ...
+
+    async def start_recover(
+        self, app_id: str, endpoint_ref: str, since: datetime, until: datetime | None
+    ) -> Row:
+        """Record a recover task for an endpoint; ``run_recover`` does the work."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            ep = await self._get_endpoint(conn, app_id, endpoint_ref)
+            row = {
+                "id": ids.new_id(ids.TASK),
+                "app_id": app_id,
+                "task": RECOVER,
+                "status": RUNNING,
+                "data": {
+                    "endpointId": ep["id"],
+                    "since": since.isoformat(),
+                    "until": until.isoformat() if until else None,
+                    "recovered": 0,
+                },
+                "created_at": now,
+                "updated_at": now,
+            }
+            await conn.execute(t.background_tasks.insert().values(**row))
+        return row
+
+    async def run_recover(self, task_id: str) -> Row:
+        """Queue again, in batches, every failed delivery of the task's endpoint created in
+        its window, each with a fresh retry schedule. Progress is written after each batch."""
+        task = await self.get_task(task_id)
+        data = dict(task["data"])
+        since = datetime.fromisoformat(data["since"])
+        until = datetime.fromisoformat(data["until"]) if data.get("until") else None
+        d = t.deliveries.c
+        try:
+            while True:
+                async with self.engine.begin() as conn:
+                    pick = (
+                        sa.select(d.id)
+                        .where(
+                            d.endpoint_id == data["endpointId"],
+                            d.status == MessageStatus.FAIL,
+                            d.created_at >= since,
+                        )
+                        .limit(RECOVER_BATCH)
+                    )
+                    if until is not None:
+                        pick = pick.where(d.created_at < until)
+                    batch = [r.id for r in await conn.execute(pick)]
+                    if batch:
+                        now = self.clock()
+                        await conn.execute(
+                            t.deliveries.update()
+                            .where(d.id.in_(batch))
+                            .values(
+                                status=MessageStatus.PENDING,
+                                next_attempt_at=now,
+                                attempt_count=0,
+                                trigger_type=TriggerType.SCHEDULED,
+                                lease=None,
+                                updated_at=now,
+                            )
+                        )
+                        await self._announce_work(conn)
+                    data["recovered"] += len(batch)
+                    status = RUNNING if len(batch) == RECOVER_BATCH else FINISHED
+                    await self._save_task(conn, task_id, status, data)
+                self._notify_work()
+                if status == FINISHED:
+                    break
+        except Exception:
+            async with self.engine.begin() as conn:
+                await self._save_task(conn, task_id, FAILED, data)
+            raise
+        return await self.get_task(task_id)
+
+    async def _save_task(self, conn: AsyncConnection, task_id: str, status: str, data: Row) -> None:
+        await conn.execute(
+            t.background_tasks.update()
+            .where(t.background_tasks.c.id == task_id)
+            .values(status=status, data=data, updated_at=self.clock())
+        )
+
+    async def get_task(self, task_id: str) -> Row:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(t.background_tasks).where(t.background_tasks.c.id == task_id)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"background task {task_id!r} not found")
+        return dict(row._mapping)
+
+    async def list_tasks(
+        self, page: Page, *, status: str | None = None, task: str | None = None
+    ) -> PageOut:
+        c = t.background_tasks.c
+        stmt = sa.select(t.background_tasks)
+        if status:
+            stmt = stmt.where(c.status == status)
+        if task:
+            stmt = stmt.where(c.task == task)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(paged(stmt, c.id, page))).all()
+        return page_out(rows, "id", page)
