@@ -7,7 +7,7 @@ import contextlib
 import logging
 import secrets
 import signal
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Annotated, Any
 
 import typer
@@ -100,6 +100,18 @@ async def _prepare(settings: Settings) -> Store:
     return store
 
 
+def _run_fast(main: Coroutine[Any, Any, None]) -> None:
+    """Run a long-lived service on uvloop (a libuv event loop: cheaper sockets and timers than
+    asyncio's default selector loop) where it is installed, else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop does not exist on Windows
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
 class QuietExitServer(uvicorn.Server):
     """uvicorn re-raises SIGTERM after shutting down, so the process would end 'killed'; a
     clean stop exits 0, so postback takes the signals itself."""
@@ -138,7 +150,7 @@ def serve(database_url: DatabaseOpt = None, host: HostOpt = None, port: PortOpt 
     """API and worker in one process (the embedded default, SQLite)."""
     _logging()
     settings = _settings(database_url=database_url, host=host, port=port)
-    asyncio.run(_run_http(settings, worker=True))
+    _run_fast(_run_http(settings, worker=True))
 
 
 @app.command()
@@ -146,7 +158,7 @@ def api(database_url: DatabaseOpt = None, host: HostOpt = None, port: PortOpt = 
     """The HTTP API alone; run workers beside it with `postback worker`."""
     _logging()
     settings = _settings(database_url=database_url, host=host, port=port)
-    asyncio.run(_run_http(settings, worker=False))
+    _run_fast(_run_http(settings, worker=False))
 
 
 @app.command()
@@ -169,7 +181,7 @@ def worker(database_url: DatabaseOpt = None) -> None:
         finally:
             await store.close()
 
-    asyncio.run(run())
+    _run_fast(run())
 
 
 @app.command()
