@@ -140,3 +140,38 @@ async def test_stop_hands_unfinished_claims_back(
     # Released, not left leased for a minute: the next worker can take them at once.
     claimed = await store.claim_due_deliveries(10, 30)
     assert len(claimed) == 2
+
+
+async def test_a_slow_recorder_holds_claims_back_instead_of_letting_leases_expire(
+    database_url: str, store: Store, receiver: Receiver
+) -> None:
+    """Sending can outrun recording (a busy database). Claims stay bounded by the worker's
+    concurrency until their attempts are written: results must not pile up in memory while
+    their leases run out and other workers send them again."""
+    url = receiver.route("/hook", ok())
+    app_id = await _app_with_endpoint(store, url)
+    await _send(store, app_id, 30)
+    worker = Worker(store, _settings(database_url, worker_concurrency=4, worker_batch_size=4))
+    record = store.record_attempts
+    held: list[int] = []
+
+    async def slow_record(*args: object, **kwargs: object) -> None:
+        held.append(await _claimed_and_unrecorded(store))
+        await asyncio.sleep(0.05)
+        await record(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.record_attempts = slow_record  # type: ignore[method-assign]
+    running = asyncio.create_task(worker.run())
+    await _wait(lambda: worker.delivered == 30, within=30)
+    worker.stop()
+    await running
+    got = receiver.received("/hook")
+    assert len(got) == 30 == len({r.headers["webhook-id"] for r in got})  # each once
+    assert held and max(held) <= 4, held
+
+
+async def _claimed_and_unrecorded(store: Store) -> int:
+    d = schema.deliveries.c
+    async with store.engine.connect() as conn:
+        stmt = sa.select(sa.func.count()).where(d.status == MessageStatus.SENDING)
+        return (await conn.execute(stmt)).scalar_one()

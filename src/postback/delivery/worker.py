@@ -47,6 +47,10 @@ class Worker:
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._in_flight: dict[asyncio.Task[None], ClaimedDelivery] = {}
+        # Claims not yet recorded (being sent, or sent and waiting for the recorder). A slot
+        # is freed only once its attempt is written: if sending outran recording, results
+        # would pile up in memory until their leases ran out and other workers resent them.
+        self._unrecorded = 0
         self._results: list[AttemptResult] = []
         self._results_ready = asyncio.Event()
         self.delivered = 0  # attempts recorded by this worker, for tests and metrics
@@ -78,7 +82,7 @@ class Worker:
     async def _claim_loop(self) -> None:
         backoff = 0.0
         while not self._stopping.is_set():
-            free = self.settings.worker_concurrency - len(self._in_flight)
+            free = self.settings.worker_concurrency - self._unrecorded
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -94,6 +98,7 @@ class Worker:
                 log.warning("claiming deliveries failed (%s); retrying in %.1fs", exc, backoff)
                 await self._sleep(backoff)
                 continue
+            self._unrecorded += len(claimed)
             for claim in claimed:
                 task = asyncio.create_task(self._deliver(claim))
                 self._in_flight[task] = claim
@@ -130,9 +135,13 @@ class Worker:
     async def _deliver(self, claim: ClaimedDelivery) -> None:
         try:
             result = await self.sender.send(claim)
+        except Exception:  # the sender reports failures as results; this is a bug
+            log.exception("sending %s failed unexpectedly; its lease will expire", claim.msg_id)
+            self._unrecorded -= 1
+            self._slot_freed.set()
+            return
         finally:
             self._in_flight.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
-            self._slot_freed.set()
         self._results.append(result)
         self._results_ready.set()
 
@@ -148,6 +157,8 @@ class Worker:
                         batch, self.schedule, disable_after=self.settings.disable_after
                     )
                     self.delivered += len(batch)
+                    self._unrecorded -= len(batch)
+                    self._slot_freed.set()
                     backoff = 0.0
                 except Exception as exc:
                     # Keep the results and try again; if this process dies first the
@@ -173,6 +184,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if leftover:
+            self._unrecorded -= len(leftover)
             with contextlib.suppress(Exception):
                 await self.store.release_claims([claim for _, claim in leftover])
         self._in_flight.clear()
