@@ -33,7 +33,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout. A connection found dead after a
+        # restart fails its statement (a 503, retried by workers) and SQLAlchemy then drops
+        # every pooled connection opened before it.
         pool_recycle=1800,
     )
 

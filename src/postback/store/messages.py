@@ -31,13 +31,21 @@ class MessagesMixin:
 
     async def _announce_work(self, conn: AsyncConnection) -> None: ...
 
+    async def _get_app(self, conn: AsyncConnection, id_or_uid: str) -> Row: ...
+
     async def create_message(
-        self, app_id: str, values: Row, *, only_endpoint: str | None = None
+        self,
+        app_id: str,
+        values: Row,
+        *,
+        only_endpoint: str | None = None,
+        app_ref: bool = False,
     ) -> tuple[Row, bool]:
         """Insert a message and its deliveries in one transaction. Returns the message and
         whether it is new (False: the ``event_id`` was already used in this app).
         ``only_endpoint`` sends it to that endpoint alone (a test event), whatever its
-        filters say."""
+        filters say. With ``app_ref``, ``app_id`` may be an id or a uid and is looked up in
+        the same transaction (NotFound if there is no such application)."""
         now = self.clock()
         deliver_at = values.get("deliver_at")
         row = {
@@ -53,6 +61,8 @@ class MessagesMixin:
             "expunge_at": now + timedelta(seconds=values.get("retention_seconds") or RETENTION),
         }
         async with self.engine.begin() as conn:
+            if app_ref:
+                row["app_id"] = app_id = (await self._get_app(conn, app_id))["id"]
             if row["event_id"] is not None:
                 existing = await self._message_by_event_id(conn, app_id, row["event_id"])
                 if existing is not None:

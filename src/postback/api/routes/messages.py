@@ -59,14 +59,6 @@ async def create_message(
     settings: SettingsDep,
     with_content: Annotated[bool, Query()] = True,
 ) -> Any:
-    try:
-        app = await store.get_app(app_id)
-    except NotFound:
-        if body.application is None:
-            raise
-        # Svix lets the first message create its application in-line.
-        inline = body.application.model_dump() | {"uid": body.application.uid or app_id}
-        app = await store.create_app(inline)
     payload = encode_json(body.payload)
     if len(payload) > settings.max_payload_bytes:
         raise FieldError(
@@ -77,7 +69,15 @@ async def create_message(
         values["retention_seconds"] = body.payload_retention_hours * 3600
     elif body.payload_retention_period:
         values["retention_seconds"] = body.payload_retention_period * 86400
-    row, created = await store.create_message(app["id"], values)
+    try:  # the application is looked up in the message's own transaction
+        row, created = await store.create_message(app_id, values, app_ref=True)
+    except NotFound:
+        if body.application is None:
+            raise
+        # Svix lets the first message create its application in-line.
+        inline = body.application.model_dump() | {"uid": body.application.uid or app_id}
+        app = await store.create_app(inline)
+        row, created = await store.create_message(app["id"], values)
     if not created:
         response.status_code = 200  # the eventId was seen before: nothing new was queued
     return views.message(row, with_content=with_content)
