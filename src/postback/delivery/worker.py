@@ -14,6 +14,7 @@ from postback.store.store import Store
 log = logging.getLogger("postback.worker")
 
 MAX_BACKOFF = 10.0
+RECORD_COALESCE = 0.002  # seconds the recorder waits for a fuller batch
 HOUSEKEEPING_EVERY = 60.0
 
 
@@ -149,6 +150,11 @@ class Worker:
         backoff = 0.0
         while True:
             await self._results_ready.wait()
+            if len(self._results) < self.settings.worker_batch_size and self._in_flight:
+                # More answers are on their way: a moment's wait turns many one-row
+                # transactions into one batch (the wait is far below a database round trip
+                # under load, and it is skipped when nothing else is in flight).
+                await asyncio.sleep(RECORD_COALESCE)
             self._results_ready.clear()
             if self._results:
                 batch, self._results = self._results, []
