@@ -302,3 +302,25 @@ async def test_payload_retention_drops_payloads_not_records(store: Store) -> Non
     store.clock = lambda: utcnow() + timedelta(days=91)  # Svix's default: 90 days
     assert await store.expunge_expired_payloads() == 1
     assert await store.expunge_expired_payloads() == 0
+
+
+async def test_endpoint_stats_count_by_status_within_the_window(store: Store) -> None:
+    app = await store.create_app({"name": "shop"})
+    ep = await _endpoint(store, app["id"])
+    start = utcnow()
+    store.clock = lambda: start - timedelta(days=2)
+    old, _ = await _message(store, app["id"])  # outside a one-day window
+    store.clock = lambda: start
+    today, _ = await _message(store, app["id"])
+    await _message(store, app["id"])  # stays in flight
+    claims = {c.msg_id: c for c in await store.claim_due_deliveries(3, 30)}
+    no_retries = RetrySchedule(())
+    await store.record_attempts([_result(claims[today["id"]], 200)], no_retries)
+    await store.record_attempts([_result(claims[old["id"]], 500)], no_retries)
+
+    day = await store.endpoint_stats(app["id"], ep["id"], start - timedelta(days=1), None)
+    assert day == {"success": 1, "pending": 0, "fail": 0, "sending": 1, "canceled": 0}
+    before = await store.endpoint_stats(app["id"], ep["id"], None, start - timedelta(days=1))
+    assert before == {"success": 0, "pending": 0, "fail": 1, "sending": 0, "canceled": 0}
+    everything = await store.endpoint_stats(app["id"], ep["id"], None, None)
+    assert sum(everything.values()) == 3
