@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from postback.config import Settings
 from postback.delivery.worker import Worker
-from postback.domain import MessageStatus
+from postback.domain import AttemptResult, ClaimedDelivery, MessageStatus, RetrySchedule, utcnow
 from postback.signing import generate_secret
 from postback.store import schema
 from postback.store.store import Store
@@ -174,4 +174,44 @@ async def _claimed_and_unrecorded(store: Store) -> int:
     d = schema.deliveries.c
     async with store.engine.connect() as conn:
         stmt = sa.select(sa.func.count()).where(d.status == MessageStatus.SENDING)
+        return (await conn.execute(stmt)).scalar_one()
+
+
+async def test_recorders_on_shared_endpoints_do_not_deadlock(
+    database_url: str, store: Store, second_store: Store
+) -> None:
+    """Two workers recording batches for the same endpoints at the same moment. Inserting an
+    attempt takes a KEY SHARE lock on its endpoint; if the health update then asked for FOR
+    UPDATE, each recorder would wait for the other's KEY SHARE: a deadlock PostgreSQL breaks
+    by killing one (seen in the 10k scale test)."""
+    if store.dialect != "postgresql":
+        pytest.skip("row locks and deadlock detection are PostgreSQL's")
+    app = await store.create_app({"name": "shop"})
+    for _ in range(3):
+        await store.create_endpoint(
+            app["id"], {"url": "http://127.0.0.1:9/x", "secret": generate_secret()}
+        )
+    before = await _deadlocks(store)
+    schedule = RetrySchedule((60,))
+    for _ in range(8):
+        await _send(store, app["id"], 10)
+        first = await store.claim_due_deliveries(15, 60)
+        second = await second_store.claim_due_deliveries(15, 60)
+        assert {c.endpoint_id for c in first} == {c.endpoint_id for c in second}
+        await asyncio.gather(
+            store.record_attempts([_fail(c) for c in first], schedule),
+            second_store.record_attempts([_fail(c) for c in second], schedule),
+        )
+    await asyncio.sleep(1.5)  # PostgreSQL publishes a backend's statistics within a second
+    assert await _deadlocks(store) == before
+
+
+def _fail(claim: ClaimedDelivery) -> AttemptResult:
+    return AttemptResult(delivery=claim, at=utcnow(), status_code=500, response="", duration_ms=1)
+
+
+async def _deadlocks(store: Store) -> int:
+    async with store.engine.connect() as conn:
+        await conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+        stmt = sa.text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
         return (await conn.execute(stmt)).scalar_one()

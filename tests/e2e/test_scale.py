@@ -234,7 +234,7 @@ def test_two_apis_three_workers_ten_thousand_messages(
         paths = ["/a", "/b", "/c"]
         app_id = _setup_app(apis[0], counting_receiver, paths)
         started = time.monotonic()
-        accepted, outcomes = send_load(apis, app_id, 10_000, retries=4)
+        accepted, outcomes = send_load(apis, app_id, 10_000, retries=4, deadline_s=420)
         sent_in = time.monotonic() - started
         assert len(accepted) == 10_000, outcomes
         counting_receiver.wait_for(paths, accepted, timeout=240)

@@ -101,9 +101,17 @@ class OperationalMixin:
             return
         e = t.endpoints.c
         ep_ids = sorted({res.delivery.endpoint_id for res, _ in customer})
-        stmt = sa.select(e.id, e.app_id, e.uid, e.disabled, e.failing_since).where(e.id.in_(ep_ids))
+        stmt = (
+            sa.select(e.id, e.app_id, e.uid, e.disabled, e.failing_since)
+            .where(e.id.in_(ep_ids))
+            .order_by(e.id)  # every worker locks in the same order
+        )
         if self.dialect == "postgresql":
-            stmt = stmt.with_for_update()  # two workers finishing at once count correctly
+            # Two workers finishing at once count correctly. NO KEY UPDATE, not UPDATE: the
+            # attempts this transaction (and others) just inserted hold KEY SHARE locks on
+            # these endpoints through their foreign keys; FOR UPDATE waits for those, and two
+            # recorders waiting on each other's is a deadlock.
+            stmt = stmt.with_for_update(key_share=True)
         endpoints = {r.id: dict(r._mapping) for r in await conn.execute(stmt)}
         changed: set[str] = set()
         for res, (status, _next, count) in sorted(customer, key=lambda ro: ro[0].at):

@@ -38,7 +38,9 @@ class RateLimitMixin:
         ep_ids = sorted({r.endpoint_id for r in limited})
         stmt = sa.select(e.id, e.rate_next_at).where(e.id.in_(ep_ids)).order_by(e.id)
         if self.dialect == "postgresql":
-            stmt = stmt.with_for_update()  # serialises slot-taking across workers
+            # Serialises slot-taking across workers. NO KEY UPDATE: it must not wait for the
+            # KEY SHARE locks that inserting attempts and deliveries take on the endpoint.
+            stmt = stmt.with_for_update(key_share=True)
         next_free = {r.id: r.rate_next_at for r in await conn.execute(stmt)}
         postponed: list[dict[str, Any]] = []
         for r in limited:
