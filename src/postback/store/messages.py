@@ -21,6 +21,14 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 RETENTION = 90 * 86400  # Svix's default payloadRetentionPeriod: 90 days
 
+# The ingest path's statements, built once: SQLAlchemy then finds their compiled form by a
+# memoized cache key instead of walking a freshly built statement on every message.
+_INSERT_MESSAGE = t.messages.insert()
+_INSERT_DELIVERY = t.deliveries.insert()
+_LIVE_ENDPOINTS = sa.select(
+    t.endpoints.c.id, t.endpoints.c.event_types, t.endpoints.c.channels
+).where(t.endpoints.c.app_id == sa.bindparam("app_id"), t.endpoints.c.disabled.is_(False))
+
 
 class MessagesMixin:
     engine: AsyncEngine
@@ -76,18 +84,13 @@ class MessagesMixin:
         self, conn: AsyncConnection, row: Row, only_endpoint: str | None = None
     ) -> int:
         """Insert a message and one delivery per endpoint that wants it; returns how many."""
-        await conn.execute(t.messages.insert().values(**row))
+        await conn.execute(_INSERT_MESSAGE, row)
         now, deliver_at = row["created_at"], row["deliver_at"]
         due = deliver_at if deliver_at and deliver_at > now else now
         if only_endpoint is not None:
             targets = [only_endpoint]
         else:
-            c = t.endpoints.c
-            eps = await conn.execute(
-                sa.select(c.id, c.event_types, c.channels).where(
-                    c.app_id == row["app_id"], c.disabled.is_(False)
-                )
-            )
+            eps = await conn.execute(_LIVE_ENDPOINTS, {"app_id": row["app_id"]})
             targets = [
                 ep.id
                 for ep in eps
@@ -95,7 +98,7 @@ class MessagesMixin:
             ]
         deliveries = [self._new_delivery(row["id"], ep, row["app_id"], due, now) for ep in targets]
         if deliveries:
-            await conn.execute(t.deliveries.insert(), deliveries)
+            await conn.execute(_INSERT_DELIVERY, deliveries)
             await self._announce_work(conn)
         return len(deliveries)
 

@@ -36,6 +36,10 @@ from postback.store.tokens import Principal, TokensMixin, hash_token
 
 Row = dict[str, Any]
 WORK_CHANNEL = "postback_work"
+# Built once (see messages.py): every API call under /app/{app_id}/ looks its app up.
+_APP_BY_ID = sa.select(t.applications).where(t.applications.c.id == sa.bindparam("ref"))
+_NOTIFY = sa.text("SELECT pg_notify(:c, '')")
+_APP_BY_UID = sa.select(t.applications).where(t.applications.c.uid == sa.bindparam("ref"))
 
 
 class Store(
@@ -88,7 +92,7 @@ class Store(
         """Wake workers in other processes. On PostgreSQL the NOTIFY is sent at commit, so
         nobody is woken for work that was rolled back."""
         if self.dialect == "postgresql":
-            await conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": WORK_CHANNEL})
+            await conn.execute(_NOTIFY, {"c": WORK_CHANNEL})
 
     async def listen_for_work(self) -> None:
         """Until cancelled, hold a LISTEN connection that sets ``work_queued`` whenever
@@ -147,9 +151,8 @@ class Store(
     async def _get_app(self, conn: AsyncConnection, id_or_uid: str) -> Row:
         if id_or_uid == OPERATIONAL_APP_ID:
             raise NotFound(f"application {id_or_uid!r} not found")  # internal, not an app
-        c = t.applications.c
-        key = c.id if ids.has_prefix(id_or_uid, ids.APPLICATION) else c.uid
-        row = (await conn.execute(sa.select(t.applications).where(key == id_or_uid))).first()
+        by = _APP_BY_ID if ids.has_prefix(id_or_uid, ids.APPLICATION) else _APP_BY_UID
+        row = (await conn.execute(by, {"ref": id_or_uid})).first()
         if row is None:
             raise NotFound(f"application {id_or_uid!r} not found")
         return dict(row._mapping)
