@@ -28,6 +28,67 @@ if TYPE_CHECKING:
 
 Row = dict[str, Any]
 
+# The worker's statements, built once: SQLAlchemy finds their compiled form by a memoized
+# cache key instead of walking a freshly built statement for every batch.
+_d, _e, _m = t.deliveries.c, t.endpoints.c, t.messages.c
+_DUE = (
+    sa.select(_d.id)
+    .where(_d.next_attempt_at <= sa.bindparam("b_now"))
+    .order_by(_d.next_attempt_at)
+    .limit(sa.bindparam("b_limit"))
+)
+
+
+def _claim(due: sa.Select[Any]) -> sa.Update:
+    due_cte = due.cte("due")
+    return (
+        t.deliveries.update()
+        .where(_d.id == due_cte.c.id)
+        .values(
+            status=MessageStatus.SENDING,
+            next_attempt_at=sa.bindparam("b_until"),
+            lease=sa.bindparam("b_lease"),
+            updated_at=sa.bindparam("b_now"),
+        )
+        .returning(_d.id)
+    )
+
+
+_CLAIM = _claim(_DUE)
+_CLAIM_LOCKING = _claim(_DUE.with_for_update(skip_locked=True))  # PostgreSQL
+_CLAIMED_DETAILS = (
+    sa.select(
+        _d.id,
+        _d.msg_id,
+        _d.app_id,
+        _d.endpoint_id,
+        _d.attempt_count,
+        _d.trigger_type,
+        _e.url,
+        _e.secret,
+        _e.previous_secrets,
+        _e.headers,
+        _e.throttle_rate,
+        _d.rate_slot,
+        _m.payload,
+    )
+    .join(t.endpoints, _e.id == _d.endpoint_id)
+    .join(t.messages, _m.id == _d.msg_id)
+    .where(_d.id.in_(sa.bindparam("b_ids", expanding=True)))
+    .order_by(_d.id)  # message order, for rate-limit slots
+)
+_PRESENT = sa.select(_d.id).where(_d.id.in_(sa.bindparam("b_ids", expanding=True)))
+_MOVE_ON = (
+    t.deliveries.update()
+    .where(_d.id == sa.bindparam("b_id"), _d.lease == sa.bindparam("b_lease"))
+    .values(
+        lease=None,
+        trigger_type=TriggerType.SCHEDULED,
+        rate_slot=False,
+        updated_at=sa.bindparam("b_now"),
+    )
+)
+
 
 class QueueMixin:
     engine: AsyncEngine
@@ -63,50 +124,18 @@ class QueueMixin:
         if the claimer dies. SKIP LOCKED lets many workers claim side by side."""
         now = self.clock()
         lease = _secrets.token_hex(8)
-        d = t.deliveries.c
-        due = (
-            sa.select(d.id).where(d.next_attempt_at <= now).order_by(d.next_attempt_at).limit(limit)
-        )
-        if self.dialect == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        due_cte = due.cte("due")
-        claim = (
-            t.deliveries.update()
-            .where(d.id == due_cte.c.id)
-            .values(
-                status=MessageStatus.SENDING,
-                next_attempt_at=now + timedelta(seconds=lease_seconds),
-                lease=lease,
-                updated_at=now,
-            )
-            .returning(d.id)
-        )
-        m, e = t.messages.c, t.endpoints.c
+        params = {
+            "b_now": now,
+            "b_limit": limit,
+            "b_until": now + timedelta(seconds=lease_seconds),
+            "b_lease": lease,
+        }
+        claim = _CLAIM_LOCKING if self.dialect == "postgresql" else _CLAIM
         async with self.engine.begin() as conn:
-            claimed = [r.id for r in await conn.execute(claim)]
+            claimed = [r.id for r in await conn.execute(claim, params)]
             if not claimed:
                 return []
-            details = await conn.execute(
-                sa.select(
-                    d.id,
-                    d.msg_id,
-                    d.app_id,
-                    d.endpoint_id,
-                    d.attempt_count,
-                    d.trigger_type,
-                    e.url,
-                    e.secret,
-                    e.previous_secrets,
-                    e.headers,
-                    e.throttle_rate,
-                    d.rate_slot,
-                    m.payload,
-                )
-                .join(t.endpoints, e.id == d.endpoint_id)
-                .join(t.messages, m.id == d.msg_id)
-                .where(d.id.in_(claimed))
-                .order_by(d.id)  # message order, for rate-limit slots
-            )
+            details = await conn.execute(_CLAIMED_DETAILS, {"b_ids": claimed})
             details = details.all()
             postponed = await self._reserve_rate_slots(conn, details, now, lease)
             return [
@@ -159,6 +188,7 @@ class QueueMixin:
                     "status": status,
                     "next_attempt_at": next_at,
                     "attempt_count": count,
+                    "b_now": now,
                 }
             )
             rows.append(
@@ -177,25 +207,19 @@ class QueueMixin:
                     "created_at": res.at,
                 }
             )
-        d = t.deliveries.c
-        move_on = (
-            t.deliveries.update()
-            .where(d.id == sa.bindparam("b_id"), d.lease == sa.bindparam("b_lease"))
-            .values(lease=None, trigger_type=TriggerType.SCHEDULED, rate_slot=False, updated_at=now)
-        )
         for tries_left in (2, 1, 0):
             try:
                 async with self.engine.begin() as conn:
                     # An endpoint or message deleted while its attempt was in flight takes
                     # the delivery with it: drop that attempt instead of failing the batch.
                     present = await conn.execute(
-                        sa.select(d.id).where(d.id.in_([r.delivery.delivery_id for r in results]))
+                        _PRESENT, {"b_ids": [r.delivery.delivery_id for r in results]}
                     )
                     keep = {r.id for r in present}
                     live = [i for i, r in enumerate(results) if r.delivery.delivery_id in keep]
                     if live:
                         await conn.execute(t.attempts.insert(), [rows[i] for i in live])
-                    await conn.execute(move_on, updates)
+                    await conn.execute(_MOVE_ON, updates)
                     await self._track_health(
                         conn,
                         [results[i] for i in live],
