@@ -26,6 +26,8 @@ from svix.api import (
 )
 from svix.exceptions import HttpError, HTTPValidationError
 
+from postback.api import views
+from postback.domain import encode_json
 from tests.conftest import ServerHandle
 
 
@@ -284,3 +286,30 @@ def test_expunge_content(server: ServerHandle) -> None:
     svix.message.expunge_content(app.id, msg.id)
     gone = svix.message.get(app.id, msg.id, full)
     assert gone.id == msg.id and gone.payload == {}
+
+
+@pytest.mark.parametrize("with_content", [True, False])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"channels": ["product-42"], "tags": ["a", "b"], "event_id": "evt-1"},
+        {"deliver_at": datetime(2026, 12, 1, 8, 0, tzinfo=UTC), "payload": None},
+    ],
+)
+def test_the_fast_message_body_is_the_documented_one_byte_for_byte(
+    with_content: bool, extra: dict
+) -> None:
+    row = {
+        "id": "msg_01m88fyyx8143q23xq538snqhy",
+        "event_type": "purchase.approved",
+        "event_id": None,
+        # As ingest stores it: compact JSON (the stdlib's, for this over-64-bit integer).
+        "payload": encode_json({"data": {"buyer": {"name": "Ana é"}, "n": 2**70, "x": [1.5]}}),
+        "channels": None,
+        "tags": None,
+        "created_at": datetime(2026, 11, 25, 5, 30, 0, 120000, tzinfo=UTC),
+        "deliver_at": None,
+    } | extra
+    slow = views.message(row, with_content=with_content).model_dump_json(by_alias=True)
+    assert views.message_json(row, with_content=with_content) == slow.encode()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Query, Request, Response
+from fastapi import Query, Response
 
 from postback.api import models as w
 from postback.api import views
@@ -53,12 +53,10 @@ async def list_messages(
 async def create_message(
     app_id: str,
     body: w.MessageIn,
-    request: Request,
-    response: Response,
     store: StoreDep,
     settings: SettingsDep,
     with_content: Annotated[bool, Query()] = True,
-) -> Any:
+) -> Response:
     payload = encode_json(body.payload)
     if len(payload) > settings.max_payload_bytes:
         raise FieldError(
@@ -78,9 +76,13 @@ async def create_message(
         inline = body.application.model_dump() | {"uid": body.application.uid or app_id}
         app = await store.create_app(inline)
         row, created = await store.create_message(app["id"], values)
-    if not created:
-        response.status_code = 200  # the eventId was seen before: nothing new was queued
-    return views.message(row, with_content=with_content)
+    # 200: the eventId was seen before and nothing new was queued. The body is written
+    # straight from the stored payload bytes (the documented MessageOut, byte for byte).
+    return Response(
+        views.message_json(row, with_content=with_content),
+        status_code=202 if created else 200,
+        media_type="application/json",
+    )
 
 
 @router.get("/{msg_id}", response_model=w.MessageOut)
