@@ -310,29 +310,32 @@ def bench_worker(db: Database, count: int) -> Row:
     """One worker process: due delivery -> signed -> POSTed -> attempt recorded."""
     with receiver() as hook:
 
-        async def setup() -> Store:
+        async def measure(rounds: int) -> tuple[float, float]:
+            """Best of ``rounds`` for postback (each queues ``count`` messages and starts a
+            fresh worker) and for the bare loop, alternating: a noisy neighbour then skews
+            neither side of the ratio alone."""
             store = await open_store(db)
             app_id, _ = await make_app(store, [hook + "/w"])
-            await enqueue(store, app_id, count)
-            return store
-
-        async def measure() -> float:
-            store = await setup()
+            best = best_bare = float("inf")
             try:
-                env = env_for(db.url, POSTBACK_WORKER_CONCURRENCY=str(CONCURRENCY))
-                with process(postback("worker"), env):
-                    deadline = time.monotonic() + 240
-                    while await count_status(store, MessageStatus.SUCCESS) < count:
-                        if time.monotonic() > deadline:
-                            raise TimeoutError("worker: deliveries not recorded in 240 s")
-                        await asyncio.sleep(0.05)
-                    finished = time.time()
+                for n in range(1, rounds + 1):
+                    await enqueue(store, app_id, count)
+                    receiver_json(hook, "/_reset")
+                    env = env_for(db.url, POSTBACK_WORKER_CONCURRENCY=str(CONCURRENCY))
+                    with process(postback("worker"), env):
+                        deadline = time.monotonic() + 240
+                        while await count_status(store, MessageStatus.SUCCESS) < n * count:
+                            if time.monotonic() > deadline:
+                                raise TimeoutError("worker: deliveries not recorded in 240 s")
+                            await asyncio.sleep(0.05)
+                        finished = time.time()
+                    best = min(best, finished - min(receiver_json(hook, "/_times").values()))
+                    best_bare = min(best_bare, *run_bare(hook + "/bare", count))
             finally:
                 await store.close()
-            return finished - min(receiver_json(hook, "/_times").values())
+            return best, best_bare
 
-        elapsed = asyncio.run(measure())
-        bare = min(run_bare(hook + "/bare", count, rounds=2))
+        elapsed, bare = asyncio.run(measure(2))
     rate, base_rate = count / elapsed, count / bare
     ratio = rate / base_rate
     return Row(
