@@ -153,11 +153,6 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def worker_pid(proc: Popen) -> int:
-    """The python process itself, not the taskset wrapper (taskset execs, same pid)."""
-    return proc.pid
-
-
 # ---- databases ---------------------------------------------------------------------------
 
 
@@ -609,7 +604,7 @@ async def _fill_queue(store: Store, app_id: str, future: int) -> None:
             await conn.execute(sa.text("ANALYZE deliveries"))
 
 
-async def _claim_times(store: Store, app_id: str, ep_id: str, due: int, rounds: int) -> float:
+async def _claim_times(store: Store, ep_id: str, due: int, rounds: int) -> float:
     """Median seconds of claiming ``due`` due deliveries, over ``rounds`` claims."""
     d = t.deliveries.c
     times = []
@@ -636,9 +631,9 @@ def bench_claim(db: Database, due: int = 100, small: int = 10_000, large: int = 
             app_id, (ep_id,) = await make_app(store, ["http://127.0.0.1:9/due"])
             await enqueue(store, app_id, due)
             await _fill_queue(store, app_id, small)
-            small_t = await _claim_times(store, app_id, ep_id, due, 25)
+            small_t = await _claim_times(store, ep_id, due, 25)
             await _fill_queue(store, app_id, large - small)
-            large_t = await _claim_times(store, app_id, ep_id, due, 25)
+            large_t = await _claim_times(store, ep_id, due, 25)
         finally:
             await store.close()
         return small_t, large_t
@@ -675,7 +670,7 @@ def bench_memory(db: Database, in_flight: int = 1000) -> Row:
             )
             time.sleep(0.5)
             held = receiver_json(hook, "/_stats")["in_flight"]
-            rss, peak = rss_mib(worker_pid(proc))
+            rss, peak = rss_mib(proc.pid)  # taskset execs the worker: same pid
     return Row(
         f"worker memory, {held} requests in flight, {db.name}",
         f"{rss:.0f} MiB RSS (peak {peak:.0f})",

@@ -133,13 +133,17 @@ class Worker:
 
     # ---- sending and recording -------------------------------------------------------
 
+    def _free_slots(self, count: int) -> None:
+        """``count`` claims are done with (recorded, released or lost): claim more."""
+        self._unrecorded -= count
+        self._slot_freed.set()
+
     async def _deliver(self, claim: ClaimedDelivery) -> None:
         try:
             result = await self.sender.send(claim)
         except Exception:  # the sender reports failures as results; this is a bug
             log.exception("sending %s failed unexpectedly; its lease will expire", claim.msg_id)
-            self._unrecorded -= 1
-            self._slot_freed.set()
+            self._free_slots(1)
             return
         finally:
             self._in_flight.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
@@ -163,8 +167,7 @@ class Worker:
                         batch, self.schedule, disable_after=self.settings.disable_after
                     )
                     self.delivered += len(batch)
-                    self._unrecorded -= len(batch)
-                    self._slot_freed.set()
+                    self._free_slots(len(batch))
                     backoff = 0.0
                 except Exception as exc:
                     # Keep the results and try again; if this process dies first the
@@ -190,7 +193,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if leftover:
-            self._unrecorded -= len(leftover)
+            self._free_slots(len(leftover))
             with contextlib.suppress(Exception):
                 await self.store.release_claims([claim for _, claim in leftover])
         self._in_flight.clear()

@@ -38,8 +38,8 @@ Row = dict[str, Any]
 WORK_CHANNEL = "postback_work"
 # Built once (see messages.py): every API call under /app/{app_id}/ looks its app up.
 _APP_BY_ID = sa.select(t.applications).where(t.applications.c.id == sa.bindparam("ref"))
-_NOTIFY = sa.text("SELECT pg_notify(:c, '')")
 _APP_BY_UID = sa.select(t.applications).where(t.applications.c.uid == sa.bindparam("ref"))
+_NOTIFY = sa.text("SELECT pg_notify(:c, '')")
 
 
 class Store(
