@@ -115,6 +115,13 @@ class Settings:
     app_token_ttl: float = field(
         default=7 * 86400, metadata={"help": "seconds an app-portal token lives by default"}
     )
+    log_format: str = field(
+        default="text", metadata={"help": "text (for people) or json (one object per line)"}
+    )
+    metrics_access: str = field(
+        default="open",
+        metadata={"help": "GET /metrics: open, token (operator token required) or off"},
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

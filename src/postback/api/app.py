@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from postback import __version__
+from postback import __version__, metrics
 from postback.api import errors
 from postback.api.deps import ANY_TOKEN, APP_SCOPED, OPERATOR, StoreDep
 from postback.api.idempotency import Idempotency
@@ -146,6 +146,7 @@ def create_app(settings: Settings, store: Store | None = None, *, worker: bool =
     app.include_router(auth.router, responses=documented)
     app.include_router(endpoints.operational_router, dependencies=OPERATOR, responses=documented)
     app.include_router(background_tasks.router, dependencies=OPERATOR, responses=documented)
+    metrics.mount(app, settings)
     # Added last runs first: size and NUL checks, then idempotency, then the routes.
     app.add_middleware(Idempotency)
     app.add_middleware(BodyLimit, max_bytes=settings.max_payload_bytes)

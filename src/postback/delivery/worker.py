@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 
+from postback import metrics
 from postback.config import Settings
 from postback.delivery.sender import Sender
 from postback.domain import AttemptResult, ClaimedDelivery, RetrySchedule, utcnow
@@ -55,6 +56,7 @@ class Worker:
         self._results: list[AttemptResult] = []
         self._results_ready = asyncio.Event()
         self.delivered = 0  # attempts recorded by this worker, for tests and metrics
+        metrics.track_worker(self)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -63,6 +65,7 @@ class Worker:
 
     async def run(self) -> None:
         await self.sender.start()
+        log.info("worker started (concurrency %d)", self.settings.worker_concurrency)
         recorder = asyncio.create_task(self._record_loop(), name="postback-recorder")
         listener = asyncio.create_task(self.store.listen_for_work(), name="postback-listen")
         housekeeper = asyncio.create_task(self._housekeeping(), name="postback-housekeeping")
@@ -167,6 +170,7 @@ class Worker:
                         batch, self.schedule, disable_after=self.settings.disable_after
                     )
                     self.delivered += len(batch)
+                    metrics.attempts_recorded(batch)
                     self._free_slots(len(batch))
                     backoff = 0.0
                 except Exception as exc:

@@ -20,6 +20,7 @@ from postback.store.engine import create_engine
 from postback.store.errors import Conflict, NotFound
 from postback.store.idempotency import IdempotencyMixin
 from postback.store.messages import MessagesMixin
+from postback.store.metrics_queries import MetricsQueriesMixin
 from postback.store.operational import (
     ENDPOINT_CREATED,
     ENDPOINT_DELETED,
@@ -50,6 +51,7 @@ class Store(
     TasksMixin,
     RateLimitMixin,
     QueueMixin,
+    MetricsQueriesMixin,
 ):
     """The one interface to the database; api/, web/, cli and the worker call only this."""
 

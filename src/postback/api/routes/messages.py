@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Query, Response
 
+from postback import metrics
 from postback.api import models as w
 from postback.api import views
 from postback.api.deps import AppDep, NewestFirstDep, SettingsDep, StoreDep, split_list
@@ -76,6 +77,8 @@ async def create_message(
         inline = body.application.model_dump() | {"uid": body.application.uid or app_id}
         app = await store.create_app(inline)
         row, created = await store.create_message(app["id"], values)
+    if created:
+        metrics.message_accepted()
     # 200: the eventId was seen before and nothing new was queued. The body is written
     # straight from the stored payload bytes (the documented MessageOut, byte for byte).
     return Response(

@@ -1,0 +1,238 @@
+"""Prometheus metrics and logging setup.
+
+Counters and the duration histogram live in this process (each API and worker process
+reports its own; Prometheus sums them). Figures that describe the database — queue depth,
+the oldest due delivery, disabled endpoints — are read from it at scrape time, so any API
+process reports the whole system's queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import weakref
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from postback.config import SettingsError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from postback.config import Settings
+    from postback.domain import AttemptResult
+    from postback.store.store import Store
+
+__all__ = ["CONTENT_TYPE_LATEST", "attempts_recorded", "message_accepted", "scrape"]
+
+attempt_log = logging.getLogger("postback.attempt")
+
+MESSAGES_ACCEPTED = Counter(
+    "postback_messages_accepted", "Messages accepted by the API (eventId repeats excluded)"
+)
+_ATTEMPTS = Counter(
+    "postback_delivery_attempts",
+    "Delivery attempts recorded, by outcome: success (2xx), failure (another HTTP status), "
+    "error (no HTTP response: refused, timeout, TLS, blocked address)",
+    ["outcome"],
+)
+# Children made once: a labelled lookup per attempt would allocate on the hot path.
+_SUCCESS, _FAILURE, _ERROR = (_ATTEMPTS.labels(o) for o in ("success", "failure", "error"))
+_DURATION = Histogram(
+    "postback_attempt_duration_seconds",
+    "Time from sending a delivery to its answer (or its failure)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
+)
+
+
+class _Worker(Protocol):
+    settings: Any
+    _unrecorded: int
+
+
+_workers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def track_worker(worker: _Worker) -> None:
+    """Count this worker's claims in flight in postback_worker_in_flight."""
+    _workers.add(worker)
+
+
+def _in_flight() -> float:
+    return float(sum(w._unrecorded for w in list(_workers)))
+
+
+def _capacity() -> float:
+    return float(sum(w.settings.worker_concurrency for w in list(_workers)))
+
+
+Gauge(
+    "postback_worker_in_flight",
+    "Deliveries this process's workers hold (being sent or waiting to be recorded)",
+).set_function(_in_flight)
+Gauge(
+    "postback_worker_concurrency",
+    "Deliveries this process's workers may hold at once (POSTBACK_WORKER_CONCURRENCY)",
+).set_function(_capacity)
+
+
+def message_accepted() -> None:
+    MESSAGES_ACCEPTED.inc()
+
+
+def attempts_recorded(batch: Sequence[AttemptResult]) -> None:
+    """Count, time and log attempts that were just written to the database."""
+    log_each = attempt_log.isEnabledFor(logging.INFO)
+    observe = _DURATION.observe
+    for result in batch:
+        code = result.status_code
+        (_SUCCESS if 200 <= code <= 299 else _FAILURE if code else _ERROR).inc()
+        observe(result.duration_ms / 1000)
+        if log_each:
+            claim = result.delivery
+            attempt_log.info(
+                "attempt msg=%s endpoint=%s attempt=%d status=%d duration_ms=%d%s",
+                claim.msg_id,
+                claim.endpoint_id,
+                claim.attempt_count + 1,
+                code,
+                result.duration_ms,
+                f" error={result.error}" if result.error else "",
+                extra={
+                    "msg_id": claim.msg_id,
+                    "endpoint_id": claim.endpoint_id,
+                    "app_id": claim.app_id,
+                    "attempt": claim.attempt_count + 1,
+                    "status": code,
+                    "duration_ms": result.duration_ms,
+                    "error": result.error,
+                },
+            )
+
+
+class _Snapshot:
+    """A collector over figures already read (collectors are synchronous, the store is
+    not, so the scrape reads first and then renders)."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+async def database_families(store: Store) -> list[Metric]:
+    health = await store.queue_health(overdue_after=60.0)
+    depth = GaugeMetricFamily(
+        "postback_queue_deliveries",
+        "Deliveries in the queue by state: due (to send now), scheduled (waiting for a "
+        "retry or deliverAt), paused (endpoint disabled), sending (claimed by a worker)",
+        labels=["state"],
+    )
+    for state in ("due", "scheduled", "paused", "sending"):
+        depth.add_metric([state], health[state])
+    return [
+        depth,
+        _gauge(
+            "postback_queue_oldest_due_seconds",
+            "How late the oldest due delivery is (0 when nothing is due)",
+            health["oldest_due_seconds"],
+        ),
+        _gauge(
+            "postback_queue_stuck_deliveries",
+            "Claims whose lease ran out over a minute ago without being taken over",
+            health["stuck"],
+        ),
+        _gauge(
+            "postback_endpoints_disabled",
+            "Endpoints disabled now (by request or after failing too long)",
+            await store.count_disabled_endpoints(),
+        ),
+    ]
+
+
+async def scrape(store: Store) -> bytes:
+    """The Prometheus text exposition: this process's metrics, then the database's."""
+    snapshot = CollectorRegistry(auto_describe=False)
+    snapshot.register(_Snapshot(await database_families(store)))
+    return generate_latest(REGISTRY) + generate_latest(snapshot)
+
+
+# ---- logging -------------------------------------------------------------------------
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``extra=`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def setup_logging(log_format: str, level: int = logging.INFO) -> None:
+    """``text`` for people, ``json`` (one object per line) for log shippers."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    elif log_format == "text":
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        raise SettingsError(f"POSTBACK_LOG_FORMAT: expected text or json, not {log_format!r}")
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn's own loggers print through their handlers; route them through ours.
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+# ---- the /metrics route --------------------------------------------------------------
+
+METRICS_ACCESS = ("open", "token", "off")
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(await scrape(request.app.state.store), media_type=CONTENT_TYPE_LATEST)
+
+
+def mount(app: FastAPI, settings: Settings) -> None:
+    """GET /metrics on the API port: open (what Prometheus expects of a scrape target),
+    behind an operator token (Prometheus sends it with ``authorization: credentials``),
+    or off, as POSTBACK_METRICS_ACCESS says."""
+    access = settings.metrics_access
+    if access not in METRICS_ACCESS:
+        raise SettingsError(f"POSTBACK_METRICS_ACCESS: expected open, token or off, not {access!r}")
+    if access == "off":
+        return
+    from postback.api.deps import OPERATOR  # the API layer, only where it is mounted
+
+    app.add_api_route(
+        "/metrics",
+        metrics_endpoint,
+        methods=["GET"],
+        include_in_schema=False,
+        dependencies=OPERATOR if access == "token" else None,
+    )
