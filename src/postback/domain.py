@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -112,3 +113,12 @@ def encode_json(value: Any) -> bytes:
         return orjson.dumps(value)
     except TypeError:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
+def decode_json(raw: bytes) -> Any:
+    """Parse stored JSON bytes. orjson reads integers past 64 bits as floats (losing
+    digits); the standard library keeps them, and takes the rare payload that may hold one."""
+    return json.loads(raw) if _LONG_NUMBER.search(raw) else orjson.loads(raw)

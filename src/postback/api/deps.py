@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Query, Request
 
 from postback.config import Settings
+from postback.schemas import SchemaCatalog
 from postback.store.errors import NotFound
 from postback.store.pages import MAX_LIMIT, Page
 from postback.store.store import Store
@@ -29,8 +30,13 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+def get_schemas(request: Request) -> SchemaCatalog:
+    return request.app.state.schemas
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+SchemasDep = Annotated[SchemaCatalog, Depends(get_schemas)]
 
 
 async def authenticate(request: Request, store: StoreDep) -> Principal:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
+from postback.schemas import Violation
 from postback.store.errors import Conflict, NotFound, is_outage
 
 log = logging.getLogger("postback.api")
@@ -49,6 +50,19 @@ class FieldError(Exception):
 
 def validation_error(loc: list[str | int], msg: str, kind: str = "value_error") -> JSONResponse:
     return JSONResponse({"detail": [{"loc": loc, "msg": msg, "type": kind}]}, status_code=422)
+
+
+def payload_violations(found: list[Violation]) -> JSONResponse:
+    """A payload its event type's schema refuses: where, which rule, and why."""
+    detail = [
+        {
+            "loc": ["body", "payload", *v.path],
+            "msg": f"{v.message} (schema rule: {v.rule or '/'})",
+            "type": "schema_violation",
+        }
+        for v in found
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def _unprocessable(errors: Any, prefix: tuple[str, ...]) -> JSONResponse:

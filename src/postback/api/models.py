@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -18,6 +19,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from postback.filters import RuleError, check_filter, check_projection
+from postback.schemas import SchemaError, check_schemas
 from postback.signing import decode_secret
 
 NAME_RE = r"^[a-zA-Z0-9\-_.]+$"
@@ -118,6 +121,24 @@ def check_secret(secret: str) -> str:
     return secret
 
 
+def _rule(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A payload rule's own errors name the place inside the rule."""
+
+    def validate(value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except RuleError as exc:
+            where = ".".join(str(p) for p in exc.loc)
+            raise ValueError(f"{where}: {exc}" if where else str(exc)) from None
+
+    return validate
+
+
+PayloadFilter = Annotated[dict[str, Any], AfterValidator(_rule(check_filter))]
+Projection = Annotated[dict[str, Any], AfterValidator(_rule(check_projection))]
+
 Uid = Annotated[
     str, Field(min_length=1, max_length=256, pattern=NAME_RE), AfterValidator(check_uid)
 ]
@@ -167,6 +188,19 @@ class EventTypeBase(Wire):
     schemas: dict[str, Any] | None = None
     group_name: Annotated[str, Field(max_length=256)] | None = None
     feature_flags: list[Annotated[str, Field(max_length=256, pattern=NAME_RE)]] | None = None
+    # postback's own: check message payloads against the newest schema (None: the
+    # server's POSTBACK_VALIDATE_PAYLOADS).
+    validate_payloads: bool | None = None
+
+    @field_validator("schemas")
+    @classmethod
+    def _valid_schemas(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        try:
+            return check_schemas(value)
+        except SchemaError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class EventTypeIn(EventTypeBase):
@@ -183,6 +217,7 @@ class EventTypeOut(Wire):
     feature_flags: list[str] | None
     created_at: datetime
     updated_at: datetime
+    validate_payloads: bool | None = None
 
 
 # ---- endpoints ---------------------------------------------------------------------
@@ -203,6 +238,9 @@ class EndpointFields(Wire):
     event_types: EventTypes | None = Field(None, validation_alias=_EVENT_TYPES)
     channels: Channels | None = None
     metadata: Metadata | None = None
+    # postback's own: which messages it gets, and which of their fields (postback.filters).
+    payload_filter: PayloadFilter | None = Field(None, alias="filter")
+    projection: Projection | None = None
 
 
 class EndpointIn(EndpointFields):
@@ -230,6 +268,8 @@ class EndpointOut(Wire):
     # postback's own: why and when the endpoint stopped (auto-disable or a request).
     disabled_reason: str | None = None
     disabled_at: datetime | None = None
+    payload_filter: dict[str, Any] | None = Field(None, alias="filter")
+    projection: dict[str, Any] | None = None
 
 
 class EndpointSecretOut(Wire):
@@ -308,6 +348,18 @@ class MessageOut(Wire):
     deliver_at: datetime | None = None
 
 
+class EventOut(MessageOut):
+    # Resume right after this message (the events feed).
+    cursor: str
+
+
+class EventListOut(Wire):
+    data: list[EventOut]
+    iterator: str | None
+    prev_iterator: str | None
+    done: bool
+
+
 class MessageAttemptOut(Wire):
     id: str
     msg_id: str
@@ -327,6 +379,8 @@ class MessageEndpointOut(EndpointOut):
     status: int
     status_text: str
     next_attempt: datetime | None
+    # Why it was not sent there (its payload filter did not match).
+    note: str | None = None
 
 
 class EndpointMessageOut(MessageOut):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
 import orjson
 
 from postback.api import models as w
-from postback.domain import MessageStatus
+from postback.domain import MessageStatus, decode_json
 from postback.store.pages import PageOut
 
 Row = dict[str, Any]
@@ -27,17 +25,8 @@ def endpoint(row: Row) -> w.EndpointOut:
     return w.EndpointOut.model_validate(row)
 
 
-_LONG_NUMBER = re.compile(rb"\d{19}")
-
-
-def _load(raw: bytes) -> Any:
-    """Parse a stored payload. orjson reads integers past 64 bits as floats (losing digits);
-    the standard library keeps them, and takes the rare payload that may hold one."""
-    return json.loads(raw) if _LONG_NUMBER.search(raw) else orjson.loads(raw)
-
-
 def message(row: Row, *, with_content: bool = True) -> w.MessageOut:
-    payload = _load(row["payload"]) if with_content and row.get("payload") else {}
+    payload = decode_json(row["payload"]) if with_content and row.get("payload") else {}
     return w.MessageOut(
         id=row["id"],
         event_type=row["event_type"],

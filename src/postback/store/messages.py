@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from postback import ids
-from postback.domain import MessageStatus, TriggerType, endpoint_wants
+from postback.domain import MessageStatus, TriggerType, decode_json, endpoint_wants
+from postback.filters import compile_filter, project
 from postback.store import schema as t
 from postback.store.errors import NotFound
 from postback.store.pages import Page, PageOut, page_out, paged
@@ -23,11 +24,19 @@ RETENTION = 90 * 86400  # Svix's default payloadRetentionPeriod: 90 days
 
 # The ingest path's statements, built once: SQLAlchemy then finds their compiled form by a
 # memoized cache key instead of walking a freshly built statement on every message.
-_INSERT_MESSAGE = t.messages.insert()
+_INSERT_MESSAGE = t.messages.insert()  # PostgreSQL numbers it (seq, tx defaults)
+# SQLite: one writer at a time (BEGIN IMMEDIATE), so MAX + 1 is the commit order too.
+_INSERT_MESSAGE_SQLITE = t.messages.insert().values(
+    seq=sa.select(sa.func.coalesce(sa.func.max(t.messages.c.seq), 0) + 1).scalar_subquery()
+)
 _INSERT_DELIVERY = t.deliveries.insert()
-_LIVE_ENDPOINTS = sa.select(
-    t.endpoints.c.id, t.endpoints.c.event_types, t.endpoints.c.channels
-).where(t.endpoints.c.app_id == sa.bindparam("app_id"), t.endpoints.c.disabled.is_(False))
+_e = t.endpoints.c
+_ROUTING = (_e.id, _e.event_types, _e.channels, _e.payload_filter, _e.projection)
+_LIVE_ENDPOINTS = sa.select(*_ROUTING).where(
+    _e.app_id == sa.bindparam("app_id"), _e.disabled.is_(False)
+)
+_ONE_ENDPOINT = sa.select(*_ROUTING).where(_e.id == sa.bindparam("ep_id"))
+_UNPARSED = object()
 
 
 class MessagesMixin:
@@ -83,24 +92,40 @@ class MessagesMixin:
     async def _insert_message(
         self, conn: AsyncConnection, row: Row, only_endpoint: str | None = None
     ) -> int:
-        """Insert a message and one delivery per endpoint that wants it; returns how many."""
-        await conn.execute(_INSERT_MESSAGE, row)
+        """Insert a message and one delivery per endpoint that wants it; returns how many
+        are queued. An endpoint whose payload filter says no gets a canceled delivery that
+        says why (the message's destinations show it)."""
+        insert = _INSERT_MESSAGE_SQLITE if self.dialect == "sqlite" else _INSERT_MESSAGE
+        await conn.execute(insert, row)
         now, deliver_at = row["created_at"], row["deliver_at"]
         due = deliver_at if deliver_at and deliver_at > now else now
         if only_endpoint is not None:
-            targets = [only_endpoint]
+            # A test event goes to this endpoint whatever its filters say.
+            eps = await conn.execute(_ONE_ENDPOINT, {"ep_id": only_endpoint})
         else:
             eps = await conn.execute(_LIVE_ENDPOINTS, {"app_id": row["app_id"]})
-            targets = [
-                ep.id
-                for ep in eps
-                if endpoint_wants(ep.event_types, ep.channels, row["event_type"], row["channels"])
-            ]
-        deliveries = [self._new_delivery(row["id"], ep, row["app_id"], due, now) for ep in targets]
+        deliveries, queued, doc = [], 0, _UNPARSED
+        for ep in eps:
+            if only_endpoint is None and not endpoint_wants(
+                ep.event_types, ep.channels, row["event_type"], row["channels"]
+            ):
+                continue
+            delivery = self._new_delivery(row["id"], ep.id, row["app_id"], due, now)
+            if ep.payload_filter or ep.projection:
+                if doc is _UNPARSED:
+                    doc = decode_json(row["payload"]) if row["payload"] else {}
+                why = None if only_endpoint else compile_filter(ep.payload_filter or {})(doc)
+                if why is not None:
+                    delivery.update(status=MessageStatus.CANCELED, next_attempt_at=None, note=why)
+                elif ep.projection:
+                    delivery["payload"] = project(doc, ep.projection)
+            queued += delivery["status"] == MessageStatus.PENDING
+            deliveries.append(delivery)
         if deliveries:
             await conn.execute(_INSERT_DELIVERY, deliveries)
+        if queued:
             await self._announce_work(conn)
-        return len(deliveries)
+        return queued
 
     async def expunge_content(self, app_id: str, msg_id: str) -> None:
         """Drop a message's payload now; its record and attempts stay."""
@@ -109,18 +134,20 @@ class MessagesMixin:
             await conn.execute(
                 t.messages.update().where(t.messages.c.id == msg["id"]).values(payload=None)
             )
+            await _expunge_projections(conn, [msg["id"]])
 
     async def expunge_expired_payloads(self, limit: int = 1000) -> int:
         """Drop the payloads whose retention has run out (a batch at a time)."""
         c = t.messages.c
         async with self.engine.begin() as conn:
             expired = sa.select(c.id).where(c.expunge_at <= self.clock()).limit(limit)
-            done = await conn.execute(
-                t.messages.update()
-                .where(c.id.in_(expired.scalar_subquery()))
-                .values(payload=None, expunge_at=None)
-            )
-        return done.rowcount
+            gone = list(await conn.scalars(expired))
+            if gone:
+                await conn.execute(
+                    t.messages.update().where(c.id.in_(gone)).values(payload=None, expunge_at=None)
+                )
+                await _expunge_projections(conn, gone)
+        return len(gone)
 
     @staticmethod
     def _new_delivery(msg_id: str, ep_id: str, app_id: str, due: datetime, now: datetime) -> Row:
@@ -134,6 +161,8 @@ class MessagesMixin:
             "trigger_type": TriggerType.SCHEDULED,
             "next_attempt_at": due,
             "lease": None,
+            "payload": None,
+            "note": None,
             "created_at": now,
             "updated_at": now,
         }
@@ -210,6 +239,16 @@ class MessagesMixin:
             return sa.type_coerce(column, JSONB).contains([value])
         each = sa.func.json_each(column).table_valued("value")
         return sa.exists(sa.select(1).select_from(each).where(each.c.value == value))
+
+
+async def _expunge_projections(conn: AsyncConnection, msg_ids: list[str]) -> None:
+    """The projected bodies kept per delivery go with their message's payload."""
+    d = t.deliveries.c
+    await conn.execute(
+        t.deliveries.update()
+        .where(d.msg_id.in_(msg_ids), d.payload.is_not(None))
+        .values(payload=None)
+    )
 
 
 def _ms(at: datetime) -> int:

@@ -17,7 +17,9 @@ from postback.domain import (
     MessageStatus,
     RetrySchedule,
     TriggerType,
+    decode_json,
 )
+from postback.filters import project
 from postback.signing import decode_secret
 from postback.store import schema as t
 from postback.store.errors import NotFound
@@ -70,7 +72,8 @@ _CLAIMED_DETAILS = (
         _e.headers,
         _e.throttle_rate,
         _d.rate_slot,
-        _m.payload,
+        # The endpoint's projection of the payload, when it has one.
+        sa.func.coalesce(_d.payload, _m.payload).label("payload"),
     )
     .join(t.endpoints, _e.id == _d.endpoint_id)
     .join(t.messages, _m.id == _d.msg_id)
@@ -303,6 +306,9 @@ class QueueMixin:
                 "updated_at": now,
             }
             if found is None:
+                projected = None
+                if ep["projection"] and msg["payload"]:
+                    projected = project(decode_json(msg["payload"]), ep["projection"])
                 await conn.execute(
                     t.deliveries.insert().values(
                         id=ids.new_id(ids.DELIVERY),
@@ -311,6 +317,7 @@ class QueueMixin:
                         app_id=app_id,
                         attempt_count=0,
                         created_at=now,
+                        payload=projected,
                         **values,
                     )
                 )
@@ -386,7 +393,7 @@ class QueueMixin:
         async with self.engine.connect() as conn:
             msg = await self._get_message(conn, app_id, msg_id)
             stmt = (
-                sa.select(t.endpoints, d.status, d.next_attempt_at)
+                sa.select(t.endpoints, d.status, d.next_attempt_at, d.note)
                 .join(t.deliveries, d.endpoint_id == e.id)
                 .where(d.msg_id == msg["id"])
             )

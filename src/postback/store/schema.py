@@ -95,6 +95,8 @@ event_types = sa.Table(
     sa.Column("schemas", Json, nullable=True),
     sa.Column("group_name", sa.String(256), nullable=True),
     sa.Column("feature_flags", Json, nullable=True),
+    # Check message payloads against the latest schema (None: POSTBACK_VALIDATE_PAYLOADS).
+    sa.Column("validate_payloads", sa.Boolean, nullable=True),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -129,6 +131,10 @@ endpoints = sa.Table(
     sa.Column("fail_streak", sa.Integer, nullable=False, server_default="0"),
     # Rate limit (throttle_rate/s) state shared by every worker: the next free send slot.
     sa.Column("rate_next_at", UTCDateTime(), nullable=True),
+    # Which messages it gets beyond type and channel, and which of their fields it sees
+    # (postback.filters).
+    sa.Column("payload_filter", Json, nullable=True),
+    sa.Column("projection", Json, nullable=True),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("app_id", "uid"),
@@ -154,8 +160,15 @@ messages = sa.Table(
     sa.Column("deliver_at", UTCDateTime(), nullable=True),
     # When the payload is dropped (payloadRetentionPeriod); the message record stays.
     sa.Column("expunge_at", UTCDateTime(), nullable=True),
+    # Polling order (events API): (tx, seq). seq numbers messages as they are written; on
+    # PostgreSQL tx is the writing transaction's id and pollers only read below the oldest
+    # transaction still running, so a late commit can never land behind a cursor. Both are
+    # filled in by the database (defaults on PostgreSQL, MAX(seq) + 1 on SQLite).
+    sa.Column("seq", sa.BigInteger, nullable=True),
+    sa.Column("tx", sa.BigInteger, nullable=False, server_default="0"),
     sa.UniqueConstraint("app_id", "event_id"),
     sa.Index("ix_messages_app_id_id", "app_id", "id"),
+    sa.Index("ix_messages_app_id_tx_seq", "app_id", "tx", "seq"),
     sa.Index(
         "ix_messages_expunge_at",
         "expunge_at",
@@ -188,6 +201,10 @@ deliveries = sa.Table(
     sa.Column("lease", sa.String(32), nullable=True),
     # The delivery already holds a rate-limit slot at next_attempt_at: send it then.
     sa.Column("rate_slot", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The body for this endpoint when its projection differs from the message's payload.
+    sa.Column("payload", sa.LargeBinary, nullable=True),
+    # Why a delivery was not made (a payload filter did not match), for the destinations.
+    sa.Column("note", sa.Text, nullable=True),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("msg_id", "endpoint_id"),

@@ -8,7 +8,7 @@ from fastapi import Query, Response
 
 from postback.api import models as w
 from postback.api import views
-from postback.api.deps import OPERATOR, PageDep, StoreDep
+from postback.api.deps import OPERATOR, PageDep, SchemasDep, StoreDep
 from postback.api.routing import SlashRouter
 from postback.store.errors import NotFound
 
@@ -31,8 +31,12 @@ async def list_event_types(
 
 
 @router.post("/", response_model=w.EventTypeOut, status_code=201, dependencies=OPERATOR)
-async def create_event_type(body: w.EventTypeIn, store: StoreDep) -> w.EventTypeOut:
-    return views.event_type(await store.create_event_type(body.model_dump()))
+async def create_event_type(
+    body: w.EventTypeIn, store: StoreDep, schemas: SchemasDep
+) -> w.EventTypeOut:
+    row = await store.create_event_type(body.model_dump())
+    schemas.invalidate()
+    return views.event_type(row)
 
 
 @router.get("/{event_type_name}", response_model=w.EventTypeOut)
@@ -47,8 +51,13 @@ async def get_event_type(event_type_name: str, store: StoreDep) -> w.EventTypeOu
     responses={201: {"model": w.EventTypeOut, "description": "Created"}},
 )
 async def upsert_event_type(
-    event_type_name: str, body: w.EventTypeBase, store: StoreDep, response: Response
+    event_type_name: str,
+    body: w.EventTypeBase,
+    store: StoreDep,
+    schemas: SchemasDep,
+    response: Response,
 ) -> w.EventTypeOut:
+    schemas.invalidate()
     values = body.model_dump()
     values["archived"] = bool(values["archived"])
     values["deprecated"] = bool(values["deprecated"])
@@ -62,8 +71,9 @@ async def upsert_event_type(
 
 @router.patch("/{event_type_name}", response_model=w.EventTypeOut, dependencies=OPERATOR)
 async def patch_event_type(
-    event_type_name: str, body: w.EventTypeBase, store: StoreDep
+    event_type_name: str, body: w.EventTypeBase, store: StoreDep, schemas: SchemasDep
 ) -> w.EventTypeOut:
+    schemas.invalidate()
     values = body.model_dump(include=body.model_fields_set)
     for flag in ("archived", "deprecated", "description"):
         if flag in values and values[flag] is None:
@@ -73,7 +83,11 @@ async def patch_event_type(
 
 @router.delete("/{event_type_name}", status_code=204, dependencies=OPERATOR)
 async def delete_event_type(
-    event_type_name: str, store: StoreDep, expunge: Annotated[bool, Query()] = False
+    event_type_name: str,
+    store: StoreDep,
+    schemas: SchemasDep,
+    expunge: Annotated[bool, Query()] = False,
 ) -> Response:
     await store.delete_event_type(event_type_name, expunge=expunge)
+    schemas.invalidate()
     return Response(status_code=204)

@@ -1,0 +1,120 @@
+"""Payload validation against event-type JSON Schemas (draft 2020-12 unless a schema says
+otherwise). Each schema is compiled once (jsonschema-rs, native code) and kept until its
+event type changes; the catalog is re-read at most every ``ttl`` seconds, which is how
+long a schema edited through another process takes to apply here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema_rs
+
+MAX_ERRORS = 10
+
+
+@dataclass(frozen=True)
+class Violation:
+    path: list[str | int]  # where in the payload
+    rule: str  # where in the schema, e.g. properties/amount/minimum
+    message: str
+
+
+class SchemaError(ValueError):
+    """A schema that is not a valid JSON Schema."""
+
+
+def check_schemas(schemas: dict[str, Any]) -> dict[str, Any]:
+    """The ``schemas`` of an event type as it is saved: ``{version: JSON Schema}``."""
+    for version, schema in schemas.items():
+        if not isinstance(schema, dict):
+            raise SchemaError(f"{version}: a schema is a JSON object")
+        try:
+            jsonschema_rs.validator_for(schema)
+        except (jsonschema_rs.ValidationError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else "not a valid JSON Schema"
+            raise SchemaError(f"{version}: {first}") from None
+    return schemas
+
+
+def latest_schema(schemas: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The newest version of an event type's schema ("2" beats "1"; "10" beats "9")."""
+    if not schemas:
+        return None
+    version = max(schemas, key=lambda v: (v.isascii() and v.isdigit(), _number(v), v))
+    schema = schemas[version]
+    return schema if isinstance(schema, dict) else None
+
+
+def _number(version: str) -> int:
+    return int(version) if version.isascii() and version.isdigit() else 0
+
+
+def violations(validator: Any, payload: Any) -> list[Violation]:
+    found = []
+    for error in validator.iter_errors(payload):
+        rule = "/".join(str(p) for p in error.schema_path)
+        found.append(Violation(list(error.instance_path), rule, error.message))
+        if len(found) == MAX_ERRORS:
+            break
+    return found
+
+
+@dataclass
+class _Entry:
+    stamp: Any  # (updated_at, validated?): recompile when it moves
+    validator: Any | None  # None: this event type is not validated
+
+
+class SchemaCatalog:
+    """Which event types are validated, with their compiled validators."""
+
+    def __init__(
+        self,
+        load: Callable[[], Awaitable[Iterable[dict[str, Any]]]],
+        *,
+        validate_by_default: bool,
+        ttl: float = 2.0,
+    ) -> None:
+        self._load = load
+        self._default = validate_by_default
+        self._ttl = ttl
+        self._entries: dict[str, _Entry] = {}
+        self._loaded_at = float("-inf")
+
+    def invalidate(self) -> None:
+        self._loaded_at = float("-inf")
+
+    async def check(self, event_type: str, payload: Any) -> list[Violation]:
+        """What is wrong with ``payload`` for ``event_type`` (empty: nothing, or the event
+        type is not validated)."""
+        if time.monotonic() - self._loaded_at > self._ttl:
+            await self._refresh()
+        entry = self._entries.get(event_type)
+        if entry is None or entry.validator is None:
+            return []
+        return violations(entry.validator, payload)
+
+    async def _refresh(self) -> None:
+        rows = await self._load()
+        self._loaded_at = time.monotonic()
+        entries: dict[str, _Entry] = {}
+        for row in rows:
+            wanted = row["validate_payloads"]
+            wanted = self._default if wanted is None else wanted
+            stamp = (row["updated_at"], wanted)
+            old = self._entries.get(row["name"])
+            if old is not None and old.stamp == stamp:
+                entries[row["name"]] = old
+                continue
+            schema = latest_schema(row["schemas"]) if wanted else None
+            validator = None
+            if schema is not None:
+                try:
+                    validator = jsonschema_rs.validator_for(schema)
+                except (jsonschema_rs.ValidationError, ValueError):
+                    validator = None  # saved before schemas were checked: not enforced
+            entries[row["name"]] = _Entry(stamp, validator)
+        self._entries = entries
