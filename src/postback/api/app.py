@@ -22,10 +22,12 @@ from postback.api.routes import (
     background_tasks,
     endpoints,
     event_types,
+    events,
     messages,
 )
 from postback.api.routing import SlashRouter
 from postback.config import Settings
+from postback.schemas import SchemaCatalog
 from postback.store.secretbox import secret_box_for
 from postback.store.store import Store
 
@@ -133,6 +135,14 @@ def create_app(settings: Settings, store: Store | None = None, *, worker: bool =
     )
     app.state.settings = settings
     app.state.store = store
+
+    async def event_type_rules() -> list[dict[str, Any]]:
+        # Without the server-wide switch only the event types that ask are validated.
+        return await app.state.store.event_type_rules(flagged_only=not settings.validate_payloads)
+
+    app.state.schemas = SchemaCatalog(
+        event_type_rules, validate_by_default=settings.validate_payloads
+    )
     app.state.background = set()
     errors.install(app)
     app.include_router(health)
@@ -141,7 +151,7 @@ def create_app(settings: Settings, store: Store | None = None, *, worker: bool =
     documented = {code: {"model": ErrorOut, "description": text} for code, text in ERRORS.items()}
     app.include_router(applications.router, responses=documented)
     app.include_router(event_types.router, dependencies=ANY_TOKEN, responses=documented)
-    for module in (endpoints, messages, attempts):
+    for module in (endpoints, messages, attempts, events):
         app.include_router(module.router, dependencies=APP_SCOPED, responses=documented)
     app.include_router(auth.router, responses=documented)
     app.include_router(endpoints.operational_router, dependencies=OPERATOR, responses=documented)
