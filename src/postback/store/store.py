@@ -18,6 +18,7 @@ from postback.domain import MessageStatus, utcnow
 from postback.store import schema as t
 from postback.store.engine import create_engine
 from postback.store.errors import Conflict, NotFound
+from postback.store.events import EventsMixin
 from postback.store.idempotency import IdempotencyMixin
 from postback.store.messages import MessagesMixin
 from postback.store.metrics_queries import MetricsQueriesMixin
@@ -52,6 +53,7 @@ class Store(
     RateLimitMixin,
     QueueMixin,
     MetricsQueriesMixin,
+    EventsMixin,
 ):
     """The one interface to the database; api/, web/, cli and the worker call only this."""
 
@@ -192,6 +194,7 @@ class Store(
             "schemas": values.get("schemas"),
             "group_name": values.get("group_name"),
             "feature_flags": values.get("feature_flags"),
+            "validate_payloads": values.get("validate_payloads"),
             "created_at": now,
             "updated_at": now,
         }
@@ -217,6 +220,18 @@ class Store(
         async with self.engine.connect() as conn:
             rows = (await conn.execute(paged(stmt, t.event_types.c.name, page))).all()
         return page_out(rows, "name", page)
+
+    async def event_type_rules(self, *, flagged_only: bool) -> list[Row]:
+        """What payload validation needs of the live catalog; ``flagged_only``: just the
+        event types that ask for validation themselves."""
+        c = t.event_types.c
+        stmt = sa.select(c.name, c.schemas, c.validate_payloads, c.updated_at).where(
+            c.archived.is_(False)
+        )
+        if flagged_only:
+            stmt = stmt.where(c.validate_payloads.is_(True))
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(stmt)]
 
     async def update_event_type(self, name: str, values: Row) -> Row:
         async with self.engine.begin() as conn:
@@ -252,6 +267,8 @@ class Store(
             "channels": values.get("channels") or None,
             "metadata": values.get("metadata") or {},
             "headers": values.get("headers") or {},
+            "payload_filter": values.get("payload_filter") or None,
+            "projection": values.get("projection") or None,
             "secret": values["secret"],
             "created_at": now,
             "updated_at": now,

@@ -10,8 +10,15 @@ from fastapi import Query, Response
 from postback import metrics
 from postback.api import models as w
 from postback.api import views
-from postback.api.deps import AppDep, NewestFirstDep, SettingsDep, StoreDep, split_list
-from postback.api.errors import FieldError
+from postback.api.deps import (
+    AppDep,
+    NewestFirstDep,
+    SchemasDep,
+    SettingsDep,
+    StoreDep,
+    split_list,
+)
+from postback.api.errors import FieldError, payload_violations
 from postback.api.routing import SlashRouter
 from postback.domain import encode_json
 from postback.store.errors import NotFound
@@ -56,8 +63,12 @@ async def create_message(
     body: w.MessageIn,
     store: StoreDep,
     settings: SettingsDep,
+    schemas: SchemasDep,
     with_content: Annotated[bool, Query()] = True,
 ) -> Response:
+    found = await schemas.check(body.event_type, body.payload)
+    if found:
+        return payload_violations(found)
     payload = encode_json(body.payload)
     if len(payload) > settings.max_payload_bytes:
         raise FieldError(
