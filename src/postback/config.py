@@ -115,19 +115,19 @@ class Settings:
     app_token_ttl: float = field(
         default=7 * 86400, metadata={"help": "seconds an app-portal token lives by default"}
     )
-    validate_payloads: bool = field(
-        default=False,
-        metadata={
-            "help": "check every message payload against its event type's newest JSON Schema "
-            "(an event type's validatePayloads overrides this)"
-        },
-    )
     log_format: str = field(
         default="text", metadata={"help": "text (for people) or json (one object per line)"}
     )
     metrics_access: str = field(
         default="open",
         metadata={"help": "GET /metrics: open, token (operator token required) or off"},
+    )
+    validate_payloads: bool = field(
+        default=False,
+        metadata={
+            "help": "check every message payload against its event type's newest JSON Schema "
+            "(an event type's validatePayloads overrides this)"
+        },
     )
 
     @classmethod
