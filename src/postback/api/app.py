@@ -30,6 +30,7 @@ from postback.config import Settings
 from postback.schemas import SchemaCatalog
 from postback.store.secretbox import secret_box_for
 from postback.store.store import Store
+from postback.web import install as install_web
 
 health = SlashRouter(prefix="/api/v1/health", tags=["Health"])
 
@@ -156,6 +157,7 @@ def create_app(settings: Settings, store: Store | None = None, *, worker: bool =
     app.include_router(auth.router, responses=documented)
     app.include_router(endpoints.operational_router, dependencies=OPERATOR, responses=documented)
     app.include_router(background_tasks.router, dependencies=OPERATOR, responses=documented)
+    install_web(app, settings)  # the app portal and the operator dashboard
     metrics.mount(app, settings)
     # Added last runs first: size and NUL checks, then idempotency, then the routes.
     app.add_middleware(Idempotency)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from postback import ids
 from postback.domain import MessageStatus, utcnow
 from postback.store import schema as t
+from postback.store.dashboard import DashboardMixin
 from postback.store.engine import create_engine
 from postback.store.errors import Conflict, NotFound
 from postback.store.events import EventsMixin
@@ -54,6 +55,7 @@ class Store(
     QueueMixin,
     MetricsQueriesMixin,
     EventsMixin,
+    DashboardMixin,
 ):
     """The one interface to the database; api/, web/, cli and the worker call only this."""
 

@@ -1,0 +1,46 @@
+"""The web UI: the customer's app portal (/portal/) and the operator's dashboard
+(/dashboard/), server-rendered, in English, Spanish and Brazilian Portuguese."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+
+from postback.config import Settings
+from postback.web.i18n import LANGUAGES
+from postback.web.render import WebRoute, see_other
+from postback.web.session import LANG_COOKIE, Signer, session_key
+
+STATIC = Path(__file__).parent / "static"
+
+common = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+@common.get("/ui/lang/{code}")
+async def choose_language(code: str, next: str = "/portal/") -> Response:
+    """Remember the language chosen in the switcher, then go back to the page."""
+    # Only paths on this site: anything else could make this an open redirect.
+    local = next.startswith("/") and not next.startswith("//") and "\\" not in next
+    response = see_other(next if local else "/")
+    if code in dict(LANGUAGES):
+        response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax", path="/")
+    return response
+
+
+@common.get("/")
+async def root(request: Request) -> Response:
+    return see_other("/dashboard/")
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the portal, the dashboard and their static files to the API's app."""
+    from postback.web import dashboard, portal, portal_messages
+
+    app.state.web_signer = Signer(session_key(settings))
+    app.include_router(common)
+    app.include_router(portal.router)
+    app.include_router(portal_messages.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -1,0 +1,227 @@
+"""Read-only queries for the web UI: endpoint health, the message log with delivery
+status, the operator's overview (applications, disabled endpoints, throughput)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from postback import ids
+from postback.domain import MessageStatus
+from postback.store import schema as t
+from postback.store.operational import OPERATIONAL_APP_ID
+from postback.store.pages import Page, PageOut, page_out, paged
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+Row = dict[str, Any]
+_a, _d, _e, _m, _apps = (
+    t.attempts.c,
+    t.deliveries.c,
+    t.endpoints.c,
+    t.messages.c,
+    t.applications.c,
+)
+
+
+def _latest_attempt(column: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
+    return (
+        sa.select(column)
+        .where(_a.endpoint_id == _e.id)
+        .order_by(_a.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _fail_streak() -> sa.ScalarSelect[Any]:
+    """Failed attempts since the endpoint's last success (ids sort by time)."""
+    ok = t.attempts.alias("ok_attempts")  # its own alias, or it would correlate to ``failed``
+    last_ok = (
+        sa.select(sa.func.max(ok.c.id))
+        .where(ok.c.endpoint_id == _e.id, ok.c.status == MessageStatus.SUCCESS)
+        .scalar_subquery()
+    )
+    failed = sa.select(sa.func.count()).where(
+        _a.endpoint_id == _e.id, _a.status == MessageStatus.FAIL
+    )
+    return failed.where(sa.or_(last_ok.is_(None), _a.id > last_ok)).scalar_subquery()
+
+
+def _count_deliveries(*statuses: MessageStatus) -> sa.ScalarSelect[Any]:
+    return (
+        sa.select(sa.func.count())
+        .where(_d.msg_id == _m.id, _d.status.in_([int(s) for s in statuses]))
+        .scalar_subquery()
+    )
+
+
+class DashboardMixin:
+    engine: AsyncEngine
+    dialect: str
+    clock: Callable[[], datetime]
+
+    async def endpoint_health(self, app_id: str) -> list[Row]:
+        """Every endpoint of an application with its last attempt and failure streak."""
+        stmt = (
+            sa.select(
+                _e.id,
+                _e.uid,
+                _e.url,
+                _e.description,
+                _e.disabled,
+                _e.disabled_reason,
+                _e.disabled_at,
+                _e.failing_since,
+                _e.event_types,
+                _e.channels,
+                _latest_attempt(_a.response_status_code).label("last_status_code"),
+                _latest_attempt(_a.status).label("last_status"),
+                _latest_attempt(_a.created_at).label("last_attempt_at"),
+                _fail_streak().label("fail_streak"),
+            )
+            .where(_e.app_id == app_id)
+            .order_by(_e.id)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(stmt)]
+
+    async def message_log(
+        self,
+        app_id: str,
+        page: Page,
+        *,
+        event_type: str | None = None,
+        status: MessageStatus | None = None,
+        after: datetime | None = None,
+        before: datetime | None = None,
+    ) -> PageOut:
+        """Messages newest first, each with how many of its deliveries succeeded, are
+        still pending and failed; ``status`` keeps messages with a delivery in it."""
+        stmt = sa.select(
+            _m.id,
+            _m.event_type,
+            _m.event_id,
+            _m.channels,
+            _m.created_at,
+            _count_deliveries(MessageStatus.SUCCESS).label("succeeded"),
+            _count_deliveries(MessageStatus.PENDING, MessageStatus.SENDING).label("pending"),
+            _count_deliveries(MessageStatus.FAIL).label("failed"),
+        ).where(_m.app_id == app_id)
+        if event_type:
+            stmt = stmt.where(_m.event_type == event_type)
+        if status is not None:
+            wanted = [int(status)]
+            if status is MessageStatus.PENDING:
+                wanted.append(int(MessageStatus.SENDING))
+            stmt = stmt.where(sa.exists().where(_d.msg_id == _m.id, _d.status.in_(wanted)))
+        # Ids sort by creation time, so the date bounds are id bounds on (app_id, id).
+        if after:
+            stmt = stmt.where(_m.id >= ids.floor_id(ids.MESSAGE, _ms(after)))
+        if before:
+            stmt = stmt.where(_m.id < ids.floor_id(ids.MESSAGE, _ms(before)))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(paged(stmt, _m.id, page))).all()
+        return page_out(rows, "id", page)
+
+    async def apps_overview(self, limit: int = 200) -> list[Row]:
+        """Applications with their endpoint counts: all, disabled, currently failing."""
+
+        def count(*cond: Any) -> sa.ScalarSelect[Any]:
+            return sa.select(sa.func.count()).where(_e.app_id == _apps.id, *cond).scalar_subquery()
+
+        stmt = (
+            sa.select(
+                _apps.id,
+                _apps.uid,
+                _apps.name,
+                _apps.created_at,
+                count().label("endpoints"),
+                count(_e.disabled.is_(True)).label("disabled"),
+                count(_e.disabled.is_(False), _e.failing_since.is_not(None)).label("failing"),
+            )
+            .where(_apps.id != OPERATIONAL_APP_ID)
+            .order_by(_apps.id.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(stmt)]
+
+    async def disabled_endpoints(self, limit: int = 100) -> list[Row]:
+        stmt = (
+            sa.select(
+                _e.id,
+                _e.url,
+                _e.app_id,
+                _e.disabled_reason,
+                _e.disabled_at,
+                _apps.name.label("app_name"),
+            )
+            .join(t.applications, _apps.id == _e.app_id)
+            .where(_e.disabled.is_(True), _e.app_id != OPERATIONAL_APP_ID)
+            .order_by(_e.disabled_at.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(stmt)]
+
+    async def find_messages(self, ref: str, limit: int = 50) -> list[Row]:
+        """Messages across every application whose id or eventId is ``ref``."""
+        stmt = (
+            sa.select(
+                _m.id,
+                _m.app_id,
+                _m.event_type,
+                _m.event_id,
+                _m.created_at,
+                _apps.name.label("app_name"),
+            )
+            .join(t.applications, _apps.id == _m.app_id)
+            .where(sa.or_(_m.id == ref, _m.event_id == ref), _m.app_id != OPERATIONAL_APP_ID)
+            .order_by(_m.id.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(stmt)]
+
+    async def throughput(self, span: timedelta, buckets: int) -> list[Row]:
+        """Attempts in the last ``span``, split into ``buckets`` equal slices, oldest
+        first: each ``{"start", "succeeded", "failed"}``."""
+        now = self.clock()
+        width = span.total_seconds() / buckets
+        since = now - span
+        epoch = self._epoch_seconds(_a.created_at)
+        slot = sa.cast(sa.func.floor((epoch - since.timestamp()) / width), sa.Integer)
+        stmt = (
+            sa.select(
+                slot.label("slot"),
+                sa.func.count().filter(_a.status == MessageStatus.SUCCESS).label("ok"),
+                sa.func.count().filter(_a.status != MessageStatus.SUCCESS).label("failed"),
+            )
+            .where(_a.created_at >= since, _a.app_id != OPERATIONAL_APP_ID)
+            .group_by(slot)
+        )
+        async with self.engine.connect() as conn:
+            counts = {r.slot: (r.ok, r.failed) for r in await conn.execute(stmt)}
+        return [
+            {
+                "start": since + timedelta(seconds=i * width),
+                "succeeded": counts.get(i, (0, 0))[0],
+                "failed": counts.get(i, (0, 0))[1],
+            }
+            for i in range(buckets)
+        ]
+
+    def _epoch_seconds(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        if self.dialect == "postgresql":
+            return sa.func.extract("epoch", column)
+        # SQLite keeps naive UTC text; julianday counts days (with fractions) from noon 4713 BC.
+        return (sa.func.julianday(column) - 2440587.5) * 86400.0
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)

@@ -1,0 +1,118 @@
+"""Who is looking at a page: a portal session (one application) or a dashboard session
+(the operator). Both are signed cookies that hold the token they were opened with."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from fastapi import Request, Response
+from starlette.datastructures import FormData
+
+from postback.store.store import Store
+from postback.web.render import Forbidden, LoginRequired
+from postback.web.session import (
+    DASHBOARD_COOKIE,
+    LOGIN_CSRF_COOKIE,
+    PORTAL_COOKIE,
+    Session,
+    Signer,
+    new_session,
+    same,
+)
+
+PORTAL_PATH = "/portal"
+DASHBOARD_PATH = "/dashboard"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """An authenticated session: ``app_id`` is None for the operator."""
+
+    session: Session
+    app_id: str | None
+    read_only: bool
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def _signer(request: Request) -> Signer:
+    return request.app.state.web_signer
+
+
+async def portal_viewer(request: Request) -> Viewer:
+    session = _signer(request).load(request.cookies.get(PORTAL_COOKIE))
+    principal = await _store(request).authenticate(session.token) if session else None
+    if session is None or principal is None or principal.app_id is None:
+        raise LoginRequired(f"{PORTAL_PATH}/?error=expired")
+    return Viewer(session=session, app_id=principal.app_id, read_only=principal.read_only)
+
+
+async def dashboard_viewer(request: Request) -> Viewer:
+    session = _signer(request).load(request.cookies.get(DASHBOARD_COOKIE))
+    principal = await _store(request).authenticate(session.token) if session else None
+    if session is None or principal is None or not principal.is_operator:
+        raise LoginRequired(f"{DASHBOARD_PATH}/login")
+    return Viewer(session=session, app_id=None, read_only=False)
+
+
+MAX_FORM_BYTES = 1024 * 1024
+
+
+async def read_form(request: Request) -> FormData:
+    """A URL-encoded form (every form here is one). Parsed by hand: starlette's parser
+    needs python-multipart, a dependency for file uploads we never take."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise Forbidden()
+    try:
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=2000)
+    except (UnicodeDecodeError, ValueError):
+        raise Forbidden() from None
+    return FormData(pairs)
+
+
+async def checked_form(request: Request, viewer: Viewer) -> FormData:
+    """The posted form, once its CSRF token matches the session's; a read-only portal
+    token may not post at all."""
+    form = await read_form(request)
+    if not same(viewer.csrf, str(form.get("csrf") or "")) or viewer.read_only:
+        raise Forbidden()
+    return form
+
+
+def start_session(request: Request, response: Response, token: str, *, portal: bool) -> None:
+    name, path = (PORTAL_COOKIE, PORTAL_PATH) if portal else (DASHBOARD_COOKIE, DASHBOARD_PATH)
+    value = _signer(request).dump(new_session(token))
+    secure = request.url.scheme == "https"
+    response.set_cookie(
+        name, value, path=path, httponly=True, samesite="strict", secure=secure, max_age=86400
+    )
+
+
+def end_session(response: Response, *, portal: bool) -> None:
+    name, path = (PORTAL_COOKIE, PORTAL_PATH) if portal else (DASHBOARD_COOKIE, DASHBOARD_PATH)
+    response.delete_cookie(name, path=path)
+
+
+def login_csrf(request: Request) -> str:
+    """The value a login form echoes; it also goes into a cookie (double submit)."""
+    return request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+
+
+def set_login_csrf(response: Response, value: str) -> None:
+    response.set_cookie(LOGIN_CSRF_COOKIE, value, httponly=True, samesite="strict", path="/")
+
+
+async def checked_login(request: Request) -> FormData:
+    form = await read_form(request)
+    if not same(request.cookies.get(LOGIN_CSRF_COOKIE), str(form.get("csrf") or "")):
+        raise Forbidden()
+    return form

@@ -1,0 +1,232 @@
+"""The operator dashboard: the whole platform at a glance, event types, and a way into
+any application's portal."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+
+from postback.store.pages import Page
+from postback.store.store import Store
+from postback.web import charts
+from postback.web.auth import (
+    Viewer,
+    checked_form,
+    checked_login,
+    dashboard_viewer,
+    end_session,
+    login_csrf,
+    set_login_csrf,
+    start_session,
+)
+from postback.web.i18n import translator
+from postback.web.render import Invalid, WebRoute, language, render, see_other
+
+router = APIRouter(prefix="/dashboard", route_class=WebRoute, include_in_schema=False)
+DashboardViewer = Annotated[Viewer, Depends(dashboard_viewer)]
+# Chart windows: (span, number of bars, how a bar is labelled).
+# A due delivery this late counts as overdue (the figure `postback check` uses by default).
+OVERDUE_AFTER = 60.0
+WINDOWS = {"hour": (timedelta(hours=1), 12, "%H:%M"), "day": (timedelta(days=1), 24, "%H:00")}
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def _page(request: Request, viewer: Viewer, template: str, **context: Any) -> Response:
+    return render(request, template, viewer=viewer, csrf=viewer.csrf, **context)
+
+
+@router.get("/login")
+async def login_page(request: Request, error: str = "") -> Response:
+    csrf = login_csrf(request)
+    response = render(request, "dashboard/login.html", csrf=csrf, error=error)
+    set_login_csrf(response, csrf)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await checked_login(request)
+    token = str(form.get("token") or "").strip()
+    if not token or not await _store(request).operator_token_valid(token):
+        return see_other("/dashboard/login?error=invalid")
+    response = see_other("/dashboard/")
+    start_session(request, response, token, portal=False)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, viewer: DashboardViewer) -> Response:
+    await checked_form(request, viewer)
+    response = see_other("/dashboard/login")
+    end_session(response, portal=False)
+    return response
+
+
+@router.get("/")
+async def home(request: Request, viewer: DashboardViewer) -> Response:
+    store = _store(request)
+    _ = translator(language(request))
+    chart_svgs = {}
+    rates = {}
+    for name, (span, buckets, label) in WINDOWS.items():
+        rows = await store.throughput(span, buckets)
+        bars = [charts.Bar(r["start"].strftime(label), r["succeeded"], r["failed"]) for r in rows]
+        title = _("Attempts in the last hour") if name == "hour" else _("Attempts in the last day")
+        chart_svgs[name] = charts.stacked_bars(bars, title)
+        ok, total = sum(b.good for b in bars), sum(b.good + b.bad for b in bars)
+        rates[name] = {"total": total, "rate": round(100 * ok / total, 1) if total else None}
+    return _page(
+        request,
+        viewer,
+        "dashboard/home.html",
+        queue=await store.queue_health(OVERDUE_AFTER),
+        charts=chart_svgs,
+        rates=rates,
+        apps=await store.apps_overview(),
+        disabled=await store.disabled_endpoints(),
+    )
+
+
+@router.get("/search")
+async def search(request: Request, viewer: DashboardViewer, q: str = "") -> Response:
+    q = q.strip()[:256]
+    found = await _store(request).find_messages(q) if q else []
+    return _page(request, viewer, "dashboard/search.html", q=q, found=found)
+
+
+@router.post("/apps/{app_id}/portal")
+async def open_portal(request: Request, viewer: DashboardViewer, app_id: str) -> Response:
+    """A fresh portal token for the application, and the browser sent to its link."""
+    await checked_form(request, viewer)
+    store = _store(request)
+    settings = request.app.state.settings
+    app = await store.get_app(app_id)
+    token, _ = await store.create_app_token(app["id"], settings.app_token_ttl)
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    return see_other(f"{base}/portal/#token={token}")
+
+
+# ---- event types ---------------------------------------------------------------------
+
+
+@router.get("/event-types")
+async def event_types(request: Request, viewer: DashboardViewer, notice: str = "") -> Response:
+    rows = (await _store(request).list_event_types(Page(limit=250), include_archived=True)).rows
+    return _page(request, viewer, "dashboard/event_types.html", event_types=rows, notice=notice)
+
+
+def _form_view(row: dict[str, Any] | None) -> dict[str, str]:
+    """An event type as its form shows it: the latest schema and its examples as JSON."""
+    if row is None:
+        return {"name": "", "description": "", "schema": "", "examples": ""}
+    schemas = row.get("schemas") or {}
+    version = max(schemas, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else 0), default="")
+    schema = dict(schemas.get(version) or {})
+    examples = schema.pop("examples", None)
+    dump = lambda v: orjson.dumps(v, option=orjson.OPT_INDENT_2).decode() if v else ""  # noqa: E731
+    return {
+        "name": row["name"],
+        "description": row.get("description") or "",
+        "schema": dump(schema),
+        "examples": dump(examples),
+    }
+
+
+def _parse_json(text: str, what: str) -> Any:
+    if not text.strip():
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise Invalid(what) from None
+
+
+def _schemas(form: dict[str, str]) -> dict[str, Any] | None:
+    schema = _parse_json(form.get("schema", ""), "The schema is not valid JSON.")
+    examples = _parse_json(form.get("examples", ""), "The examples are not valid JSON.")
+    if schema is not None and not isinstance(schema, dict):
+        raise Invalid("The schema must be a JSON object.")
+    if examples is not None and not isinstance(examples, list):
+        examples = [examples]  # one example written alone
+    if schema is None and examples is None:
+        return None
+    return {"1": (schema or {}) | ({"examples": examples} if examples else {})}
+
+
+def _form_page(
+    request: Request, viewer: Viewer, values: dict[str, str], editing: bool, error: str = ""
+) -> Response:
+    message = translator(language(request))(error) if error else ""
+    return _page(
+        request,
+        viewer,
+        "dashboard/event_type_form.html",
+        status=422 if error else 200,
+        values=values,
+        editing=editing,
+        error=message,
+    )
+
+
+@router.get("/event-types/new")
+async def new_event_type(request: Request, viewer: DashboardViewer) -> Response:
+    return _form_page(request, viewer, _form_view(None), editing=False)
+
+
+@router.post("/event-types/new")
+async def create_event_type(request: Request, viewer: DashboardViewer) -> Response:
+    form = dict((await checked_form(request, viewer)).items())
+    name = form.get("name", "").strip()
+    try:
+        if not name or len(name) > 256 or any(c.isspace() for c in name):
+            raise Invalid("Name the event type without spaces, e.g. invoice.paid.")
+        values = {
+            "name": name,
+            "description": form.get("description", "").strip(),
+            "schemas": _schemas(form),
+        }
+    except Invalid as exc:
+        return _form_page(request, viewer, form, editing=False, error=exc.message)
+    await _store(request).create_event_type(values)
+    return see_other("/dashboard/event-types?notice=created")
+
+
+@router.get("/event-types/{name}")
+async def edit_event_type(request: Request, viewer: DashboardViewer, name: str) -> Response:
+    row = await _store(request).get_event_type(name)
+    return _form_page(request, viewer, _form_view(row), editing=True)
+
+
+@router.post("/event-types/{name}")
+async def save_event_type(request: Request, viewer: DashboardViewer, name: str) -> Response:
+    form = dict((await checked_form(request, viewer)).items())
+    store = _store(request)
+    await store.get_event_type(name)
+    try:
+        values = {"description": form.get("description", "").strip(), "schemas": _schemas(form)}
+    except Invalid as exc:
+        return _form_page(request, viewer, form | {"name": name}, editing=True, error=exc.message)
+    await store.update_event_type(name, values)
+    return see_other("/dashboard/event-types?notice=saved")
+
+
+@router.post("/event-types/{name}/archive")
+async def archive_event_type(request: Request, viewer: DashboardViewer, name: str) -> Response:
+    return await _set_archived(request, viewer, name, archived=True)
+
+
+@router.post("/event-types/{name}/restore")
+async def restore_event_type(request: Request, viewer: DashboardViewer, name: str) -> Response:
+    return await _set_archived(request, viewer, name, archived=False)
+
+
+async def _set_archived(request: Request, viewer: Viewer, name: str, *, archived: bool) -> Response:
+    await checked_form(request, viewer)
+    await _store(request).update_event_type(name, {"archived": archived})
+    return see_other(f"/dashboard/event-types?notice={'archived' if archived else 'restored'}")

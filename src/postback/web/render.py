@@ -1,0 +1,109 @@
+"""Rendering pages: the Jinja2 environment, the language of a request, and a route class
+that turns the web's own exceptions into pages instead of the API's JSON errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from postback.store.errors import Conflict, NotFound
+from postback.web.i18n import LANGUAGES, pick_language, translator
+from postback.web.session import LANG_COOKIE
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+env.filters["when"] = _when
+env.filters["pretty"] = _pretty
+
+
+class LoginRequired(Exception):
+    """No valid session: send the browser to ``location`` (a login or error page)."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+
+class Forbidden(Exception):
+    """A form without a valid CSRF token, or a write with a read-only token."""
+
+
+class Invalid(Exception):
+    """A form value we cannot accept; the page is shown again with the message."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def language(request: Request) -> str:
+    return pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    lang = language(request)
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    page = env.get_template(template).render(
+        request=request,
+        lang=lang,
+        languages=LANGUAGES,
+        here=quote(here, safe=""),
+        _=translator(lang),
+        **context,
+    )
+    return HTMLResponse(page, status_code=status)
+
+
+def see_other(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303)
+
+
+def _problem(request: Request, status: int, message: str) -> HTMLResponse:
+    return render(request, "error.html", status=status, status_code=status, message=message)
+
+
+class WebRoute(APIRoute):
+    """Pages answer with pages: a missing row is a 404 page, a bad form a 403 or 422 page,
+    and a lost session a redirect to the login."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LoginRequired as exc:
+                return see_other(exc.location)
+            except NotFound:
+                return _problem(request, 404, "Not found.")
+            except Forbidden:
+                return _problem(request, 403, "This form has expired or was not sent by us.")
+            except Conflict as exc:
+                return _problem(request, 409, str(exc))
+            except Invalid as exc:
+                return _problem(request, 422, exc.message)
+
+        return handle
