@@ -71,7 +71,7 @@ def _header(lower: dict[str, str], name: str) -> str:
     return value
 
 
-def _key(secret: str | bytes) -> bytes:
+def signing_key(secret: str | bytes) -> bytes:
     """``whsec_<base64>`` or bare base64 text; bytes are the HMAC key itself."""
     if isinstance(secret, bytes):
         return secret
@@ -105,7 +105,7 @@ def verify(
         raise TimestampError(f"webhook-timestamp is {current - timestamp:.0f}s old (too old)")
     if timestamp > current + tolerance:
         raise TimestampError(f"webhook-timestamp is {timestamp - current:.0f}s in the future")
-    key = _key(secret)
+    key = signing_key(secret)
     # Headers and timestamp are known good here, so the only failure left is the signature
     # (signing.verify compares every candidate in constant time).
     canonical = {"webhook-id": msg_id, "webhook-timestamp": stamp, "webhook-signature": signatures}
@@ -130,7 +130,7 @@ class WebhookVerifier:
     A request that does not verify gets 400 (headers missing, body not JSON) or 401."""
 
     def __init__(self, secret: str | bytes, *, tolerance: float = DEFAULT_TOLERANCE) -> None:
-        self.key = _key(secret)  # a bad secret fails at startup, not on the first webhook
+        self.key = signing_key(secret)  # a bad secret fails at startup, not on the first webhook
         self.tolerance = tolerance
 
     async def __call__(self, request: Request) -> Any:
@@ -149,7 +149,7 @@ def verify_flask(request: Any, secret: str | bytes, *, tolerance: float = DEFAUL
 def flask_webhook(secret: str | bytes, *, tolerance: float = DEFAULT_TOLERANCE) -> Callable[[F], F]:
     """Decorate a Flask view: the request is verified first (400/401 with the reason if it
     fails) and the payload is passed to the view as ``webhook=``."""
-    key = _key(secret)
+    key = signing_key(secret)
 
     def decorate(view: F) -> F:
         @functools.wraps(view)

@@ -1,0 +1,53 @@
+"""docs/configuration.md, written from the Settings class so the reference cannot drift:
+``postback config-doc`` rewrites it and a test fails when it is stale."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from postback.config import Settings
+
+HEADER = """\
+# Configuration reference
+
+Every setting is an environment variable `POSTBACK_<NAME>`. Command-line flags
+(`--database-url`, `--host`, `--port`) win over the variables. Durations take `250ms`, `15s`,
+`5m`, `2h`, `5d` or plain seconds; booleans take `true`/`false` (also `1/0`, `yes/no`,
+`on/off`).
+
+This file is generated from `postback.config.Settings` by `postback config-doc`; edit the
+`help` text there, not here.
+
+| variable | default | what it does |
+|---|---|---|
+"""
+
+
+def _default(value: object) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def render() -> str:
+    rows = []
+    for f in dataclasses.fields(Settings):
+        help_text = str(f.metadata.get("help", "")).replace("|", "\\|")
+        rows.append(f"| `POSTBACK_{f.name.upper()}` | `{_default(f.default)}` | {help_text} |")
+    return HEADER + "\n".join(rows) + "\n"
+
+
+def write(path: Path) -> bool:
+    """Write the reference; True when the file changed."""
+    text = render()
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
