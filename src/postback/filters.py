@@ -17,7 +17,6 @@ saved (:class:`RuleError` names the offending place) and compiled once per disti
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -61,7 +60,8 @@ def _compiled_filter(text: bytes) -> Predicate:
 
 def compile_filter(rule: dict[str, Any]) -> Predicate:
     """The predicate of a stored filter, compiled once per distinct filter."""
-    return _compiled_filter(orjson.dumps(rule, option=orjson.OPT_SORT_KEYS))
+    # A stored filter comes back with its keys in one order: its JSON is a fine cache key.
+    return _compiled_filter(orjson.dumps(rule))
 
 
 def _check_size(rule: Any) -> None:
@@ -260,16 +260,24 @@ def _parse_pointer(pointer: Any, loc: list[str | int]) -> tuple[str, ...]:
 
 def project(doc: Any, rule: dict[str, list[str]]) -> bytes:
     """The (parsed) payload as one endpoint sees it, as JSON bytes: only the included
-    pointers, or without the excluded ones. Pointers that lead nowhere are ignored."""
+    pointers, or without the excluded ones. Pointers that lead nowhere are ignored. The
+    message's own ``doc`` is never changed: it is shared by every endpoint."""
     mode, pointers = next(iter(rule.items()))
     paths = [_parse_pointer(p, [mode]) for p in pointers]
     if mode == "include":
         return encode_json(_include(doc, paths))
-    doc = copy.deepcopy(doc)
+    if not isinstance(doc, dict | list):
+        return encode_json(doc)
+    root = _shallow(doc)
+    copied = {id(root)}
     # Deepest and highest index first, so removing one leaves the others' places intact.
     for path in sorted(paths, key=lambda p: (len(p), [_index_key(t) for t in p]), reverse=True):
-        _remove(doc, path)
-    return encode_json(doc)
+        _remove(root, path, copied)
+    return encode_json(root)
+
+
+def _shallow(value: Any) -> Any:
+    return dict(value) if isinstance(value, dict) else list(value)
 
 
 def _is_index(token: str) -> bool:
@@ -304,16 +312,23 @@ def _include(doc: Any, paths: list[tuple[str, ...]]) -> Any:
             if not isinstance(target, dict):
                 break  # an earlier pointer already copied this whole subtree
         else:
-            target[path[used - 1]] = copy.deepcopy(value)
+            target[path[used - 1]] = value  # serialised at once, never changed
     return out
 
 
-def _remove(doc: Any, path: tuple[str, ...]) -> None:
-    parent = doc
+def _remove(root: Any, path: tuple[str, ...], copied: set[int]) -> None:
+    """Remove ``path`` from ``root``, copying the containers on the way (and only those)
+    the first time they are touched, so nothing shared with the message changes."""
+    parent = root
     for token in path[:-1]:
-        parent = _step(parent, token)
-        if parent is _MISSING:
+        child = _step(parent, token)
+        if not isinstance(child, dict | list):
             return
+        if id(child) not in copied:
+            child = _shallow(child)
+            copied.add(id(child))
+            parent[int(token) if isinstance(parent, list) else token] = child
+        parent = child
     last = path[-1]
     if isinstance(parent, dict):
         parent.pop(last, None)
