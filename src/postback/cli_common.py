@@ -16,8 +16,8 @@ from rich.table import Table
 from postback.apiclient import DEFAULT_URL, Api, ApiError
 from postback.config import SettingsError, parse_duration
 
-console = Console()
-errors = Console(stderr=True)
+console = Console(highlight=False)  # output is data: no guessing colours
+errors = Console(stderr=True, highlight=False)
 
 UrlOpt = Annotated[
     str, typer.Option("--url", envvar="POSTBACK_URL", help="the postback server's address")
@@ -72,6 +72,14 @@ def show(rows: Sequence[dict], columns: Sequence[Column], *, title: str, as_json
     console.print(table)
     if not rows:
         console.print(f"no {title}")
+
+
+def show_one(row: dict, columns: Sequence[Column], *, title: str, as_json: bool) -> None:
+    """One object: the API's JSON object for scripts, a one-row table for people."""
+    if as_json:
+        print_json(row)
+    else:
+        show([row], columns, title=title, as_json=False)
 
 
 def _cell(value: Any) -> str:

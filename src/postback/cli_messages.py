@@ -235,6 +235,8 @@ def tail(
                         newest[ep_id] = max(r["id"] for r in rows)
                     if not first:
                         fresh.extend(rows)
+                if first:
+                    errors.print(f"following {len(urls)} endpoint(s); Ctrl-C stops")
                 first = False
                 for attempt in sorted(fresh, key=lambda r: r["id"]):
                     _print_attempt(attempt, urls, as_json)

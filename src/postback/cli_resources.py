@@ -25,6 +25,7 @@ from postback.cli_common import (
     reported,
     short_time,
     show,
+    show_one,
     when,
 )
 
@@ -78,7 +79,7 @@ def app_create(
     """Create an application."""
     with reported():
         row = api(url, token).post("/api/v1/app", {"name": name, "uid": uid})
-    show([row], APP_COLUMNS, title="application created", as_json=as_json)
+    show_one(row, APP_COLUMNS, title="application created", as_json=as_json)
 
 
 @app_cli.command("get")
@@ -88,7 +89,7 @@ def app_get(
     """Show one application."""
     with reported():
         row = api(url, token).get(f"/api/v1/app/{quote(app)}")
-    show([row], APP_COLUMNS, title="application", as_json=as_json)
+    show_one(row, APP_COLUMNS, title="application", as_json=as_json)
 
 
 # ---- event types ---------------------------------------------------------------------
@@ -114,7 +115,10 @@ def event_type_list(
     with reported():
         rows = list(
             api(url, token).pages(
-                "/api/v1/event-type", limit=limit, include_archived=str(archived).lower()
+                "/api/v1/event-type",
+                limit=limit,
+                include_archived=str(archived).lower(),
+                with_content="true",
             )
         )
     show(rows, EVENT_TYPE_COLUMNS, title="event types", as_json=as_json)
@@ -138,7 +142,7 @@ def event_type_create(
         body["schemas"] = {"1": _read_json(schema, "schema")}
     with reported():
         row = api(url, token).post("/api/v1/event-type", body)
-    show([row], EVENT_TYPE_COLUMNS, title="event type created", as_json=as_json)
+    show_one(row, EVENT_TYPE_COLUMNS, title="event type created", as_json=as_json)
 
 
 def _event_type_in(entry: dict) -> dict:
@@ -275,7 +279,7 @@ def endpoint_create(
     if as_json:
         print_json(row | {"secret": key})
         return
-    show([row], ENDPOINT_COLUMNS, title="endpoint created", as_json=False)
+    show_one(row, ENDPOINT_COLUMNS, title="endpoint created", as_json=False)
     console.print(f"signing secret: {key}", highlight=False)
 
 
