@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The browser tests drive this Chromium (Playwright's own download does not run everywhere).
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint format install bench clean
+.PHONY: run test lint format install bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +32,16 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-test: $(STAMP) lint
+$(CHROMIUM):
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update && $$SUDO apt-get install -y chromium
+
+test: $(STAMP) $(CHROMIUM) lint
 	$(BIN)/pytest -q
+
+# PNGs of the web UI's main pages, written to docs/screenshots/.
+screenshots: $(STAMP) $(CHROMIUM)
+	$(BIN)/python scripts/screenshots.py
 
 # The benchmark suite (under 5 minutes): prints a table and appends it to bench/RESULTS.md.
 bench: $(STAMP)

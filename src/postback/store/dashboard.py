@@ -32,24 +32,25 @@ def _latest_attempt(column: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
     return (
         sa.select(column)
         .where(_a.endpoint_id == _e.id)
-        .order_by(_a.id.desc())
+        .order_by(_a.created_at.desc(), _a.id.desc())
         .limit(1)
         .scalar_subquery()
     )
 
 
 def _fail_streak() -> sa.ScalarSelect[Any]:
-    """Failed attempts since the endpoint's last success (ids sort by time)."""
+    """Failed attempts since the endpoint's last success. By time, not id: ids made in the
+    same millisecond sort at random."""
     ok = t.attempts.alias("ok_attempts")  # its own alias, or it would correlate to ``failed``
     last_ok = (
-        sa.select(sa.func.max(ok.c.id))
-        .where(ok.c.endpoint_id == _e.id, ok.c.status == MessageStatus.SUCCESS)
+        sa.select(sa.func.max(ok.c.created_at))
+        .where(ok.c.endpoint_id == _a.endpoint_id, ok.c.status == MessageStatus.SUCCESS)
         .scalar_subquery()
     )
     failed = sa.select(sa.func.count()).where(
         _a.endpoint_id == _e.id, _a.status == MessageStatus.FAIL
     )
-    return failed.where(sa.or_(last_ok.is_(None), _a.id > last_ok)).scalar_subquery()
+    return failed.where(sa.or_(last_ok.is_(None), _a.created_at > last_ok)).scalar_subquery()
 
 
 def _count_deliveries(*statuses: MessageStatus) -> sa.ScalarSelect[Any]:

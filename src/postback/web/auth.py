@@ -11,7 +11,7 @@ from fastapi import Request, Response
 from starlette.datastructures import FormData
 
 from postback.store.store import Store
-from postback.web.render import Forbidden, LoginRequired
+from postback.web.render import Forbidden, LoginRequired, see_other
 from postback.web.session import (
     DASHBOARD_COOKIE,
     LOGIN_CSRF_COOKIE,
@@ -116,3 +116,29 @@ async def checked_login(request: Request) -> FormData:
     if not same(request.cookies.get(LOGIN_CSRF_COOKIE), str(form.get("csrf") or "")):
         raise Forbidden()
     return form
+
+
+# Where each side sends the browser: (after login, after a refused login, after logout).
+_PORTAL_WAYS = ("/portal/endpoints", "/portal/?error=invalid", "/portal/?error=logged-out")
+_DASHBOARD_WAYS = ("/dashboard/", "/dashboard/login?error=invalid", "/dashboard/login")
+
+
+async def log_in(request: Request, *, portal: bool) -> Response:
+    """Open a session with the token a login form posted: an application's token for the
+    portal, an operator token for the dashboard."""
+    done, refused, _ = _PORTAL_WAYS if portal else _DASHBOARD_WAYS
+    form = await checked_login(request)
+    token = str(form.get("token") or "").strip()
+    principal = await _store(request).authenticate(token) if token else None
+    if principal is None or principal.is_operator == portal:
+        return see_other(refused)
+    response = see_other(done)
+    start_session(request, response, token, portal=portal)
+    return response
+
+
+async def log_out(request: Request, viewer: Viewer, *, portal: bool) -> Response:
+    await checked_form(request, viewer)
+    response = see_other((_PORTAL_WAYS if portal else _DASHBOARD_WAYS)[2])
+    end_session(response, portal=portal)
+    return response

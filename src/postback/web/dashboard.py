@@ -15,12 +15,11 @@ from postback.web import charts
 from postback.web.auth import (
     Viewer,
     checked_form,
-    checked_login,
     dashboard_viewer,
-    end_session,
+    log_in,
+    log_out,
     login_csrf,
     set_login_csrf,
-    start_session,
 )
 from postback.web.i18n import translator
 from postback.web.render import Invalid, WebRoute, language, render, see_other
@@ -51,21 +50,12 @@ async def login_page(request: Request, error: str = "") -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    form = await checked_login(request)
-    token = str(form.get("token") or "").strip()
-    if not token or not await _store(request).operator_token_valid(token):
-        return see_other("/dashboard/login?error=invalid")
-    response = see_other("/dashboard/")
-    start_session(request, response, token, portal=False)
-    return response
+    return await log_in(request, portal=False)
 
 
 @router.post("/logout")
 async def logout(request: Request, viewer: DashboardViewer) -> Response:
-    await checked_form(request, viewer)
-    response = see_other("/dashboard/login")
-    end_session(response, portal=False)
-    return response
+    return await log_out(request, viewer, portal=False)
 
 
 @router.get("/")

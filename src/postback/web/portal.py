@@ -22,12 +22,11 @@ from postback.web import charts
 from postback.web.auth import (
     Viewer,
     checked_form,
-    checked_login,
-    end_session,
+    log_in,
+    log_out,
     login_csrf,
     portal_viewer,
     set_login_csrf,
-    start_session,
 )
 from postback.web.forms import endpoint_values, format_headers
 from postback.web.i18n import translator
@@ -80,22 +79,12 @@ async def enter(request: Request, error: str | None = None) -> Response:
 
 @router.post("/session")
 async def open_session(request: Request) -> Response:
-    form = await checked_login(request)
-    token = str(form.get("token") or "").strip()
-    principal = await store_of(request).authenticate(token) if token else None
-    if principal is None or principal.app_id is None:
-        return see_other("/portal/?error=invalid")
-    response = see_other("/portal/endpoints")
-    start_session(request, response, token, portal=True)
-    return response
+    return await log_in(request, portal=True)
 
 
 @router.post("/logout")
 async def logout(request: Request, viewer: PortalViewer) -> Response:
-    await checked_form(request, viewer)
-    response = see_other("/portal/?error=logged-out")
-    end_session(response, portal=True)
-    return response
+    return await log_out(request, viewer, portal=True)
 
 
 # ---- endpoints -----------------------------------------------------------------------
