@@ -24,15 +24,24 @@ This file is generated from `postback.config.Settings` by `postback config-doc`;
 """
 
 
-def _default(value: object) -> str:
+def _duration(seconds: float) -> str:
+    """In the largest unit that divides it, as the variables accept it: 86400 → ``1d``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _default(value: object, kind: str) -> str:
+    # Settings holds durations as float seconds (and the schedule as a tuple of them).
+    if kind == "float" and isinstance(value, int | float):
+        return _duration(float(value))
     if value is None:
         return "(none)"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, tuple):
-        return ",".join(f"{v:g}" for v in value)
-    if isinstance(value, float):
-        return f"{value:g}"
+        return ",".join(_duration(v) for v in value)
     return str(value)
 
 
@@ -40,7 +49,9 @@ def render() -> str:
     rows = []
     for f in dataclasses.fields(Settings):
         help_text = str(f.metadata.get("help", "")).replace("|", "\\|")
-        rows.append(f"| `POSTBACK_{f.name.upper()}` | `{_default(f.default)}` | {help_text} |")
+        rows.append(
+            f"| `POSTBACK_{f.name.upper()}` | `{_default(f.default, str(f.type))}` | {help_text} |"
+        )
     return HEADER + "\n".join(rows) + "\n"
 
 
