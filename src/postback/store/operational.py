@@ -101,6 +101,16 @@ class OperationalMixin:
             return
         e = t.endpoints.c
         ep_ids = sorted({res.delivery.endpoint_id for res, _ in customer})
+        if all(res.ok and not _recovers(res, out[2]) for res, out in customer):
+            # The usual batch: nothing to announce, nothing to disable. Only endpoints that
+            # were failing change, so only those are read and locked (a fan-out batch
+            # touches a hundred endpoints; locking each row costs a write on PostgreSQL).
+            ep_ids = await self._failing_among(conn, ep_ids)
+            if ep_ids:
+                await conn.execute(
+                    t.endpoints.update().where(e.id.in_(ep_ids)).values(failing_since=None)
+                )
+            return
         stmt = (
             sa.select(e.id, e.app_id, e.uid, e.disabled, e.failing_since)
             .where(e.id.in_(ep_ids))
@@ -122,7 +132,7 @@ class OperationalMixin:
                 if ep["failing_since"] is not None:
                     ep["failing_since"] = None
                     changed.add(ep["id"])
-                if res.delivery.trigger is TriggerType.SCHEDULED and count > FAILING_AFTER:
+                if _recovers(res, count):
                     await self._attempt_event(conn, ATTEMPT_RECOVERED, res, ep)
                 continue
             if ep["failing_since"] is None:
@@ -145,6 +155,17 @@ class OperationalMixin:
             since = ep["failing_since"]
             if not ep["disabled"] and since is not None and since <= limit:
                 await self._auto_disable(conn, ep, since, now)
+
+    async def _failing_among(self, conn: AsyncConnection, ep_ids: list[str]) -> list[str]:
+        e = t.endpoints.c
+        stmt = (
+            sa.select(e.id)
+            .where(e.id.in_(ep_ids), e.failing_since.is_not(None))
+            .order_by(e.id)  # every worker locks in the same order
+        )
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update(key_share=True)  # see _track_health
+        return list(await conn.scalars(stmt))
 
     async def _auto_disable(
         self, conn: AsyncConnection, ep: Row, since: datetime, now: datetime
@@ -177,3 +198,8 @@ class OperationalMixin:
                 "response": res.response or res.error or "",
             },
         )
+
+
+def _recovers(res: AttemptResult, count: int) -> bool:
+    """A success after the endpoint was announced as failing for this message."""
+    return res.ok and res.delivery.trigger is TriggerType.SCHEDULED and count > FAILING_AFTER
