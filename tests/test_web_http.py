@@ -460,3 +460,12 @@ def test_a_read_only_portal_token_may_look_but_not_change(
     answer = client.post(f"/portal/endpoints/{ep_id}/disable", data={"csrf": csrf_of(page.text)})
     assert answer.status_code == 403
     assert web_server.svix().endpoint.get(app_id, ep_id).disabled is False
+
+
+def test_pages_are_not_cached_framed_or_open_to_foreign_scripts(web_server: ServerHandle) -> None:
+    page = httpx.get(web_server.url + "/dashboard/login", timeout=10)
+    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["x-frame-options"] == "DENY"
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "<script" not in page.text  # the only script is the portal's entry page, a file

@@ -91,7 +91,9 @@ async def checked_form(request: Request, viewer: Viewer) -> FormData:
 def start_session(request: Request, response: Response, token: str, *, portal: bool) -> None:
     name, path = (PORTAL_COOKIE, PORTAL_PATH) if portal else (DASHBOARD_COOKIE, DASHBOARD_PATH)
     value = _signer(request).dump(new_session(token))
-    secure = request.url.scheme == "https"
+    # Behind a TLS-terminating proxy the request itself may arrive over plain http.
+    public = request.app.state.settings.public_url or ""
+    secure = request.url.scheme == "https" or public.startswith("https://")
     response.set_cookie(
         name, value, path=path, httponly=True, samesite="strict", secure=secure, max_age=86400
     )

@@ -41,6 +41,19 @@ env.filters["when"] = _when
 env.filters["pretty"] = _pretty
 
 
+# Pages hold secrets and one-click actions: never cached, never framed, and scripts only
+# from our own static files.
+PAGE_HEADERS = {
+    "cache-control": "no-store",
+    "content-security-policy": (
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
+
+
 class LoginRequired(Exception):
     """No valid session: send the browser to ``location`` (a login or error page)."""
 
@@ -74,7 +87,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         _=translator(lang),
         **context,
     )
-    return HTMLResponse(page, status_code=status)
+    return HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)
 
 
 def see_other(location: str) -> RedirectResponse:
