@@ -18,6 +18,7 @@ from postback import metrics
 from postback.config import SettingsError
 from tests.conftest import ServerHandle
 from tests.receivers import Receiver, fail, ok
+from tests.test_cli import eventually
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -44,13 +45,6 @@ def scrape(url: str, token: str | None = None) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def eventually(check: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 def test_metrics_after_real_deliveries(server: ServerHandle, receiver: Receiver) -> None:

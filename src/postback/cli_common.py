@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from postback.apiclient import DEFAULT_URL, Api, ApiError
@@ -26,6 +27,7 @@ TokenOpt = Annotated[
     str | None,
     typer.Option("--token", envvar="POSTBACK_TOKEN", help="an operator (or app-portal) token"),
 ]
+AppArg = Annotated[str, typer.Argument(help="application id or uid")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 LimitOpt = Annotated[int, typer.Option(min=1, help="at most this many rows")]
 DEFAULT = DEFAULT_URL
@@ -50,6 +52,12 @@ def reported() -> Iterator[None]:
     except ApiError as exc:
         where = f" ({exc.status})" if exc.status else ""
         fail(f"{exc.detail}{where}")
+
+
+def progress_bar(label: str) -> Progress:
+    """A bar with a count and the time taken, for the long operations (bulk send, recover)."""
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=console)
 
 
 def print_json(data: Any) -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from postback.apiclient import Api, ApiError, quote
 from postback.cli_common import (
     DEFAULT,
+    AppArg,
     JsonOpt,
     LimitOpt,
     TokenOpt,
@@ -24,12 +24,11 @@ from postback.cli_common import (
     errors,
     fail,
     print_json,
+    progress_bar,
     reported,
     short_time,
     show,
 )
-
-AppArg = Annotated[str, typer.Argument(help="application id or uid")]
 
 
 def _payload(text: str, where: str) -> dict:
@@ -117,8 +116,7 @@ def _send_bulk(client: Api, app: str, event_type: str | None, path: Path, extra:
         fail(f"cannot read {path}: {exc.strerror}")
     problems: list[str] = []
     sent = 0
-    columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    with progress_bar("sending") as progress:
         bar = progress.add_task("send", total=len(lines))
         for number, line in lines:
             try:
@@ -138,8 +136,6 @@ def _send_bulk(client: Api, app: str, event_type: str | None, path: Path, extra:
 
 
 # ---- attempts ------------------------------------------------------------------------
-
-STATUS_STYLE = {0: "green", 1: "yellow", 2: "red", 3: "cyan", 4: "dim"}
 
 
 def _code(attempt: dict) -> str:

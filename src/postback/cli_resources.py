@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from postback.apiclient import Api, ApiError, quote
 from postback.cli_common import (
     DEFAULT,
+    AppArg,
     JsonOpt,
     LimitOpt,
     TokenOpt,
@@ -22,6 +22,7 @@ from postback.cli_common import (
     console,
     fail,
     print_json,
+    progress_bar,
     reported,
     short_time,
     show,
@@ -35,7 +36,6 @@ endpoint_cli = typer.Typer(
     help="Endpoints: where an application's webhooks go.", no_args_is_help=True
 )
 
-AppArg = Annotated[str, typer.Argument(help="application id or uid")]
 EndpointArg = Annotated[str, typer.Argument(help="endpoint id or uid")]
 
 APP_COLUMNS = (
@@ -327,8 +327,7 @@ def endpoint_recover(
     if not wait:
         return
     deadline = time.monotonic() + timeout
-    columns = (TextColumn("recovering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with reported(), Progress(*columns, console=console) as progress:
+    with reported(), progress_bar("recovering") as progress:
         bar = progress.add_task("recover", total=total or None)
         while True:
             task = client.get(f"/api/v1/background-task/{quote(task['id'])}")
