@@ -39,9 +39,12 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def portal_client(server: ServerHandle, app_id: str) -> httpx.Client:
+def portal_client(server: ServerHandle, app_id: str, *, read_only: bool = False) -> httpx.Client:
     """A browser-like client with an open portal session for ``app_id``."""
-    token = server.svix().authentication.app_portal_access(app_id, _access()).token
+    from svix.api import AppPortalAccessIn
+
+    access = AppPortalAccessIn(read_only=read_only)
+    token = server.svix().authentication.app_portal_access(app_id, access).token
     client = httpx.Client(base_url=server.url, timeout=10)
     entry = client.get("/portal/")
     assert entry.status_code == 200
@@ -443,18 +446,9 @@ def test_disabled_endpoints_and_queue_show_on_the_dashboard(
 def test_a_read_only_portal_token_may_look_but_not_change(
     web_server: ServerHandle, receiver: Receiver
 ) -> None:
-    from svix.api import AppPortalAccessIn
-
     app_id = _app(web_server, "read only")
     ep_id = _endpoint(web_server, app_id, receiver.url + "/hook")
-    token = (
-        web_server.svix()
-        .authentication.app_portal_access(app_id, AppPortalAccessIn(read_only=True))
-        .token
-    )
-    client = httpx.Client(base_url=web_server.url, timeout=10)
-    entry = client.get("/portal/")
-    client.post("/portal/session", data={"token": token, "csrf": csrf_of(entry.text)})
+    client = portal_client(web_server, app_id, read_only=True)
     page = client.get(f"/portal/endpoints/{ep_id}")
     assert page.status_code == 200
     answer = client.post(f"/portal/endpoints/{ep_id}/disable", data={"csrf": csrf_of(page.text)})

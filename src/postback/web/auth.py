@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
 from starlette.datastructures import FormData
 
 from postback.store.store import Store
-from postback.web.render import Forbidden, LoginRequired, see_other
+from postback.web.render import Forbidden, LoginRequired, render, see_other
 from postback.web.session import (
     DASHBOARD_COOKIE,
     LOGIN_CSRF_COOKIE,
@@ -104,13 +105,13 @@ def end_session(response: Response, *, portal: bool) -> None:
     response.delete_cookie(name, path=path)
 
 
-def login_csrf(request: Request) -> str:
-    """The value a login form echoes; it also goes into a cookie (double submit)."""
-    return request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
-
-
-def set_login_csrf(response: Response, value: str) -> None:
-    response.set_cookie(LOGIN_CSRF_COOKIE, value, httponly=True, samesite="strict", path="/")
+def login_page(request: Request, template: str, **context: Any) -> Response:
+    """A login form. Its CSRF value also goes into a cookie (double submit): there is no
+    session yet to tie it to."""
+    csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    response = render(request, template, csrf=csrf, **context)
+    response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/")
+    return response
 
 
 async def checked_login(request: Request) -> FormData:

@@ -18,8 +18,7 @@ from postback.web.auth import (
     dashboard_viewer,
     log_in,
     log_out,
-    login_csrf,
-    set_login_csrf,
+    login_page,
 )
 from postback.web.i18n import translator
 from postback.web.render import Invalid, WebRoute, language, render, see_other
@@ -41,11 +40,8 @@ def _page(request: Request, viewer: Viewer, template: str, **context: Any) -> Re
 
 
 @router.get("/login")
-async def login_page(request: Request, error: str = "") -> Response:
-    csrf = login_csrf(request)
-    response = render(request, "dashboard/login.html", csrf=csrf, error=error)
-    set_login_csrf(response, csrf)
-    return response
+async def show_login(request: Request, error: str = "") -> Response:
+    return login_page(request, "dashboard/login.html", error=error)
 
 
 @router.post("/login")

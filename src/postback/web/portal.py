@@ -24,9 +24,8 @@ from postback.web.auth import (
     checked_form,
     log_in,
     log_out,
-    login_csrf,
+    login_page,
     portal_viewer,
-    set_login_csrf,
 )
 from postback.web.forms import endpoint_values, format_headers
 from postback.web.i18n import translator
@@ -71,10 +70,7 @@ async def page(request: Request, viewer: Viewer, template: str, **context: Any) 
 
 @router.get("/")
 async def enter(request: Request, error: str | None = None) -> Response:
-    csrf = login_csrf(request)
-    response = render(request, "portal/enter.html", error=error, csrf=csrf)
-    set_login_csrf(response, csrf)
-    return response
+    return login_page(request, "portal/enter.html", error=error)
 
 
 @router.post("/session")
