@@ -170,3 +170,7 @@ def test_text_log_format_and_a_bad_format(
     assert "INFO postback.worker: worker started (concurrency 7)" in capsys.readouterr().err
     with pytest.raises(SettingsError, match="LOG_FORMAT"):
         metrics.setup_logging("xml")
+    metrics.setup_logging("json", "warning")
+    assert not logging.getLogger("postback.attempt").isEnabledFor(logging.INFO)
+    with pytest.raises(SettingsError, match="LOG_LEVEL"):
+        metrics.setup_logging("text", "loud")

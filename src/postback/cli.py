@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import secrets
 import signal
 from collections.abc import Coroutine, Iterator
@@ -47,7 +46,7 @@ def _logging(settings: Settings) -> None:
     from postback.metrics import setup_logging
 
     try:
-        setup_logging(settings.log_format, logging.INFO)
+        setup_logging(settings.log_format, settings.log_level)
     except SettingsError as exc:
         console.print(f"[red]configuration error:[/] {exc}")
         raise typer.Exit(2) from None

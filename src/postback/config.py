@@ -118,6 +118,10 @@ class Settings:
     log_format: str = field(
         default="text", metadata={"help": "text (for people) or json (one object per line)"}
     )
+    log_level: str = field(
+        default="info",
+        metadata={"help": "info logs one line per delivery attempt; warning only problems"},
+    )
     metrics_access: str = field(
         default="open",
         metadata={"help": "GET /metrics: open, token (operator token required) or off"},

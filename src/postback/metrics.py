@@ -194,8 +194,14 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def setup_logging(log_format: str, level: int = logging.INFO) -> None:
-    """``text`` for people, ``json`` (one object per line) for log shippers."""
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+def setup_logging(log_format: str, level: str = "info") -> None:
+    """``text`` for people, ``json`` (one object per line) for log shippers. At ``info``
+    every delivery attempt is a line; ``warning`` keeps only problems."""
+    if level.lower() not in LOG_LEVELS:
+        raise SettingsError(f"POSTBACK_LOG_LEVEL: expected debug, info or warning, not {level!r}")
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -205,7 +211,7 @@ def setup_logging(log_format: str, level: int = logging.INFO) -> None:
         raise SettingsError(f"POSTBACK_LOG_FORMAT: expected text or json, not {log_format!r}")
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(LOG_LEVELS[level.lower()])
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up chatter
     # uvicorn's own loggers print through their handlers; route them through ours.
     for name in ("uvicorn", "uvicorn.error"):
