@@ -463,3 +463,22 @@ def test_pages_are_not_cached_framed_or_open_to_foreign_scripts(web_server: Serv
     policy = page.headers["content-security-policy"]
     assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert "<script" not in page.text  # the only script is the portal's entry page, a file
+
+
+def test_after_login_the_portal_goes_only_to_its_own_pages(web_server: ServerHandle) -> None:
+    from svix.api import AppPortalAccessIn
+
+    app_id = _app(web_server, "next page")
+    for wanted, landed in (
+        ("/portal/catalog", "/portal/catalog"),
+        ("https://evil.example/portal/", "/portal/endpoints"),
+        ("//evil.example/portal/", "/portal/endpoints"),
+        ("/dashboard/", "/portal/endpoints"),
+    ):
+        token = web_server.svix().authentication.app_portal_access(app_id, AppPortalAccessIn())
+        client = httpx.Client(base_url=web_server.url, timeout=10)
+        csrf = csrf_of(client.get("/portal/").text)
+        answer = client.post(
+            "/portal/session", data={"token": token.token, "csrf": csrf, "next": wanted}
+        )
+        assert answer.headers["location"] == landed, wanted

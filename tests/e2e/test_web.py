@@ -216,3 +216,24 @@ def test_deleting_an_endpoint_asks_first(
     expect(page.get_by_role("status")).to_have_text("Endpoint deleted.")
     assert ep.id not in page.content()
     assert svix.endpoint.list(app.id).data == []
+
+
+def test_operator_finds_a_message_and_opens_it_in_the_portal(
+    web_server: ServerHandle, receiver: Receiver, context: BrowserContext
+) -> None:
+    from svix.api import ApplicationIn, MessageIn
+
+    svix = web_server.svix()
+    app = svix.application.create(ApplicationIn(name="Searched shop"))
+    msg = svix.message.create(
+        app.id, MessageIn(event_type="order.shipped", payload={"tracking": "BR123"}, event_id="o-9")
+    )
+    page = context.new_page()
+    operator_login(page, web_server)
+    page.get_by_label("Find a message by id or eventId").fill("o-9")
+    page.keyboard.press("Enter")
+    expect(page.locator("tr.found")).to_have_count(1)
+    page.get_by_role("button", name="Open in portal").click()
+    expect(page).to_have_url(re.compile(f"/portal/messages/{msg.id}$"))
+    expect(page.locator("pre.payload")).to_contain_text("BR123")
+    expect(page.get_by_text("Searched shop")).to_be_visible()

@@ -126,11 +126,19 @@ _PORTAL_WAYS = ("/portal/endpoints", "/portal/?error=invalid", "/portal/?error=l
 _DASHBOARD_WAYS = ("/dashboard/", "/dashboard/login?error=invalid", "/dashboard/login")
 
 
+def is_portal_page(path: str) -> bool:
+    """A page of the portal on this site, safe to send a browser to after login."""
+    return path.startswith(f"{PORTAL_PATH}/") and "//" not in path and "\\" not in path
+
+
 async def log_in(request: Request, *, portal: bool) -> Response:
     """Open a session with the token a login form posted: an application's token for the
     portal, an operator token for the dashboard."""
     done, refused, _ = _PORTAL_WAYS if portal else _DASHBOARD_WAYS
     form = await checked_login(request)
+    wanted = str(form.get("next") or "")
+    if portal and is_portal_page(wanted):
+        done = wanted
     token = str(form.get("token") or "").strip()
     principal = await _store(request).authenticate(token) if token else None
     if principal is None or principal.is_operator == portal:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
@@ -16,6 +17,7 @@ from postback.web.auth import (
     Viewer,
     checked_form,
     dashboard_viewer,
+    is_portal_page,
     log_in,
     log_out,
     login_page,
@@ -88,14 +90,19 @@ async def search(request: Request, viewer: DashboardViewer, q: str = "") -> Resp
 
 @router.post("/apps/{app_id}/portal")
 async def open_portal(request: Request, viewer: DashboardViewer, app_id: str) -> Response:
-    """A fresh portal token for the application, and the browser sent to its link."""
-    await checked_form(request, viewer)
+    """A fresh portal token for the application, and the browser sent to its link (and
+    on to one of its pages, ``next``, such as a message found by the search)."""
+    form = await checked_form(request, viewer)
     store = _store(request)
     settings = request.app.state.settings
     app = await store.get_app(app_id)
     token, _ = await store.create_app_token(app["id"], settings.app_token_ttl)
     base = (settings.public_url or str(request.base_url)).rstrip("/")
-    return see_other(f"{base}/portal/#token={token}")
+    link = f"{base}/portal/#token={token}"
+    page = str(form.get("next") or "")
+    if is_portal_page(page):
+        link += "&" + urlencode({"next": page})
+    return see_other(link)
 
 
 # ---- event types ---------------------------------------------------------------------

@@ -205,6 +205,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "Application": ("Aplicación", "Aplicação"),
     "Portal": ("Portal", "Portal"),
     "Open portal": ("Abrir portal", "Abrir portal"),
+    "Open in portal": ("Abrir en el portal", "Abrir no portal"),
     "No applications yet.": ("Aún no hay aplicaciones.", "Ainda não há aplicações."),
     "Disabled endpoints": ("Endpoints desactivados", "Endpoints desativados"),
     "Reason": ("Motivo", "Motivo"),

@@ -8,6 +8,7 @@
   if (token) {
     history.replaceState(null, "", window.location.pathname);
     form.elements.token.value = token;
+    form.elements.next.value = params.get("next") || "";
     form.submit();
   } else if (form.dataset.auto === "1") {
     // No token in the link: an open session may still be there.
