@@ -134,31 +134,31 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 
 
 async def database_families(store: Store) -> list[Metric]:
-    health = await store.queue_health(overdue_after=60.0)
+    gauges = await store.queue_gauges()
     depth = GaugeMetricFamily(
         "postback_queue_deliveries",
         "Deliveries in the queue by state: due (to send now), scheduled (waiting for a "
-        "retry or deliverAt), paused (endpoint disabled), sending (claimed by a worker)",
+        "retry or deliverAt), sending (claimed by a worker)",
         labels=["state"],
     )
-    for state in ("due", "scheduled", "paused", "sending"):
-        depth.add_metric([state], health[state])
+    for state in ("due", "scheduled", "sending"):
+        depth.add_metric([state], gauges[state])
     return [
         depth,
         _gauge(
             "postback_queue_oldest_due_seconds",
             "How late the oldest due delivery is (0 when nothing is due)",
-            health["oldest_due_seconds"],
+            gauges["oldest_due_seconds"],
         ),
         _gauge(
             "postback_queue_stuck_deliveries",
             "Claims whose lease ran out over a minute ago without being taken over",
-            health["stuck"],
+            gauges["stuck"],
         ),
         _gauge(
             "postback_endpoints_disabled",
             "Endpoints disabled now (by request or after failing too long)",
-            await store.count_disabled_endpoints(),
+            gauges["disabled_endpoints"],
         ),
     ]
 
