@@ -286,6 +286,8 @@ def test_bulk_send_from_json_lines(
     payloads = sorted(json.loads(r.body)["n"] for r in got)
     assert payloads == [0, 1, 2, 3, 4]
     assert len(receiver.received("/bulk")) == 5
+    shared_id = pb(server, "send", app_id, "order.paid", "--bulk", str(path), "--event-id", "x")
+    assert shared_id.returncode == 1 and "eventId on each line" in shared_id.stderr
 
 
 def test_disable_enable_and_recover(

@@ -82,6 +82,8 @@ def send(
     extra = {"eventId": event_id, "channels": channel, "tags": tag}
     extra = {k: v for k, v in extra.items() if v}
     if bulk is not None:
+        if event_id:
+            fail("--event-id names one message; with --bulk put an eventId on each line")
         _send_bulk(client, app, event_type, bulk, extra)
         return
     if event_type is None:
