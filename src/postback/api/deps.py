@@ -13,12 +13,15 @@ from postback.store.pages import MAX_LIMIT, Page
 from postback.store.store import Store
 from postback.store.tokens import Principal
 
+# Dependencies are async even when they do not await: FastAPI runs a plain ``def``
+# dependency in a worker thread, a thread handoff per request for a dictionary lookup.
 
-def get_store(request: Request) -> Store:
+
+async def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -30,7 +33,7 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def get_schemas(request: Request) -> SchemaCatalog:
+async def get_schemas(request: Request) -> SchemaCatalog:
     return request.app.state.schemas
 
 
@@ -86,7 +89,7 @@ async def app_in_path(app_id: str, store: StoreDep) -> dict[str, Any]:
 AppDep = Annotated[dict[str, Any], Depends(app_in_path)]
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     iterator: Annotated[str | None, Query(max_length=300)] = None,
     order: Annotated[str | None, Query(pattern="^(ascending|descending)$")] = None,
@@ -94,7 +97,7 @@ def page_params(
     return Page(limit=limit, iterator=iterator, descending=order == "descending")
 
 
-def newest_first(
+async def newest_first(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     iterator: Annotated[str | None, Query(max_length=300)] = None,
     order: Annotated[str | None, Query(pattern="^(ascending|descending)$")] = None,

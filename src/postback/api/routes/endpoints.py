@@ -36,7 +36,7 @@ def _headers_out(headers: dict[str, str]) -> dict:
     return {"headers": shown, "sensitive": hidden}
 
 
-def _operational_app() -> dict:
+async def _operational_app() -> dict:
     return {"id": OPERATIONAL_APP_ID}
 
 
