@@ -16,9 +16,9 @@ from svix.api import ApplicationIn, EndpointIn, EndpointPatch, MessageIn
 
 from postback import metrics
 from postback.config import SettingsError
+from tests.cli_helpers import eventually
 from tests.conftest import ServerHandle
 from tests.receivers import Receiver, fail, ok
-from tests.test_cli import eventually
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
