@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,7 +22,7 @@ from svix.api import ApplicationIn, EndpointIn, EndpointPatch, MessageIn
 from postback import metrics
 from postback.config import SettingsError
 from tests.cli_helpers import eventually
-from tests.conftest import ServerHandle
+from tests.conftest import SECRET_KEY, ServerHandle
 from tests.receivers import Receiver, fail, ok
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -174,3 +179,34 @@ def test_text_log_format_and_a_bad_format(
     assert not logging.getLogger("postback.attempt").isEnabledFor(logging.INFO)
     with pytest.raises(SettingsError, match="LOG_LEVEL"):
         metrics.setup_logging("text", "loud")
+
+
+def test_a_worker_process_serves_its_own_metrics(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ) | {
+        "POSTBACK_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+        "POSTBACK_SECRET_KEY": SECRET_KEY,
+        "POSTBACK_WORKER_METRICS_PORT": str(port),
+        "POSTBACK_WORKER_CONCURRENCY": "7",
+    }
+    postback = str(Path(sys.executable).with_name("postback"))
+    worker = subprocess.Popen(
+        [postback, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+
+        def scraped() -> Samples | None:
+            try:
+                return scrape(f"http://127.0.0.1:{port}")
+            except OSError:
+                return None
+
+        samples = eventually(scraped)
+        assert value(samples, "postback_worker_concurrency") == 7
+        assert value(samples, "postback_worker_in_flight") == 0
+        assert ("postback_messages_accepted_total", ()) in samples
+    finally:
+        worker.terminate()
+        assert worker.wait(15) == 0

@@ -197,6 +197,13 @@ def worker(database_url: DatabaseOpt = None) -> None:
 
         store = await _prepare(settings)
         runner = Worker(store, settings)
+        if settings.worker_metrics_port:
+            from postback.metrics import serve_worker_metrics
+
+            serve_worker_metrics(settings.host, settings.worker_metrics_port)
+            console.print(
+                f"worker metrics on http://{settings.host}:{settings.worker_metrics_port}/metrics"
+            )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runner.stop)

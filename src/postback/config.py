@@ -126,6 +126,13 @@ class Settings:
         default="open",
         metadata={"help": "GET /metrics: open, token (operator token required) or off"},
     )
+    worker_metrics_port: int = field(
+        default=0,
+        metadata={
+            "help": "`postback worker` serves its own /metrics (unauthenticated) on this port "
+            "at POSTBACK_HOST (0: not at all); serve and api serve them on the API port"
+        },
+    )
     validate_payloads: bool = field(
         default=False,
         metadata={

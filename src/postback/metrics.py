@@ -219,6 +219,15 @@ def setup_logging(log_format: str, level: str = "info") -> None:
         logging.getLogger(name).propagate = True
 
 
+def serve_worker_metrics(host: str, port: int) -> None:
+    """A worker process has no API port: its counters, the attempt histogram and its slots
+    in use are served from a thread (prometheus-client's own server). The database's gauges
+    come from the API's /metrics, once for the whole system."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=host)
+
+
 # ---- the /metrics route --------------------------------------------------------------
 
 METRICS_ACCESS = ("open", "token", "off")
