@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 Row = dict[str, Any]
+ID_CLOCK_MARGIN = timedelta(minutes=5)
 _a, _d, _e, _m, _apps = (
     t.attempts.c,
     t.deliveries.c,
@@ -29,28 +30,32 @@ _a, _d, _e, _m, _apps = (
 
 
 def _latest_attempt(column: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
+    # By id (time-sortable) so the (endpoint_id, id) index answers it from its end.
     return (
         sa.select(column)
         .where(_a.endpoint_id == _e.id)
-        .order_by(_a.created_at.desc(), _a.id.desc())
+        .order_by(_a.id.desc())
         .limit(1)
         .scalar_subquery()
     )
 
 
 def _fail_streak() -> sa.ScalarSelect[Any]:
-    """Failed attempts since the endpoint's last success. By time, not id: ids made in the
-    same millisecond sort at random."""
+    """Failed attempts since the endpoint's last success: the last success is found from
+    the end of the (endpoint_id, id) index and only the attempts after it are counted."""
     ok = t.attempts.alias("ok_attempts")  # its own alias, or it would correlate to ``failed``
     last_ok = (
-        sa.select(sa.func.max(ok.c.created_at))
-        .where(ok.c.endpoint_id == _a.endpoint_id, ok.c.status == MessageStatus.SUCCESS)
+        sa.select(ok.c.id)
+        .where(ok.c.endpoint_id == _e.id, ok.c.status == MessageStatus.SUCCESS)
+        .order_by(ok.c.id.desc())
+        .limit(1)
+        .correlate(t.endpoints)  # the outer query's endpoint, evaluated once per endpoint
         .scalar_subquery()
     )
     failed = sa.select(sa.func.count()).where(
         _a.endpoint_id == _e.id, _a.status == MessageStatus.FAIL
     )
-    return failed.where(sa.or_(last_ok.is_(None), _a.created_at > last_ok)).scalar_subquery()
+    return failed.where(_a.id > sa.func.coalesce(last_ok, "")).scalar_subquery()
 
 
 def _count_deliveries(*statuses: MessageStatus) -> sa.ScalarSelect[Any]:
@@ -172,22 +177,30 @@ class DashboardMixin:
 
     async def find_messages(self, ref: str, limit: int = 50) -> list[Row]:
         """Messages across every application whose id or eventId is ``ref``."""
-        stmt = (
-            sa.select(
-                _m.id,
-                _m.app_id,
-                _m.event_type,
-                _m.event_id,
-                _m.created_at,
-                _apps.name.label("app_name"),
-            )
-            .join(t.applications, _apps.id == _m.app_id)
-            .where(sa.or_(_m.id == ref, _m.event_id == ref), _m.app_id != OPERATIONAL_APP_ID)
-            .order_by(_m.id.desc())
-            .limit(limit)
+        columns = (
+            _m.id,
+            _m.app_id,
+            _m.event_type,
+            _m.event_id,
+            _m.created_at,
+            _apps.name.label("app_name"),
         )
+        visible = _m.app_id != OPERATIONAL_APP_ID
+        # Two lookups, each on an index: the primary key, and (app_id, event_id) probed once
+        # per application (an OR of the two, or eventId alone, would scan every message).
+        every_app = sa.select(_apps.id).scalar_subquery()
+        lookups = (
+            (_m.id == ref, visible),
+            (_m.app_id.in_(every_app), _m.event_id == ref, visible),
+        )
+        joined = sa.select(*columns).join(t.applications, _apps.id == _m.app_id)
+        found: dict[str, Row] = {}
         async with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in await conn.execute(stmt)]
+            for where in lookups:
+                stmt = joined.where(*where)
+                for r in await conn.execute(stmt.order_by(_m.id.desc()).limit(limit)):
+                    found[r.id] = dict(r._mapping)
+        return sorted(found.values(), key=lambda r: r["id"], reverse=True)[:limit]
 
     async def throughput(self, span: timedelta, buckets: int) -> list[Row]:
         """Attempts in the last ``span``, split into ``buckets`` equal slices, oldest
@@ -203,7 +216,13 @@ class DashboardMixin:
                 sa.func.count().filter(_a.status == MessageStatus.SUCCESS).label("ok"),
                 sa.func.count().filter(_a.status != MessageStatus.SUCCESS).label("failed"),
             )
-            .where(_a.created_at >= since, _a.app_id != OPERATIONAL_APP_ID)
+            .where(
+                # Ids sort by time: the id bound is a primary-key range, the time the exact
+                # edge (an id is made when its attempt is recorded, just after it was sent).
+                _a.id >= ids.floor_id(ids.ATTEMPT, _ms(since - ID_CLOCK_MARGIN)),
+                _a.created_at >= since,
+                _a.app_id != OPERATIONAL_APP_ID,
+            )
             .group_by(slot)
         )
         async with self.engine.connect() as conn:
