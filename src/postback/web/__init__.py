@@ -39,6 +39,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     from postback.web import dashboard, portal, portal_messages
 
     app.state.web_signer = Signer(session_key(settings))
+    app.state.web_charts = {}  # the dashboard's throughput, reused for a few seconds
     app.include_router(common)
     app.include_router(portal.router)
     app.include_router(portal_messages.router)
