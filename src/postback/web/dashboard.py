@@ -30,6 +30,8 @@ router = APIRouter(prefix="/dashboard", route_class=WebRoute, include_in_schema=
 DashboardViewer = Annotated[Viewer, Depends(dashboard_viewer)]
 # A due delivery this late counts as overdue (the figure `postback check` uses by default).
 OVERDUE_AFTER = 60.0
+# An operator looking into a customer's portal gets a token for an hour, not a week.
+OPERATOR_PORTAL_TTL = 3600.0
 # Chart windows: (span, number of bars, how a bar is labelled, seconds a result is reused).
 # The day's chart reads every attempt of the day: it is kept a minute, not read per view.
 WINDOWS = {
@@ -113,7 +115,7 @@ async def open_portal(request: Request, viewer: DashboardViewer, app_id: str) ->
     store = _store(request)
     settings = request.app.state.settings
     app = await store.get_app(app_id)
-    token, _ = await store.create_app_token(app["id"], settings.app_token_ttl)
+    token, _ = await store.create_app_token(app["id"], OPERATOR_PORTAL_TTL)
     base = (settings.public_url or str(request.base_url)).rstrip("/")
     link = f"{base}/portal/#token={token}"
     page = str(form.get("next") or "")
