@@ -292,11 +292,14 @@ def test_open_portal_from_the_dashboard_issues_a_working_link(web_server: Server
     base, _, fragment = answer.headers["location"].partition("/portal/#token=")
     assert base == web_server.url and fragment.startswith("pbapp_")
 
-    async def who(store: Store) -> str | None:
+    async def who(store: Store) -> tuple[str | None, float]:
         principal = await store.authenticate(fragment)
-        return principal.app_id if principal else None
+        assert principal is not None and principal.expires_at is not None
+        return principal.app_id, (principal.expires_at - store.clock()).total_seconds()
 
-    assert web_server.call(who) == app_id
+    owner, lifetime = web_server.call(who)
+    assert owner == app_id
+    assert 3500 < lifetime <= 3600  # an operator's look is short-lived
 
 
 def test_the_language_follows_accept_language_and_the_switcher(web_server: ServerHandle) -> None:
