@@ -77,6 +77,8 @@ class MessagesMixin:
             "deliver_at": deliver_at,
             "expunge_at": now + timedelta(seconds=values.get("retention_seconds") or RETENTION),
         }
+        if self.dialect == "postgresql" and only_endpoint is None:
+            return await self._create_message_pg(row, app_ref=app_ref)
         async with self.engine.begin() as conn:
             if app_ref:
                 row["app_id"] = app_id = (await self._get_app(conn, app_id))["id"]
@@ -89,24 +91,38 @@ class MessagesMixin:
             self._notify_work()
         return row, True
 
+    async def _create_message_pg(self, row: Row, *, app_ref: bool) -> tuple[Row, bool]: ...
+
     async def _insert_message(
         self, conn: AsyncConnection, row: Row, only_endpoint: str | None = None
     ) -> int:
         """Insert a message and one delivery per endpoint that wants it; returns how many
-        are queued. An endpoint whose payload filter says no gets a canceled delivery that
-        says why (the message's destinations show it)."""
+        are queued."""
         insert = _INSERT_MESSAGE_SQLITE if self.dialect == "sqlite" else _INSERT_MESSAGE
         await conn.execute(insert, row)
-        now, deliver_at = row["created_at"], row["deliver_at"]
-        due = deliver_at if deliver_at and deliver_at > now else now
         if only_endpoint is not None:
             # A test event goes to this endpoint whatever its filters say.
             eps = await conn.execute(_ONE_ENDPOINT, {"ep_id": only_endpoint})
         else:
             eps = await conn.execute(_LIVE_ENDPOINTS, {"app_id": row["app_id"]})
-        deliveries, queued, doc = [], 0, _UNPARSED
-        for ep in eps:
-            if only_endpoint is None and not endpoint_wants(
+        deliveries = self._route(row, eps, everyone=only_endpoint is not None)
+        if deliveries:
+            await conn.execute(_INSERT_DELIVERY, deliveries)
+        queued = sum(d["status"] == MessageStatus.PENDING for d in deliveries)
+        if queued:
+            await self._announce_work(conn)
+        return queued
+
+    def _route(self, row: Row, endpoints: Any, *, everyone: bool = False) -> list[Row]:
+        """One delivery per endpoint that wants the message (``everyone``: each endpoint
+        given, whatever its subscriptions and filter). An endpoint whose payload filter
+        says no gets a canceled delivery that says why (the message's destinations show
+        it); one with a projection gets its own body."""
+        now, deliver_at = row["created_at"], row["deliver_at"]
+        due = deliver_at if deliver_at and deliver_at > now else now
+        deliveries, doc = [], _UNPARSED
+        for ep in endpoints:
+            if not everyone and not endpoint_wants(
                 ep.event_types, ep.channels, row["event_type"], row["channels"]
             ):
                 continue
@@ -114,18 +130,13 @@ class MessagesMixin:
             if ep.payload_filter or ep.projection:
                 if doc is _UNPARSED:
                     doc = decode_json(row["payload"]) if row["payload"] else {}
-                why = None if only_endpoint else compile_filter(ep.payload_filter or {})(doc)
+                why = None if everyone else compile_filter(ep.payload_filter or {})(doc)
                 if why is not None:
                     delivery.update(status=MessageStatus.CANCELED, next_attempt_at=None, note=why)
                 elif ep.projection:
                     delivery["payload"] = project(doc, ep.projection)
-            queued += delivery["status"] == MessageStatus.PENDING
             deliveries.append(delivery)
-        if deliveries:
-            await conn.execute(_INSERT_DELIVERY, deliveries)
-        if queued:
-            await self._announce_work(conn)
-        return queued
+        return deliveries
 
     async def expunge_content(self, app_id: str, msg_id: str) -> None:
         """Drop a message's payload now; its record and attempts stay."""

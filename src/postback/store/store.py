@@ -21,6 +21,7 @@ from postback.store.engine import create_engine
 from postback.store.errors import Conflict, NotFound
 from postback.store.events import EventsMixin
 from postback.store.idempotency import IdempotencyMixin
+from postback.store.ingest_pg import IngestPgMixin
 from postback.store.messages import MessagesMixin
 from postback.store.metrics_queries import MetricsQueriesMixin
 from postback.store.operational import (
@@ -46,6 +47,7 @@ _NOTIFY = sa.text("SELECT pg_notify(:c, '')")
 
 
 class Store(
+    IngestPgMixin,  # before MessagesMixin: see ingest_pg.py
     MessagesMixin,
     TokensMixin,
     IdempotencyMixin,
