@@ -454,9 +454,15 @@ def test_a_read_only_portal_token_may_look_but_not_change(
     client = portal_client(web_server, app_id, read_only=True)
     page = client.get(f"/portal/endpoints/{ep_id}")
     assert page.status_code == 200
+    assert "/disable" not in page.text and "/rotate" not in page.text  # no write controls
+    assert "Add endpoint" not in client.get("/portal/endpoints").text
     answer = client.post(f"/portal/endpoints/{ep_id}/disable", data={"csrf": csrf_of(page.text)})
     assert answer.status_code == 403
     assert web_server.svix().endpoint.get(app_id, ep_id).disabled is False
+    # Leaving is not a write.
+    out = client.post("/portal/logout", data={"csrf": csrf_of(page.text)})
+    assert out.headers["location"] == "/portal/?error=logged-out"
+    assert client.get("/portal/endpoints").headers["location"] == "/portal/?error=expired"
 
 
 def test_pages_are_not_cached_framed_or_open_to_foreign_scripts(web_server: ServerHandle) -> None:
@@ -485,3 +491,25 @@ def test_after_login_the_portal_goes_only_to_its_own_pages(web_server: ServerHan
             "/portal/session", data={"token": token.token, "csrf": csrf, "next": wanted}
         )
         assert answer.headers["location"] == landed, wanted
+
+
+def test_logging_out_of_the_portal_ends_its_link(web_server: ServerHandle) -> None:
+    app_id = _app(web_server, "leaving")
+    token = web_server.svix().authentication.app_portal_access(app_id, _access()).token
+
+    def open_session() -> tuple[httpx.Client, httpx.Response]:
+        client = httpx.Client(base_url=web_server.url, timeout=10)
+        csrf = csrf_of(client.get("/portal/").text)
+        return client, client.post("/portal/session", data={"token": token, "csrf": csrf})
+
+    client, opened = open_session()
+    assert opened.headers["location"] == "/portal/endpoints"
+    csrf = csrf_of(client.get("/portal/endpoints").text)
+    assert client.post("/portal/logout", data={"csrf": csrf}).status_code == 303
+    _, again = open_session()
+    assert again.headers["location"] == "/portal/?error=invalid"
+    # The operator's dashboard logout leaves the operator token working.
+    dash = dashboard_client(web_server)
+    dash.post("/dashboard/logout", data={"csrf": csrf_of(dash.get("/dashboard/").text)})
+    assert dash.get("/dashboard/").headers["location"] == "/dashboard/login"
+    assert dashboard_client(web_server).get("/dashboard/").status_code == 200

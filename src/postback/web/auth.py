@@ -80,11 +80,11 @@ async def read_form(request: Request) -> FormData:
     return FormData(pairs)
 
 
-async def checked_form(request: Request, viewer: Viewer) -> FormData:
+async def checked_form(request: Request, viewer: Viewer, *, writes: bool = True) -> FormData:
     """The posted form, once its CSRF token matches the session's; a read-only portal
-    token may not post at all."""
+    token may post nothing that ``writes``."""
     form = await read_form(request)
-    if not same(viewer.csrf, str(form.get("csrf") or "")) or viewer.read_only:
+    if not same(viewer.csrf, str(form.get("csrf") or "")) or (writes and viewer.read_only):
         raise Forbidden()
     return form
 
@@ -149,7 +149,11 @@ async def log_in(request: Request, *, portal: bool) -> Response:
 
 
 async def log_out(request: Request, viewer: Viewer, *, portal: bool) -> Response:
-    await checked_form(request, viewer)
+    """End the session. A portal token ends with it, as the API's logout does (its link
+    stops working); an operator token is the operator's API key and stays."""
+    await checked_form(request, viewer, writes=False)
+    if portal:
+        await _store(request).revoke_app_token(viewer.session.token)
     response = see_other((_PORTAL_WAYS if portal else _DASHBOARD_WAYS)[2])
     end_session(response, portal=portal)
     return response

@@ -62,7 +62,10 @@ async def all_event_types(store: Store) -> list[dict[str, Any]]:
 async def page(request: Request, viewer: Viewer, template: str, **context: Any) -> Response:
     """A portal page: the application's name and the session's CSRF token come along."""
     app = await store_of(request).get_app(viewer.app_id or "")
-    return render(request, template, app=app, viewer=viewer, csrf=viewer.csrf, **context)
+    writable = not viewer.read_only  # a read-only token's pages show no write controls
+    return render(
+        request, template, app=app, viewer=viewer, csrf=viewer.csrf, writable=writable, **context
+    )
 
 
 # ---- entering and leaving ------------------------------------------------------------
