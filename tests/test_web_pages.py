@@ -126,6 +126,13 @@ def test_endpoint_forms_store_what_was_typed(web_server: ServerHandle, receiver:
     after = svix.endpoint.get_secret(app_id, ep_id).key
     assert after != before and after in portal.get(rotated.headers["location"]).text
     assert after not in portal.get(f"/portal/endpoints/{ep_id}").text
+    # The message page lists the headers sent, with credentials masked.
+    from svix.api import MessageIn
+
+    msg = svix.message.create(app_id, MessageIn(event_type="a.b", payload={}))
+    _wait(lambda: 'article class="attempt' in portal.get(f"/portal/messages/{msg.id}").text)
+    page = portal.get(f"/portal/messages/{msg.id}").text
+    assert "X-Shop: bia" in page and "Authorization: ••••" in page and "s3cret" not in page
 
 
 def test_recover_failed_since_sends_them_again(

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from postback.api.models import SENSITIVE_HEADERS
 from postback.domain import MessageStatus, decode_json
 from postback.examples import NoSuchExample, example_payload, latest_schema
 from postback.store.pages import Page
@@ -98,7 +99,7 @@ def _sent_headers(msg: dict[str, Any], endpoint: dict[str, Any] | None) -> dict[
     timestamp and signature differ on every try and are not stored."""
     headers = {"content-type": "application/json", "webhook-id": msg["id"], "svix-id": msg["id"]}
     for name, value in ((endpoint or {}).get("headers") or {}).items():
-        headers[name] = "••••" if name.lower() in ("authorization", "cookie") else value
+        headers[name] = "••••" if name.lower() in SENSITIVE_HEADERS else value
     return headers
 
 
