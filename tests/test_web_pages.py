@@ -3,6 +3,7 @@ recovery, event types, the dashboard's lists and search, the language switcher."
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -201,3 +202,5 @@ def test_disabled_endpoints_and_queue_show_on_the_dashboard(
     section = home.split('id="dis-h"')[1]
     assert receiver.url + "/parked" in section and "dash health" in section
     assert 'id="queue-due"' in home and "<svg" in home
+    disabled_tile = re.search(r'id="queue-disabled">(\d+)<', home)
+    assert disabled_tile and int(disabled_tile.group(1)) >= 1

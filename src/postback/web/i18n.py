@@ -190,10 +190,6 @@ TEXTS: dict[str, tuple[str, str]] = {
     "Oldest due delivery": ("Envío pendiente más antiguo", "Envio pendente mais antigo"),
     "Scheduled retries": ("Reintentos programados", "Novas tentativas programadas"),
     "Being sent": ("Enviándose", "Sendo enviados"),
-    "Paused (disabled endpoints)": (
-        "En pausa (endpoints desactivados)",
-        "Pausados (endpoints desativados)",
-    ),
     "Health": ("Salud", "Saúde"),
     "Healthy": ("Sano", "Saudável"),
     "Behind": ("Atrasada", "Atrasada"),
