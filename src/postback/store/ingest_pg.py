@@ -10,10 +10,12 @@ earlier; an endpoint deleted in between is skipped by the write itself.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import orjson
 
 from postback import ids
@@ -123,11 +125,17 @@ class IngestPgMixin:
                     [d["payload"] for d in deliveries],
                     [d["note"] for d in deliveries],
                 )
-            except Exception as exc:
-                # The pool cannot see failures on the driver's own connection: a dead one
-                # (the server restarted) must not go back to it.
-                if is_outage(exc):
-                    await conn.invalidate()
+            except BaseException as exc:
+                # The pool cannot see failures on the driver's own connection. Only an error
+                # the server reported cleanly leaves it usable; a dead one (the server
+                # restarted) or one left mid-operation (a cancelled request) must not go back.
+                if not isinstance(exc, asyncpg.PostgresError) or is_outage(exc):
+                    with contextlib.suppress(Exception):
+                        await conn.invalidate()
+                if isinstance(exc, asyncpg.InternalClientError):
+                    # What a pooled connection the server dropped while idle (a fast
+                    # shutdown) says on its next use: an outage, not a bug.
+                    raise ConnectionError(f"database connection lost: {exc}") from exc
                 raise
             if not done["inserted"]:  # the eventId was used before: that message stands
                 existing = await self._message_by_event_id(conn, row["app_id"], row["event_id"])
