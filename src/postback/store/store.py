@@ -55,9 +55,9 @@ class Store(
     TasksMixin,
     RateLimitMixin,
     QueueMixin,
-    MetricsQueriesMixin,
     EventsMixin,
     DashboardMixin,
+    MetricsQueriesMixin,
 ):
     """The one interface to the database; api/, web/, cli and the worker call only this."""
 
