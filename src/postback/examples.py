@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from postback.schemas import latest_schema as newest_schema
+
 MAX_DEPTH = 8
 
 
@@ -14,14 +16,7 @@ class NoSuchExample(ValueError):
 
 def latest_schema(event_type: dict[str, Any]) -> dict[str, Any] | None:
     """The schema of the newest version (``{"1": {...}, "2": {...}}`` → version 2)."""
-    schemas = event_type.get("schemas") or {}
-    if not schemas:
-        return None
-
-    def order(version: str) -> tuple[int, str]:
-        return (int(version), version) if version.isdigit() else (-1, version)
-
-    return schemas[max(schemas, key=order)]
+    return newest_schema(event_type.get("schemas"))
 
 
 def example_payload(event_type: dict[str, Any], index: int = 0) -> dict[str, Any]:

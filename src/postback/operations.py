@@ -7,9 +7,14 @@ from typing import Any
 from postback.domain import encode_json
 from postback.examples import example_payload
 from postback.signing import generate_secret
+from postback.store.errors import NotFound
 from postback.store.store import Store
 
 Row = dict[str, Any]
+
+
+class UnknownEventType(LookupError):
+    """A test event named an event type the catalog does not have."""
 
 
 async def send_test_event(
@@ -22,10 +27,14 @@ async def send_test_event(
     example_index: int = 0,
 ) -> Row:
     """A test message to one endpoint alone: ``payload``, or the event type's example.
-    Raises NotFound (endpoint or event type) and NoSuchExample."""
+    Raises NotFound (the endpoint), UnknownEventType and NoSuchExample."""
     ep = await store.get_endpoint(app_id, endpoint_id)
     if payload is None:
-        payload = example_payload(await store.get_event_type(event_type), example_index)
+        try:
+            known = await store.get_event_type(event_type)
+        except NotFound:
+            raise UnknownEventType(f"no event type {event_type!r}") from None
+        payload = example_payload(known, example_index)
     values = {"event_type": event_type, "payload": encode_json(payload), "tags": ["test"]}
     row, _ = await store.create_message(app_id, values, only_endpoint=ep["id"])
     return row

@@ -14,7 +14,7 @@ from starlette.datastructures import FormData
 from postback.api.tasks import run_in_background
 from postback.domain import MessageStatus
 from postback.examples import NoSuchExample, example_payload
-from postback.operations import rotate_endpoint_secret, send_test_event
+from postback.operations import UnknownEventType, rotate_endpoint_secret, send_test_event
 from postback.signing import generate_secret
 from postback.store.pages import Page
 from postback.store.store import Store
@@ -258,7 +258,7 @@ async def send_test(request: Request, viewer: PortalViewer, endpoint_id: str) ->
         msg = await send_test_event(
             store_of(request), viewer.app_id or "", endpoint_id, form.get("event_type", "")
         )
-    except NoSuchExample as exc:
+    except (NoSuchExample, UnknownEventType) as exc:
         raise Invalid(str(exc)) from None
     return see_other(f"/portal/messages/{msg['id']}?notice=sent")
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
 
-from postback import ids
+from postback import ids, operations
 from postback.api import models as w
 from postback.api import views
 from postback.api.deps import AppDep, PageDep, SettingsDep, StoreDep
@@ -17,8 +17,8 @@ from postback.api.errors import FieldError
 from postback.api.routing import SlashRouter
 from postback.api.tasks import run_in_background
 from postback.config import Settings
-from postback.domain import encode_json
-from postback.examples import NoSuchExample, example_payload
+from postback.examples import NoSuchExample
+from postback.operations import UnknownEventType
 from postback.signing import generate_secret
 from postback.store.errors import NotFound
 from postback.store.operational import OPERATIONAL_APP_ID
@@ -126,13 +126,14 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         """Replace the signing secret; the SDK reads the new one from the answer. Deliveries
         are signed with both for ``gracePeriodSeconds`` (default 24 h)."""
         body = body or w.EndpointSecretRotateIn()
-        key = body.key or generate_secret()
         grace = (
             settings.rotation_grace
             if body.grace_period_seconds is None
             else body.grace_period_seconds
         )
-        await store.rotate_secret(app["id"], endpoint_id, key, grace)
+        key = await operations.rotate_endpoint_secret(
+            store, app["id"], endpoint_id, grace, body.key
+        )
         return {"key": key}
 
     @router.get("/{endpoint_id}/headers", response_model=w.EndpointHeadersOut)
@@ -171,26 +172,19 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
             """Send a test event to this endpoint alone: the event type's example payload (from its
             schema's ``examples``, else one generated from the schema), signed and recorded like any
             other message."""
-            ep = await store.get_endpoint(app["id"], endpoint_id)
-            if body.payload is not None:
-                payload = body.payload
-            else:
-                try:
-                    event_type = await store.get_event_type(body.event_type)
-                except NotFound:
-                    raise FieldError(
-                        ["body", "eventType"], f"no event type {body.event_type!r}"
-                    ) from None
-                try:
-                    payload = example_payload(event_type, body.example_index or 0)
-                except NoSuchExample as exc:
-                    raise FieldError(["body", "exampleIndex"], str(exc)) from None
-            values = {
-                "event_type": body.event_type,
-                "payload": encode_json(payload),
-                "tags": ["test"],
-            }
-            row, _ = await store.create_message(app["id"], values, only_endpoint=ep["id"])
+            try:
+                row = await operations.send_test_event(
+                    store,
+                    app["id"],
+                    endpoint_id,
+                    body.event_type,
+                    payload=body.payload,
+                    example_index=body.example_index or 0,
+                )
+            except UnknownEventType as exc:
+                raise FieldError(["body", "eventType"], str(exc)) from None
+            except NoSuchExample as exc:
+                raise FieldError(["body", "exampleIndex"], str(exc)) from None
             return views.message(row)
 
         @router.post("/{endpoint_id}/recover", response_model=w.RecoverOut, status_code=202)
