@@ -10,17 +10,16 @@ earlier; an endpoint deleted in between is skipped by the write itself.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import orjson
 
 from postback import ids
-from postback.store.errors import NotFound, is_outage
+from postback.store.errors import NotFound
 from postback.store.operational import OPERATIONAL_APP_ID
+from postback.store.pgraw import raw_connection
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -97,46 +96,32 @@ class IngestPgMixin:
     async def _create_message_pg(self, row: Row, *, app_ref: bool) -> tuple[Row, bool]:
         ref = row["app_id"]
         routing = _ROUTING_BY_ID if not app_ref or ids.has_prefix(ref, ids.APPLICATION) else ""
-        async with self.engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            try:
-                records = await raw.fetch(routing or _ROUTING_BY_UID, ref)
-                if not records or ref == OPERATIONAL_APP_ID:  # internal, not an app
-                    raise NotFound(f"application {ref!r} not found")
-                row["app_id"] = records[0]["app_id"]
-                live = [_Endpoint(r) for r in records if r["id"] is not None]
-                deliveries = self._route(row, live)
-                done = await raw.fetchrow(
-                    _WRITE,
-                    row["id"],
-                    row["app_id"],
-                    row["event_type"],
-                    row["event_id"],
-                    row["payload"],
-                    _text(row["channels"]),
-                    _text(row["tags"]),
-                    row["created_at"],
-                    row["deliver_at"],
-                    row["expunge_at"],
-                    [d["id"] for d in deliveries],
-                    [d["endpoint_id"] for d in deliveries],
-                    [int(d["status"]) for d in deliveries],
-                    [d["next_attempt_at"] for d in deliveries],
-                    [d["payload"] for d in deliveries],
-                    [d["note"] for d in deliveries],
-                )
-            except BaseException as exc:
-                # The pool cannot see failures on the driver's own connection. Only an error
-                # the server reported cleanly leaves it usable; a dead one (the server
-                # restarted) or one left mid-operation (a cancelled request) must not go back.
-                if not isinstance(exc, asyncpg.PostgresError) or is_outage(exc):
-                    with contextlib.suppress(Exception):
-                        await conn.invalidate()
-                if isinstance(exc, asyncpg.InternalClientError):
-                    # What a pooled connection the server dropped while idle (a fast
-                    # shutdown) says on its next use: an outage, not a bug.
-                    raise ConnectionError(f"database connection lost: {exc}") from exc
-                raise
+        async with raw_connection(self.engine) as (raw, conn):
+            records = await raw.fetch(routing or _ROUTING_BY_UID, ref)
+            if not records or ref == OPERATIONAL_APP_ID:  # internal, not an app
+                raise NotFound(f"application {ref!r} not found")
+            row["app_id"] = records[0]["app_id"]
+            live = [_Endpoint(r) for r in records if r["id"] is not None]
+            deliveries = self._route(row, live)
+            done = await raw.fetchrow(
+                _WRITE,
+                row["id"],
+                row["app_id"],
+                row["event_type"],
+                row["event_id"],
+                row["payload"],
+                _text(row["channels"]),
+                _text(row["tags"]),
+                row["created_at"],
+                row["deliver_at"],
+                row["expunge_at"],
+                [d["id"] for d in deliveries],
+                [d["endpoint_id"] for d in deliveries],
+                [int(d["status"]) for d in deliveries],
+                [d["next_attempt_at"] for d in deliveries],
+                [d["payload"] for d in deliveries],
+                [d["note"] for d in deliveries],
+            )
             if not done["inserted"]:  # the eventId was used before: that message stands
                 existing = await self._message_by_event_id(conn, row["app_id"], row["event_id"])
                 if existing is not None:

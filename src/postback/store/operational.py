@@ -101,7 +101,7 @@ class OperationalMixin:
             return
         e = t.endpoints.c
         ep_ids = sorted({res.delivery.endpoint_id for res, _ in customer})
-        if all(res.ok and not _recovers(res, out[2]) for res, out in customer):
+        if all(res.ok and not recovers(res, out[2]) for res, out in customer):
             # The usual batch: nothing to announce, nothing to disable. Only endpoints that
             # were failing change, so only those are read and locked (a fan-out batch
             # touches a hundred endpoints; locking each row costs a write on PostgreSQL).
@@ -132,7 +132,7 @@ class OperationalMixin:
                 if ep["failing_since"] is not None:
                     ep["failing_since"] = None
                     changed.add(ep["id"])
-                if _recovers(res, count):
+                if recovers(res, count):
                     await self._attempt_event(conn, ATTEMPT_RECOVERED, res, ep)
                 continue
             if ep["failing_since"] is None:
@@ -200,6 +200,6 @@ class OperationalMixin:
         )
 
 
-def _recovers(res: AttemptResult, count: int) -> bool:
+def recovers(res: AttemptResult, count: int) -> bool:
     """A success after the endpoint was announced as failing for this message."""
     return res.ok and res.delivery.trigger is TriggerType.SCHEDULED and count > FAILING_AFTER

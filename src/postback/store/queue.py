@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import secrets as _secrets
+from collections import namedtuple
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
@@ -23,7 +25,9 @@ from postback.filters import project
 from postback.signing import decode_secret
 from postback.store import schema as t
 from postback.store.errors import NotFound
+from postback.store.operational import recovers
 from postback.store.pages import Page, PageOut, page_out, paged
+from postback.store.pgraw import raw_connection
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -56,8 +60,7 @@ def _claim(due: sa.Select[Any]) -> sa.Update:
     )
 
 
-_CLAIM = _claim(_DUE)
-_CLAIM_LOCKING = _claim(_DUE.with_for_update(skip_locked=True))  # PostgreSQL
+_CLAIM = _claim(_DUE)  # SQLite; PostgreSQL: _CLAIM_PG
 _CLAIMED_DETAILS = (
     sa.select(
         _d.id,
@@ -90,6 +93,66 @@ _MOVE_ON = (
         rate_slot=False,
         updated_at=sa.bindparam("b_now"),
     )
+)
+
+
+# Plain successes, recorded in one statement (PostgreSQL). Attempts are kept only for
+# deliveries that still exist (an endpoint or message deleted in flight takes its delivery
+# with it); a delivery moves on only under the lease that claimed it; an endpoint that was
+# failing is failing no more. Endpoint rows are locked NO KEY UPDATE, as in _track_health.
+_RECORD_SUCCESSES = """
+WITH x AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::int[], $9::text[], $10::int[],
+                         $11::smallint[], $12::timestamptz[], $13::int[])
+        AS x(id, delivery_id, lease, msg_id, endpoint_id, app_id, url, code, response,
+             duration, trig, at, count)
+), kept AS (
+    INSERT INTO attempts (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
+                          response, error, response_duration_ms, trigger_type, created_at)
+    SELECT x.id, x.msg_id, x.endpoint_id, x.app_id, x.url, 0, x.code, x.response, NULL,
+           x.duration, x.trig, x.at
+    FROM x WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = x.delivery_id)
+    RETURNING endpoint_id
+), moved AS (
+    UPDATE deliveries d
+    SET status = 0, next_attempt_at = NULL, attempt_count = x.count, lease = NULL,
+        trigger_type = 0, rate_slot = false, updated_at = $14
+    FROM x WHERE d.id = x.delivery_id AND d.lease = x.lease
+), failing AS (
+    SELECT e.id FROM endpoints e
+    WHERE e.id IN (SELECT endpoint_id FROM kept) AND e.failing_since IS NOT NULL
+    ORDER BY e.id FOR NO KEY UPDATE
+)
+UPDATE endpoints SET failing_since = NULL WHERE id IN (SELECT id FROM failing)
+"""
+
+
+# Claim and read in one statement (PostgreSQL): _CLAIM with SKIP LOCKED (many workers claim
+# side by side), and what _CLAIMED_DETAILS reads, in the order rate-limit slots go out.
+_CLAIM_PG = """
+WITH due AS (
+    SELECT id FROM deliveries
+    WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE deliveries d SET status = 3, next_attempt_at = $3, lease = $4, updated_at = $1
+    FROM due WHERE d.id = due.id
+    RETURNING d.id, d.msg_id, d.app_id, d.endpoint_id, d.attempt_count, d.trigger_type,
+              d.rate_slot, d.payload
+)
+SELECT c.id, c.msg_id, c.app_id, c.endpoint_id, c.attempt_count, c.trigger_type, e.url,
+       e.secret, e.previous_secrets, e.headers, e.throttle_rate, c.rate_slot,
+       COALESCE(c.payload, m.payload) AS payload
+FROM claimed c
+JOIN endpoints e ON e.id = c.endpoint_id
+JOIN messages m ON m.id = c.msg_id
+ORDER BY c.id
+"""
+_Claimed = namedtuple(
+    "_Claimed",
+    "id msg_id app_id endpoint_id attempt_count trigger_type url secret previous_secrets "
+    "headers throttle_rate rate_slot payload",
 )
 
 
@@ -133,31 +196,47 @@ class QueueMixin:
             "b_until": now + timedelta(seconds=lease_seconds),
             "b_lease": lease,
         }
-        claim = _CLAIM_LOCKING if self.dialect == "postgresql" else _CLAIM
-        async with self.engine.begin() as conn:
-            claimed = [r.id for r in await conn.execute(claim, params)]
-            if not claimed:
-                return []
-            details = await conn.execute(_CLAIMED_DETAILS, {"b_ids": claimed})
-            details = details.all()
-            postponed = await self._reserve_rate_slots(conn, details, now, lease)
-            return [
-                ClaimedDelivery(
-                    delivery_id=r.id,
-                    lease=lease,
-                    msg_id=r.msg_id,
-                    app_id=r.app_id,
-                    endpoint_id=r.endpoint_id,
-                    url=r.url,
-                    secrets=self._signing_keys(r, now),
-                    headers=r.headers or {},
-                    payload=r.payload or b"{}",
-                    attempt_count=r.attempt_count,
-                    trigger=TriggerType(r.trigger_type),
-                )
-                for r in details
-                if r.id not in postponed
-            ]
+        if self.dialect == "postgresql":
+            details, postponed = await self._claim_pg(params, now, lease)
+        else:
+            async with self.engine.begin() as conn:
+                claimed = [r.id for r in await conn.execute(_CLAIM, params)]
+                if not claimed:
+                    return []
+                details = (await conn.execute(_CLAIMED_DETAILS, {"b_ids": claimed})).all()
+                postponed = await self._reserve_rate_slots(conn, details, now, lease)
+        return [
+            ClaimedDelivery(
+                delivery_id=r.id,
+                lease=lease,
+                msg_id=r.msg_id,
+                app_id=r.app_id,
+                endpoint_id=r.endpoint_id,
+                url=r.url,
+                secrets=self._signing_keys(r, now),
+                headers=r.headers or {},
+                payload=r.payload or b"{}",
+                attempt_count=r.attempt_count,
+                trigger=TriggerType(r.trigger_type),
+            )
+            for r in details
+            if r.id not in postponed
+        ]
+
+    async def _claim_pg(self, params: Row, now: datetime, lease: str) -> tuple[list[Any], set[str]]:
+        """Claim and read in one statement on the driver's connection (PostgreSQL); then,
+        only if a claimed endpoint is rate-limited, reserve its send slots. A crash between
+        the two leaves leased deliveries, which become due again when the lease ends."""
+        async with raw_connection(self.engine) as (raw, conn):
+            records = await raw.fetch(
+                _CLAIM_PG, params["b_now"], params["b_limit"], params["b_until"], lease
+            )
+            details = [_Claimed(*r) for r in records]
+            postponed: set[str] = set()
+            if any(r.throttle_rate and not r.rate_slot for r in details):
+                async with conn.begin():
+                    postponed = await self._reserve_rate_slots(conn, details, now, lease)
+        return details, postponed
 
     def _signing_keys(self, row: Any, now: datetime) -> tuple[bytes, ...]:
         """The current secret, then rotated-out ones still inside their grace period."""
@@ -210,6 +289,11 @@ class QueueMixin:
                     "created_at": res.at,
                 }
             )
+        if self.dialect == "postgresql" and all(
+            r.ok and not recovers(r, out[2]) for r, out in zip(results, outcomes, strict=True)
+        ):
+            await self._record_successes_pg(results, rows, updates, now)
+            return
         for tries_left in (2, 1, 0):
             try:
                 async with self.engine.begin() as conn:
@@ -231,6 +315,41 @@ class QueueMixin:
                     )
                 return
             except DBAPIError:
+                if not tries_left:
+                    raise
+
+    async def _record_successes_pg(
+        self,
+        results: Sequence[AttemptResult],
+        rows: list[Row],
+        updates: list[Row],
+        now: datetime,
+    ) -> None:
+        """The usual batch on PostgreSQL — nothing but plain successes — in one statement:
+        attempts, deliveries and endpoints' failure clocks (what record_attempts does in
+        three, plus the SQLAlchemy work per row). Retried on a deadlock like the rest."""
+        args = (
+            [r["id"] for r in rows],
+            [u["b_id"] for u in updates],
+            [u["b_lease"] for u in updates],
+            [r["msg_id"] for r in rows],
+            [r["endpoint_id"] for r in rows],
+            [r["app_id"] for r in rows],
+            [r["url"] for r in rows],
+            [r["response_status_code"] for r in rows],
+            [r["response"] for r in rows],
+            [r["response_duration_ms"] for r in rows],
+            [int(r["trigger_type"]) for r in rows],
+            [r["created_at"] for r in rows],
+            [u["attempt_count"] for u in updates],
+            now,
+        )
+        for tries_left in (2, 1, 0):
+            try:
+                async with raw_connection(self.engine) as (raw, _):
+                    await raw.execute(_RECORD_SUCCESSES, *args)
+                return
+            except asyncpg.exceptions.DeadlockDetectedError:
                 if not tries_left:
                     raise
 
