@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import FormData
 
 from postback.api.models import SENSITIVE_HEADERS, check_headers
+from postback.filters import RuleError, check_filter, check_projection
 from postback.web.render import Invalid
 
 MAX_URL = 65536
@@ -36,6 +38,58 @@ def endpoint_values(
         "channels": [channel] if form.get("scope") == "one" else None,
         "throttle_rate": int(rate) if rate else None,
         "headers": parse_headers(str(form.get("headers") or ""), kept),
+        **payload_rules(form),
+    }
+
+
+PROJECTION_MODES = ("all", "include", "exclude")
+
+
+def payload_rules(form: FormData) -> dict[str, Any]:
+    """The advanced part of the form: a payload filter (JSON) and the fields sent."""
+    text = str(form.get("payload_filter") or "").strip()
+    rule = None
+    if text:
+        try:
+            rule = json.loads(text)
+        except ValueError:
+            raise Invalid("The payload filter must be JSON.") from None
+        try:
+            check_filter(rule)
+        except RuleError as exc:
+            raise Invalid("The payload filter is not valid.", _where(exc)) from None
+    mode = str(form.get("projection_mode") or "all")
+    lines = str(form.get("projection") or "").splitlines()
+    pointers = [line.strip() for line in lines if line.strip()]
+    projection = None
+    if mode in ("include", "exclude"):
+        if not pointers:
+            raise Invalid("List at least one field, as a JSON pointer such as /data/buyer.")
+        projection = {mode: pointers}
+        try:
+            check_projection(projection)
+        except RuleError as exc:
+            raise Invalid("The list of fields is not valid.", _where(exc)) from None
+    return {"payload_filter": rule or None, "projection": projection}
+
+
+def _where(exc: RuleError) -> str:
+    place = ".".join(str(p) for p in exc.loc)
+    return f"({place}: {exc})" if place else f"({exc})"
+
+
+def rules_text(endpoint: dict[str, Any] | None) -> dict[str, str]:
+    """The form's text for an endpoint's payload rules (stored, or as typed)."""
+    if not endpoint:
+        return {"filter_text": "", "projection_mode": "all", "projection_text": ""}
+    if "filter_text" in endpoint:  # echoed back after an error
+        return {k: endpoint[k] for k in ("filter_text", "projection_mode", "projection_text")}
+    rule, projection = endpoint.get("payload_filter"), endpoint.get("projection") or {}
+    mode, pointers = next(iter(projection.items()), ("all", []))
+    return {
+        "filter_text": json.dumps(rule, indent=2, ensure_ascii=False) if rule else "",
+        "projection_mode": mode,
+        "projection_text": "\n".join(pointers),
     }
 
 

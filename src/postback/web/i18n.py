@@ -23,6 +23,44 @@ TEXTS: dict[str, tuple[str, str]] = {
     "Log out": ("Cerrar sesión", "Sair"),
     "Log in": ("Iniciar sesión", "Entrar"),
     "Error": ("Error", "Erro"),
+    # payload rules on the endpoint form
+    "Payload rules (optional)": (
+        "Reglas sobre el contenido (opcional)",
+        "Regras sobre o conteúdo (opcional)",
+    ),
+    "Payload filter (JSON; empty: every message)": (
+        "Filtro del contenido (JSON; vacío: todos los mensajes)",
+        "Filtro do conteúdo (JSON; vazio: todas as mensagens)",
+    ),
+    "Only messages whose payload matches, e.g.": (
+        "Solo los mensajes cuyo contenido coincide, p. ej.",
+        "Só as mensagens cujo conteúdo corresponde, p. ex.",
+    ),
+    "Payload filter": ("Filtro del contenido", "Filtro do conteúdo"),
+    "Fields sent": ("Campos enviados", "Campos enviados"),
+    "The whole payload": ("Todo el contenido", "Todo o conteúdo"),
+    "Only these fields": ("Solo estos campos", "Só estes campos"),
+    "Every field but these": ("Todos los campos menos estos", "Todos os campos menos estes"),
+    "Fields, one JSON pointer a line (e.g. /data/buyer)": (
+        "Campos, un puntero JSON por línea (p. ej. /data/buyer)",
+        "Campos, um ponteiro JSON por linha (p. ex. /data/buyer)",
+    ),
+    "The payload filter must be JSON.": (
+        "El filtro del contenido debe ser JSON.",
+        "O filtro do conteúdo deve ser JSON.",
+    ),
+    "The payload filter is not valid.": (
+        "El filtro del contenido no es válido.",
+        "O filtro do conteúdo não é válido.",
+    ),
+    "List at least one field, as a JSON pointer such as /data/buyer.": (
+        "Indica al menos un campo, como puntero JSON, p. ej. /data/buyer.",
+        "Indique pelo menos um campo, como ponteiro JSON, p. ex. /data/buyer.",
+    ),
+    "The list of fields is not valid.": (
+        "La lista de campos no es válida.",
+        "A lista de campos não é válida.",
+    ),
     "Back": ("Volver", "Voltar"),
     "Not found.": ("No encontrado.", "Não encontrado."),
     "This form has expired or was not sent by us.": (

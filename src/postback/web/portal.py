@@ -27,7 +27,7 @@ from postback.web.auth import (
     login_page,
     portal_viewer,
 )
-from postback.web.forms import endpoint_values, format_headers
+from postback.web.forms import endpoint_values, format_headers, rules_text
 from postback.web.i18n import translator
 from postback.web.render import Invalid, WebRoute, language, render, see_other
 
@@ -106,6 +106,7 @@ async def _form_page(
         endpoint=endpoint,
         catalog=catalog,
         headers_text=format_headers(endpoint["headers"]) if endpoint else "",
+        **rules_text(endpoint),
         error=error,
         status=422 if error else 200,
     )
@@ -124,7 +125,7 @@ async def create_endpoint(request: Request, viewer: PortalViewer) -> Response:
         values = endpoint_values(form, require_https=settings.require_https)
     except Invalid as exc:
         return await _form_page(
-            request, viewer, _echo(form), translator(language(request))(exc.message)
+            request, viewer, _echo(form), exc.shown(translator(language(request)))
         )
     values["secret"] = generate_secret()
     row = await store_of(request).create_endpoint(viewer.app_id or "", values)
@@ -141,6 +142,9 @@ def _echo(form: FormData) -> dict[str, Any]:
         "channels": [form.get("channel", "")] if form.get("scope") == "one" else None,
         "throttle_rate": form.get("rate_limit") or None,
         "headers": {},
+        "filter_text": str(form.get("payload_filter") or ""),
+        "projection_mode": str(form.get("projection_mode") or "all"),
+        "projection_text": str(form.get("projection") or ""),
     }
 
 
@@ -206,7 +210,7 @@ async def save_endpoint(request: Request, viewer: PortalViewer, endpoint_id: str
         values = endpoint_values(form, require_https=settings.require_https, kept=ep["headers"])
     except Invalid as exc:
         echoed = _echo(form) | {"id": ep["id"]}
-        return await _form_page(request, viewer, echoed, translator(language(request))(exc.message))
+        return await _form_page(request, viewer, echoed, exc.shown(translator(language(request))))
     await store.update_endpoint(app_id, ep["id"], values)
     return see_other(f"/portal/endpoints/{ep['id']}?notice=saved")
 

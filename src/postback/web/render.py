@@ -68,8 +68,12 @@ class Forbidden(Exception):
 class Invalid(Exception):
     """A form value we cannot accept; the page is shown again with the message."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, detail: str = "") -> None:
         self.message = message
+        self.detail = detail  # technical, shown as is after the translated message
+
+    def shown(self, translate: Callable[[str], str]) -> str:
+        return f"{translate(self.message)} {self.detail}".strip()
 
 
 def language(request: Request) -> str:
