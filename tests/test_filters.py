@@ -68,6 +68,15 @@ def test_filter_operators(rule: dict[str, Any], expected: bool) -> None:
     assert matches(rule) is expected
 
 
+def test_integers_past_64_bits_compare_exactly() -> None:
+    big = 2**70
+    payload = {"data": {"id": big, "n": 2**70 + 1}}
+    assert matches({"data.id": big}, payload)
+    assert not matches({"data.id": big + 1}, payload)
+    why = compile_filter({"data.n": {"$lt": big}})(payload)
+    assert why == f"data.n $lt {big} did not hold"
+
+
 def test_a_failed_filter_says_which_clause() -> None:
     why = compile_filter({"data.product.id": 42, "data.purchase.price.value": {"$gte": 500}})(
         PURCHASE

@@ -21,9 +21,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
-from postback.domain import encode_json
+from postback.domain import decode_json, encode_json
 
 MAX_RULE_BYTES = 8192
 MAX_DEPTH = 8
@@ -55,13 +53,13 @@ def check_filter(rule: Any) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=4096)
 def _compiled_filter(text: bytes) -> Predicate:
-    return _compile_doc(orjson.loads(text), [], 0)
+    return _compile_doc(decode_json(text), [], 0)
 
 
 def compile_filter(rule: dict[str, Any]) -> Predicate:
     """The predicate of a stored filter, compiled once per distinct filter."""
     # A stored filter comes back with its keys in one order: its JSON is a fine cache key.
-    return _compiled_filter(orjson.dumps(rule))
+    return _compiled_filter(encode_json(rule))
 
 
 def _check_size(rule: Any) -> None:
@@ -197,7 +195,7 @@ def _compile_field(path: str, cond: Any, loc: list[str | int]) -> Predicate:
 
 
 def _shown(arg: Any) -> str:
-    return orjson.dumps(arg).decode()[:120]
+    return encode_json(arg).decode()[:120]
 
 
 def _compile_operator(op: str, arg: Any, loc: list[str | int]) -> Callable[[Any], bool]:
