@@ -16,6 +16,7 @@ from postback.api import views
 from postback.api.deps import AppDep, SettingsDep, StoreDep, split_list
 from postback.api.errors import FieldError
 from postback.api.routing import SlashRouter
+from postback.store.errors import is_outage
 from postback.store.events import BadCursor, parse_cursor
 from postback.store.pages import MAX_LIMIT
 
@@ -25,6 +26,7 @@ EventTypesQuery = Annotated[list[str] | None, Query(max_length=100)]
 CursorQuery = Annotated[str | None, Query(max_length=64)]
 ChannelQuery = Annotated[str | None, Query(max_length=128)]
 KEEP_ALIVE = 15.0  # seconds between comments on an idle stream, so proxies keep it open
+OUTAGE_PAUSE = 1.0
 
 
 def _cursor(loc: str, value: str | None) -> str | None:
@@ -83,9 +85,16 @@ async def stream_events(
         cursor, idle = start, 0.0
         yield b"retry: 2000\n\n"
         while not await request.is_disconnected():
-            rows, cursor = await store.poll_events(
-                app["id"], cursor, 100, event_types=types, channel=channel
-            )
+            try:
+                rows, cursor = await store.poll_events(
+                    app["id"], cursor, 100, event_types=types, channel=channel
+                )
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                # The database is restarting: keep the stream and the cursor, try again.
+                await asyncio.sleep(OUTAGE_PAUSE)
+                continue
             for row in rows:
                 data = views.message_json(row)
                 yield b"id: %s\ndata: %s\n\n" % (row["cursor"].encode(), data)
