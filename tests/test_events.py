@@ -78,7 +78,7 @@ def test_bad_cursors_and_other_tenants(server: ServerHandle) -> None:
         r = client.get(f"/app/{app}/events/", params={"after": bad})
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "after"]
     r = client.get(f"/app/{app}/events/stream", headers={"Last-Event-ID": "nope"})
-    assert r.status_code == 422
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["header", "last-event-id"]
     token = client.post(f"/auth/app-portal-access/{app}/", json={}).json()["token"]
     portal = api(server, token)
     send(client, app, 1)

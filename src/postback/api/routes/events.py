@@ -29,11 +29,11 @@ KEEP_ALIVE = 15.0  # seconds between comments on an idle stream, so proxies keep
 OUTAGE_PAUSE = 1.0
 
 
-def _cursor(loc: str, value: str | None) -> str | None:
+def _cursor(loc: list[str | int], value: str | None) -> str | None:
     try:
         parse_cursor(value)
     except BadCursor as exc:
-        raise FieldError(["query", loc], str(exc)) from None
+        raise FieldError(loc, str(exc)) from None
     return value
 
 
@@ -52,7 +52,7 @@ async def poll_events(
     still comes after it, never before."""
     if after and iterator and after != iterator:
         raise FieldError(["query", "after"], "give the cursor as after or iterator, not both")
-    start = _cursor("after", after or iterator)
+    start = _cursor(["query", "after" if after else "iterator"], after or iterator)
     rows, cursor = await store.poll_events(
         app["id"], start, limit, event_types=split_list(event_types), channel=channel
     )
@@ -77,7 +77,9 @@ async def stream_events(
 ) -> StreamingResponse:
     """The same feed as Server-Sent Events: each message is an event whose ``id`` is its
     cursor, so a client that reconnects (sending ``Last-Event-ID``) misses nothing."""
-    start = _cursor("Last-Event-ID", last_event_id) or _cursor("after", after)
+    start = _cursor(["header", "last-event-id"], last_event_id) or _cursor(
+        ["query", "after"], after
+    )
     types = split_list(event_types)
     pause = min(settings.poll_interval, 0.5)
 
