@@ -40,6 +40,12 @@ class RuleError(ValueError):
         super().__init__(message)
         self.loc = loc
 
+    @property
+    def located(self) -> str:
+        """The message prefixed with its place, e.g. ``$or.0.data.amount.$gt: …``."""
+        place = ".".join(str(p) for p in self.loc)
+        return f"{place}: {self}" if place else str(self)
+
 
 # ---- filters ---------------------------------------------------------------------------
 

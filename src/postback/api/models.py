@@ -130,8 +130,7 @@ def _rule(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
         try:
             return check(value)
         except RuleError as exc:
-            where = ".".join(str(p) for p in exc.loc)
-            raise ValueError(f"{where}: {exc}" if where else str(exc)) from None
+            raise ValueError(exc.located) from None
 
     return validate
 

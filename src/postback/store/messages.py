@@ -130,7 +130,9 @@ class MessagesMixin:
             if ep.payload_filter or ep.projection:
                 if doc is _UNPARSED:
                     doc = decode_json(row["payload"]) if row["payload"] else {}
-                why = None if everyone else compile_filter(ep.payload_filter or {})(doc)
+                why = None
+                if ep.payload_filter and not everyone:
+                    why = compile_filter(ep.payload_filter)(doc)
                 if why is not None:
                     delivery.update(status=MessageStatus.CANCELED, next_attempt_at=None, note=why)
                 elif ep.projection:

@@ -8,7 +8,7 @@ and recorded by the same engine. They are emitted inside the transaction that ca
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -101,7 +101,7 @@ class OperationalMixin:
             return
         e = t.endpoints.c
         ep_ids = sorted({res.delivery.endpoint_id for res, _ in customer})
-        if all(res.ok and not recovers(res, out[2]) for res, out in customer):
+        if plain_successes([res for res, _ in customer], [out for _, out in customer]):
             # The usual batch: nothing to announce, nothing to disable. Only endpoints that
             # were failing change, so only those are read and locked (a fan-out batch
             # touches a hundred endpoints; locking each row costs a write on PostgreSQL).
@@ -198,6 +198,17 @@ class OperationalMixin:
                 "response": res.response or res.error or "",
             },
         )
+
+
+def plain_successes(
+    results: Iterable[AttemptResult],
+    outcomes: Iterable[tuple[MessageStatus, datetime | None, int]],
+) -> bool:
+    """Every attempt succeeded and none announces a recovery: the usual batch, in which
+    nothing but failing endpoints' clocks can change."""
+    return all(
+        res.ok and not recovers(res, out[2]) for res, out in zip(results, outcomes, strict=True)
+    )
 
 
 def recovers(res: AttemptResult, count: int) -> bool:

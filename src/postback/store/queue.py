@@ -25,7 +25,7 @@ from postback.filters import project
 from postback.signing import decode_secret
 from postback.store import schema as t
 from postback.store.errors import NotFound
-from postback.store.operational import recovers
+from postback.store.operational import plain_successes
 from postback.store.pages import Page, PageOut, page_out, paged
 from postback.store.pgraw import raw_connection
 
@@ -289,10 +289,8 @@ class QueueMixin:
                     "created_at": res.at,
                 }
             )
-        if self.dialect == "postgresql" and all(
-            r.ok and not recovers(r, out[2]) for r, out in zip(results, outcomes, strict=True)
-        ):
-            await self._record_successes_pg(results, rows, updates, now)
+        if self.dialect == "postgresql" and plain_successes(results, outcomes):
+            await self._record_successes_pg(rows, updates, now)
             return
         for tries_left in (2, 1, 0):
             try:
@@ -319,11 +317,7 @@ class QueueMixin:
                     raise
 
     async def _record_successes_pg(
-        self,
-        results: Sequence[AttemptResult],
-        rows: list[Row],
-        updates: list[Row],
-        now: datetime,
+        self, rows: list[Row], updates: list[Row], now: datetime
     ) -> None:
         """The usual batch on PostgreSQL — nothing but plain successes — in one statement:
         attempts, deliveries and endpoints' failure clocks (what record_attempts does in

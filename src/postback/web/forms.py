@@ -57,7 +57,7 @@ def payload_rules(form: FormData) -> dict[str, Any]:
         try:
             check_filter(rule)
         except RuleError as exc:
-            raise Invalid("The payload filter is not valid.", _where(exc)) from None
+            raise Invalid("The payload filter is not valid.", f"({exc.located})") from None
     mode = str(form.get("projection_mode") or "all")
     lines = str(form.get("projection") or "").splitlines()
     pointers = [line.strip() for line in lines if line.strip()]
@@ -69,13 +69,8 @@ def payload_rules(form: FormData) -> dict[str, Any]:
         try:
             check_projection(projection)
         except RuleError as exc:
-            raise Invalid("The list of fields is not valid.", _where(exc)) from None
+            raise Invalid("The list of fields is not valid.", f"({exc.located})") from None
     return {"payload_filter": rule or None, "projection": projection}
-
-
-def _where(exc: RuleError) -> str:
-    place = ".".join(str(p) for p in exc.loc)
-    return f"({place}: {exc})" if place else f"({exc})"
 
 
 def rules_text(endpoint: dict[str, Any] | None) -> dict[str, str]:
