@@ -3,6 +3,8 @@ outage from a bug."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import asyncpg
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
@@ -17,6 +19,7 @@ class Conflict(Exception):
 
 _OUTAGES = (
     OperationalError,
+    sqlite3.OperationalError,  # the raw SQLite paths (locked past busy_timeout, I/O)
     InterfaceError,
     DisconnectionError,
     OSError,

@@ -77,8 +77,10 @@ class MessagesMixin:
             "deliver_at": deliver_at,
             "expunge_at": now + timedelta(seconds=values.get("retention_seconds") or RETENTION),
         }
-        if self.dialect == "postgresql" and only_endpoint is None:
-            return await self._create_message_pg(row, app_ref=app_ref)
+        if only_endpoint is None:
+            if self.dialect == "postgresql":
+                return await self._create_message_pg(row, app_ref=app_ref)
+            return await self._create_message_sqlite(row, app_ref=app_ref)
         async with self.engine.begin() as conn:
             if app_ref:
                 row["app_id"] = app_id = (await self._get_app(conn, app_id))["id"]
@@ -92,6 +94,8 @@ class MessagesMixin:
         return row, True
 
     async def _create_message_pg(self, row: Row, *, app_ref: bool) -> tuple[Row, bool]: ...
+
+    async def _create_message_sqlite(self, row: Row, *, app_ref: bool) -> tuple[Row, bool]: ...
 
     async def _insert_message(
         self, conn: AsyncConnection, row: Row, only_endpoint: str | None = None

@@ -22,6 +22,7 @@ from postback.store.errors import Conflict, NotFound
 from postback.store.events import EventsMixin
 from postback.store.idempotency import IdempotencyMixin
 from postback.store.ingest_pg import IngestPgMixin
+from postback.store.ingest_sqlite import IngestSqliteMixin
 from postback.store.messages import MessagesMixin
 from postback.store.metrics_queries import MetricsQueriesMixin
 from postback.store.operational import (
@@ -48,6 +49,7 @@ _NOTIFY = sa.text("SELECT pg_notify(:c, '')")
 
 class Store(
     IngestPgMixin,  # before MessagesMixin: see ingest_pg.py
+    IngestSqliteMixin,  # the same, on SQLite
     MessagesMixin,
     TokensMixin,
     IdempotencyMixin,
@@ -75,6 +77,8 @@ class Store(
         # Set when new work is queued; a worker in this process waits on it.
         self.work_queued = asyncio.Event()
         self._token_cache: dict[str, tuple[float, Principal]] = {}
+        self._ingest_queue = []  # messages waiting for the next group commit (SQLite)
+        self._ingest_flusher = None
 
     @classmethod
     def connect(cls, url: str, **kwargs: Any) -> Store:

@@ -1,0 +1,215 @@
+"""Accepting messages on SQLite with group commit.
+
+SQLite has one writer, and the store one connection: on the general path every message
+held it for seven statements, each a handoff to the connection's thread, and paid its own
+fsync at COMMIT (``synchronous=FULL``). Here a message joins a queue; one flusher at a time
+writes everything queued in one transaction, in one call into the connection's thread, and
+answers each caller once that transaction has committed. Under load a batch holds whatever
+arrived while the previous one was being written; alone, a message is a batch of one, so
+nothing waits for a batch to fill.
+
+Each message gets a savepoint: one that fails (an unknown application, a bug) is rolled
+back and reported to its caller alone. Nothing is acknowledged before the COMMIT that makes
+it durable, exactly as on the general path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from postback import ids
+from postback.store.errors import NotFound
+from postback.store.operational import OPERATIONAL_APP_ID
+from postback.store.sqliteraw import json_text, json_value, sqlite_thread, stamp, transaction
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+Row = dict[str, Any]
+
+_APP_BY_ID = "SELECT id FROM applications WHERE id = ?"
+_APP_BY_UID = "SELECT id FROM applications WHERE uid = ?"
+_SEEN_EVENT = "SELECT 1 FROM messages WHERE app_id = ? AND event_id = ?"
+_NEXT_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM messages"  # ix_messages_seq: one index probe
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags,"
+    " created_at, deliver_at, expunge_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_LIVE_ENDPOINTS = (
+    "SELECT id, event_types, channels, payload_filter, projection FROM endpoints"
+    " WHERE app_id = ? AND disabled = 0"
+)
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count,"
+    " trigger_type, next_attempt_at, lease, rate_slot, payload, note, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, 0, 0, ?, NULL, 0, ?, ?, ?, ?)"
+)
+
+
+class _Endpoint:
+    """An endpoint row as ``_route`` reads it."""
+
+    __slots__ = ("channels", "event_types", "id", "payload_filter", "projection")
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        self.id = row[0]
+        self.event_types = json_value(row[1])
+        self.channels = json_value(row[2])
+        self.payload_filter = json_value(row[3])
+        self.projection = json_value(row[4])
+
+
+@dataclass
+class _Pending:
+    row: Row
+    app_ref: bool
+    done: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+_SEEN = object()  # the outcome of a message whose eventId was used before
+
+
+class IngestSqliteMixin:
+    """Comes before MessagesMixin among Store's bases, like IngestPgMixin."""
+
+    engine: AsyncEngine
+    clock: Callable[[], datetime]
+    _route: Callable[..., list[Row]]
+    _message_by_event_id: Callable[..., Any]
+    _notify_work: Callable[[], None]
+    _ingest_queue: list[_Pending]
+    _ingest_flusher: asyncio.Task[None] | None
+
+    async def _create_message_sqlite(self, row: Row, *, app_ref: bool) -> tuple[Row, bool]:
+        pending = _Pending(row, app_ref)
+        self._ingest_queue.append(pending)
+        if self._ingest_flusher is None or self._ingest_flusher.done():
+            self._ingest_flusher = asyncio.create_task(self._flush_ingest())
+        # shield: a caller that goes away (a client disconnecting) does not take the
+        # batch's answer with it; its message is written or not with the batch.
+        outcome = await asyncio.shield(pending.done)
+        if outcome is _SEEN:
+            async with self.engine.connect() as conn:
+                existing = await self._message_by_event_id(conn, row["app_id"], row["event_id"])
+            if existing is None:  # pragma: no cover - the eventId's message was deleted
+                raise NotFound(f"message with eventId {row['event_id']!r} not found")
+            return existing, False
+        return row, True
+
+    async def _flush_ingest(self) -> None:
+        while self._ingest_queue:
+            batch, self._ingest_queue = self._ingest_queue, []
+            try:
+                async with sqlite_thread(self.engine) as run:
+                    rows, refs = [p.row for p in batch], [p.app_ref for p in batch]
+                    outcomes = await run(_write_batch, rows, refs, self._route)
+            except BaseException as exc:
+                for p in batch:
+                    if not p.done.done():
+                        p.done.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            queued = False
+            for p, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    p.done.set_exception(outcome)
+                else:
+                    queued = queued or outcome is True
+                    p.done.set_result(outcome)
+            if queued:
+                self._notify_work()
+
+
+def _write_batch(
+    db: sqlite3.Connection,
+    rows: list[Row],
+    app_refs: list[bool],
+    route: Callable[[Row, list[_Endpoint]], list[Row]],
+) -> list[Any]:
+    """In the connection's thread: every message of the batch in one transaction. Returns,
+    per message, True (written, deliveries queued), False (written, nothing queued),
+    ``_SEEN`` or the exception that message alone raised."""
+    outcomes: list[Any] = []
+    with transaction(db) as cur:
+        seq = cur.execute(_NEXT_SEQ).fetchone()[0]
+        for row, app_ref in zip(rows, app_refs, strict=True):
+            cur.execute("SAVEPOINT msg")
+            try:
+                outcome = _write_one(cur, row, app_ref, route, seq + 1)
+            except Exception as exc:
+                cur.execute("ROLLBACK TO msg")
+                outcome = exc
+            cur.execute("RELEASE msg")
+            if outcome is not _SEEN and not isinstance(outcome, Exception):
+                seq += 1
+            outcomes.append(outcome)
+    return outcomes
+
+
+def _write_one(
+    cur: sqlite3.Cursor,
+    row: Row,
+    app_ref: bool,
+    route: Callable[[Row, list[_Endpoint]], list[Row]],
+    seq: int,
+) -> Any:
+    ref = row["app_id"]
+    if app_ref:
+        by_id = ids.has_prefix(ref, ids.APPLICATION)
+        found = cur.execute(_APP_BY_ID if by_id else _APP_BY_UID, (ref,)).fetchone()
+        if found is None or ref == OPERATIONAL_APP_ID:  # internal, not an app
+            raise NotFound(f"application {ref!r} not found")
+        row["app_id"] = found[0]
+    app_id = row["app_id"]
+    if (
+        row["event_id"] is not None
+        and cur.execute(_SEEN_EVENT, (app_id, row["event_id"])).fetchone()
+    ):
+        return _SEEN
+    created = stamp(row["created_at"])
+    cur.execute(
+        _INSERT_MESSAGE,
+        (
+            row["id"],
+            app_id,
+            row["event_type"],
+            row["event_id"],
+            row["payload"],
+            json_text(row["channels"]),
+            json_text(row["tags"]),
+            created,
+            stamp(row["deliver_at"]),
+            stamp(row["expunge_at"]),
+            seq,
+        ),
+    )
+    live = [_Endpoint(e) for e in cur.execute(_LIVE_ENDPOINTS, (app_id,))]
+    deliveries = route(row, live)
+    if deliveries:
+        cur.executemany(
+            _INSERT_DELIVERY,
+            [
+                (
+                    d["id"],
+                    row["id"],
+                    d["endpoint_id"],
+                    app_id,
+                    int(d["status"]),
+                    stamp(d["next_attempt_at"]),
+                    d["payload"],
+                    d["note"],
+                    created,
+                    created,
+                )
+                for d in deliveries
+            ],
+        )
+    return any(d["next_attempt_at"] is not None for d in deliveries)

@@ -1,0 +1,183 @@
+"""SQLite's hot paths (store/ingest_sqlite.py, store/sqliteraw.py): they write through the
+sqlite3 connection, not SQLAlchemy, so these tests hold them to what SQLAlchemy writes and
+to the general path's semantics."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from postback import ids
+from postback.domain import MessageStatus, utcnow
+from postback.signing import generate_secret
+from postback.store import ingest_sqlite
+from postback.store import schema as t
+from postback.store.errors import NotFound
+from postback.store.migrate import migrate
+from postback.store.sqliteraw import sqlite_thread
+from postback.store.store import Store
+from tests.conftest import SECRET_BOX
+
+NOW = utcnow().replace(microsecond=123456)
+
+
+@pytest.fixture
+async def lite(tmp_path: Path) -> AsyncIterator[Store]:
+    store = Store.connect(f"sqlite:///{tmp_path / 'fast.db'}", secret_box=SECRET_BOX)
+    store.clock = lambda: NOW
+    await migrate(store.engine)
+    yield store
+    await store.close()
+
+
+def _raw_rows(path: str, table: str, where: str, skip: set[str]) -> list[dict[str, Any]]:
+    """Every column but ``skip``, as {column: (SQLite storage class, stored value)}."""
+    with sqlite3.connect(path) as db:
+        cols = [r[1] for r in db.execute(f"PRAGMA table_info({table})") if r[1] not in skip]
+        picked = ", ".join(f"typeof({c}), {c}" for c in cols)
+        rows = db.execute(f"SELECT {picked} FROM {table} WHERE {where}").fetchall()
+    return [{c: (r[2 * i], r[2 * i + 1]) for i, c in enumerate(cols)} for r in rows]
+
+
+async def test_group_commit_writes_exactly_what_sqlalchemy_writes(lite: Store) -> None:
+    app = await lite.create_app({"name": "a"})
+    secret = generate_secret()
+    eps = [
+        await lite.create_endpoint(app["id"], {"url": "http://127.0.0.1:9/a", "secret": secret}),
+        await lite.create_endpoint(
+            app["id"],
+            {"url": "http://127.0.0.1:9/b", "secret": secret, "projection": {"include": ["/a"]}},
+        ),
+        await lite.create_endpoint(
+            app["id"],
+            {"url": "http://127.0.0.1:9/c", "secret": secret, "payload_filter": {"a": 2}},
+        ),
+    ]
+    values = {
+        "event_type": "invoice.paid",
+        "event_id": "fast",
+        "payload": b'{"a":1,"b":"\xc3\xa9"}',
+        "channels": ["eu", "vip"],
+        "tags": ["t1"],
+        "deliver_at": NOW + timedelta(hours=1),
+        "retention_seconds": 3600,
+    }
+    fast, created = await lite.create_message(app["id"], values)
+    assert created
+    # The same message through the general path (SQLAlchemy's statements).
+    slow = fast | {"id": ids.new_id(ids.MESSAGE), "event_id": "slow"}
+    async with lite.engine.begin() as conn:
+        assert await lite._insert_message(conn, slow) == 2
+
+    path = str(lite.engine.url.database)
+    skip = {"id", "event_id", "seq"}
+    m_fast, m_slow = (_raw_rows(path, "messages", f"id = '{m['id']}'", skip) for m in (fast, slow))
+    assert m_fast == m_slow and m_fast[0]["payload"][0] == "blob"
+    assert m_fast[0]["channels"] == ("text", '["eu", "vip"]')
+    skip = {"id", "msg_id"}
+    d_fast, d_slow = (
+        _raw_rows(path, "deliveries", f"msg_id = '{m['id']}' ORDER BY endpoint_id", skip)
+        for m in (fast, slow)
+    )
+    assert d_fast == d_slow and len(d_fast) == len(eps)
+    # And the store reads it back as it reads its own: aware datetimes, decoded JSON.
+    back = await lite.get_message(app["id"], fast["id"])
+    assert back["deliver_at"] == NOW + timedelta(hours=1)
+    assert back["channels"] == ["eu", "vip"] and back["payload"] == values["payload"]
+
+
+async def test_a_batch_answers_each_caller_with_its_own_outcome(
+    lite: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes: list[int] = []
+    write = ingest_sqlite._write_batch
+
+    def counted(db: sqlite3.Connection, rows: list[Any], *rest: Any) -> Any:
+        sizes.append(len(rows))
+        return write(db, rows, *rest)
+
+    monkeypatch.setattr(ingest_sqlite, "_write_batch", counted)
+    app = await lite.create_app({"name": "a", "uid": "shop"})
+    ep = await lite.create_endpoint(
+        app["id"], {"url": "http://127.0.0.1:9/a", "secret": generate_secret()}
+    )
+    # A filter the store cannot run (written behind its back): routing a message to this
+    # app raises, and only that message's caller may see it.
+    broken = await lite.create_app({"name": "b"})
+    bad = await lite.create_endpoint(
+        broken["id"], {"url": "http://127.0.0.1:9/b", "secret": generate_secret()}
+    )
+    async with lite.engine.begin() as conn:
+        await conn.execute(
+            t.endpoints.update()
+            .where(t.endpoints.c.id == bad["id"])
+            .values(payload_filter={"x": {"$nope": 1}})
+        )
+
+    def msg(event_id: str | None = None) -> dict[str, Any]:
+        return {"event_type": "e", "payload": b"{}", "event_id": event_id}
+
+    calls = [lite.create_message("shop", msg(f"e{i}"), app_ref=True) for i in range(30)]
+    calls += [lite.create_message("shop", msg("twice"), app_ref=True) for _ in range(2)]
+    calls.append(lite.create_message("nobody", msg(), app_ref=True))
+    calls.append(lite.create_message(broken["id"], msg(), app_ref=True))
+    out = await asyncio.gather(*calls, return_exceptions=True)
+
+    assert max(sizes) > 1  # they were grouped
+    written = out[:30]
+    assert all(created and row["app_id"] == app["id"] for row, created in written)
+    first, second = out[30], out[31]
+    assert sorted([first[1], second[1]]) == [False, True]  # one wrote it, one found it
+    assert first[0]["id"] == second[0]["id"]
+    assert isinstance(out[32], NotFound)
+    assert isinstance(out[33], Exception) and not isinstance(out[33], NotFound)
+
+    d, m = t.deliveries.c, t.messages.c
+    async with lite.engine.connect() as conn:
+        queued = await conn.scalar(
+            sa.select(sa.func.count()).where(
+                d.endpoint_id == ep["id"], d.status == MessageStatus.PENDING
+            )
+        )
+        stray = await conn.scalar(sa.select(sa.func.count()).where(m.app_id == broken["id"]))
+        seqs = list(await conn.scalars(sa.select(m.seq).order_by(m.seq)))
+    assert queued == 31 and stray == 0  # the failed message left nothing behind
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gaps, no repeats
+
+
+async def test_a_batch_that_cannot_commit_fails_every_caller_and_keeps_nothing(
+    lite: Store, tmp_path: Path
+) -> None:
+    app = await lite.create_app({"name": "a"})
+    await lite.create_endpoint(
+        app["id"], {"url": "http://127.0.0.1:9/a", "secret": generate_secret()}
+    )
+    # Another process holds the write lock past the store's busy timeout.
+    async with sqlite_thread(lite.engine) as run:
+        await run(lambda db: db.execute("PRAGMA busy_timeout=200"))
+    holder = sqlite3.connect(tmp_path / "fast.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        out = await asyncio.gather(
+            *(
+                lite.create_message(app["id"], {"event_type": "e", "payload": b"{}"})
+                for _ in range(5)
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert all(isinstance(o, sqlite3.OperationalError) for o in out), out
+    async with lite.engine.connect() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(t.deliveries)) == 0
+    # The connection is usable again once the lock is gone.
+    _, created = await lite.create_message(app["id"], {"event_type": "e", "payload": b"{}"})
+    assert created
