@@ -85,7 +85,11 @@ async def _prepare(settings: Settings) -> Store:
     from postback.store.migrate import migrate as run_migrations
     from postback.store.store import Store
 
-    store = Store.connect(settings.database_url, secret_box=_secret_box(settings))
+    store = Store.connect(
+        settings.database_url,
+        secret_box=_secret_box(settings),
+        pool_size=settings.database_pool_size,
+    )
     if settings.allow_private_networks:
         console.print(
             "[yellow]POSTBACK_ALLOW_PRIVATE_NETWORKS is on: deliveries may reach loopback "

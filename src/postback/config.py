@@ -54,6 +54,13 @@ class Settings:
         default="sqlite:///./postback.db",
         metadata={"help": "sqlite:///path.db (embedded default) or postgresql://user@host/db"},
     )
+    database_pool_size: int = field(
+        default=20,
+        metadata={
+            "help": "PostgreSQL connections each process keeps open; a request beyond them "
+            "waits for one (SQLite uses one connection)"
+        },
+    )
     host: str = field(default="127.0.0.1", metadata={"help": "address serve/api listen on"})
     port: int = field(default=8000, metadata={"help": "port serve/api listen on"})
     admin_token: str | None = field(

@@ -109,7 +109,9 @@ def create_app(settings: Settings, store: Store | None = None, *, worker: bool =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_store = store is None
         app.state.store = store or Store.connect(
-            settings.database_url, secret_box=secret_box_for(settings)[0]
+            settings.database_url,
+            secret_box=secret_box_for(settings)[0],
+            pool_size=settings.database_pool_size,
         )
         task: asyncio.Task[Any] | None = None
         runner = None

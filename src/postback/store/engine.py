@@ -20,7 +20,7 @@ def async_url(url: str) -> str:
     raise ValueError(f"unsupported database URL (use sqlite:/// or postgresql://): {url!r}")
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):
         # SQLite has one writer anyway: one connection per process serialises writes in
@@ -31,8 +31,11 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         return engine
     return create_async_engine(
         url,
+        # A fixed pool: connections opened past it were closed again on return, and under
+        # steady load that churn (connect, authenticate, introspect) cost POST /msg/ a
+        # third of its throughput. A request beyond the pool waits for a connection.
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         # No pre-ping: it costs a round trip per checkout. A connection found dead after a
         # restart fails its statement (a 503, retried by workers) and SQLAlchemy then drops
         # every pooled connection opened before it.

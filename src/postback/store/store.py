@@ -81,8 +81,8 @@ class Store(
         self._ingest_flusher = None
 
     @classmethod
-    def connect(cls, url: str, **kwargs: Any) -> Store:
-        return cls(create_engine(url), **kwargs)
+    def connect(cls, url: str, *, pool_size: int = 20, **kwargs: Any) -> Store:
+        return cls(create_engine(url, pool_size=pool_size), **kwargs)
 
     async def close(self) -> None:
         await self.engine.dispose()
