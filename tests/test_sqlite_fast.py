@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from postback import ids
-from postback.domain import MessageStatus, utcnow
+from postback.domain import AttemptResult, MessageStatus, RetrySchedule, utcnow
 from postback.signing import generate_secret
 from postback.store import ingest_sqlite
 from postback.store import schema as t
@@ -181,3 +181,66 @@ async def test_a_batch_that_cannot_commit_fails_every_caller_and_keeps_nothing(
     # The connection is usable again once the lock is gone.
     _, created = await lite.create_message(app["id"], {"event_type": "e", "payload": b"{}"})
     assert created
+
+
+async def test_claim_and_record_write_what_the_general_path_writes(lite: Store) -> None:
+    """A batch of plain successes takes queue_sqlite.record_successes; a batch holding a
+    failure takes the general (SQLAlchemy) path. The success rows both write are the same."""
+    app = await lite.create_app({"name": "a"})
+    ep = await lite.create_endpoint(
+        app["id"],
+        {"url": "http://127.0.0.1:9/a", "secret": generate_secret(), "headers": {"x-a": "1"}},
+    )
+    other = await lite.create_endpoint(
+        app["id"], {"url": "http://127.0.0.1:9/b", "secret": generate_secret()}
+    )
+    for _ in range(2):
+        await lite.create_message(app["id"], {"event_type": "e", "payload": b'{"n":1}'})
+    claimed = await lite.claim_due_deliveries(10, 30)
+    assert len(claimed) == 4 and [c.delivery_id for c in claimed] == sorted(
+        c.delivery_id for c in claimed
+    )
+    assert {c.endpoint_id: c.headers for c in claimed} == {ep["id"]: {"x-a": "1"}, other["id"]: {}}
+    assert all(c.payload == b'{"n":1}' and len(c.secrets) == 1 for c in claimed)
+    # Claimed rows: leased until now + 30 s, readable by the general path.
+    health = await lite.queue_health(overdue_after=60)
+    assert health["sending"] == 4 and health["due"] == 0
+    async with lite.engine.connect() as conn:
+        due = await conn.scalar(sa.select(sa.func.min(t.deliveries.c.next_attempt_at)))
+    assert due == NOW + timedelta(seconds=30)
+
+    async with lite.engine.begin() as conn:  # the endpoint was failing
+        await conn.execute(
+            t.endpoints.update().where(t.endpoints.c.id == ep["id"]).values(failing_since=NOW)
+        )
+    (fast,) = [c for c in claimed if c.endpoint_id == ep["id"]][:1]
+    slow, failed = [c for c in claimed if c is not fast][:2]
+    schedule = RetrySchedule((60,))
+
+    def result(c: Any, code: int) -> AttemptResult:
+        return AttemptResult(c, NOW, code, "ok", 3)
+
+    await lite.record_attempts([result(fast, 200)], schedule)
+    async with lite.engine.connect() as conn:
+        still = await conn.scalar(
+            sa.select(t.endpoints.c.failing_since).where(t.endpoints.c.id == ep["id"])
+        )
+    assert still is None  # a success ends the failure clock
+    await lite.record_attempts([result(slow, 200), result(failed, 500)], schedule)
+
+    path = str(lite.engine.url.database)
+    a_fast, a_slow = (
+        _raw_rows(
+            path,
+            "attempts",
+            f"msg_id = '{c.msg_id}' AND endpoint_id = '{c.endpoint_id}'",
+            {"id", "msg_id", "endpoint_id", "url"},
+        )
+        for c in (fast, slow)
+    )
+    assert a_fast == a_slow and a_fast[0]["status"] == ("integer", 0)
+    skip = {"id", "msg_id", "endpoint_id"}
+    d_fast, d_slow = (
+        _raw_rows(path, "deliveries", f"id = '{c.delivery_id}'", skip) for c in (fast, slow)
+    )
+    assert d_fast == d_slow and d_fast[0]["status"] == ("integer", MessageStatus.SUCCESS)

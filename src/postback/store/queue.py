@@ -23,11 +23,13 @@ from postback.domain import (
 )
 from postback.filters import project
 from postback.signing import decode_secret
+from postback.store import queue_sqlite
 from postback.store import schema as t
 from postback.store.errors import NotFound
 from postback.store.operational import plain_successes
 from postback.store.pages import Page, PageOut, page_out, paged
 from postback.store.pgraw import raw_connection
+from postback.store.sqliteraw import sqlite_thread
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -36,53 +38,7 @@ Row = dict[str, Any]
 
 # The worker's statements, built once: SQLAlchemy finds their compiled form by a memoized
 # cache key instead of walking a freshly built statement for every batch.
-_d, _e, _m = t.deliveries.c, t.endpoints.c, t.messages.c
-_DUE = (
-    sa.select(_d.id)
-    .where(_d.next_attempt_at <= sa.bindparam("b_now"))
-    .order_by(_d.next_attempt_at)
-    .limit(sa.bindparam("b_limit"))
-)
-
-
-def _claim(due: sa.Select[Any]) -> sa.Update:
-    due_cte = due.cte("due")
-    return (
-        t.deliveries.update()
-        .where(_d.id == due_cte.c.id)
-        .values(
-            status=MessageStatus.SENDING,
-            next_attempt_at=sa.bindparam("b_until"),
-            lease=sa.bindparam("b_lease"),
-            updated_at=sa.bindparam("b_now"),
-        )
-        .returning(_d.id)
-    )
-
-
-_CLAIM = _claim(_DUE)  # SQLite; PostgreSQL: _CLAIM_PG
-_CLAIMED_DETAILS = (
-    sa.select(
-        _d.id,
-        _d.msg_id,
-        _d.app_id,
-        _d.endpoint_id,
-        _d.attempt_count,
-        _d.trigger_type,
-        _e.url,
-        _e.secret,
-        _e.previous_secrets,
-        _e.headers,
-        _e.throttle_rate,
-        _d.rate_slot,
-        # The endpoint's projection of the payload, when it has one.
-        sa.func.coalesce(_d.payload, _m.payload).label("payload"),
-    )
-    .join(t.endpoints, _e.id == _d.endpoint_id)
-    .join(t.messages, _m.id == _d.msg_id)
-    .where(_d.id.in_(sa.bindparam("b_ids", expanding=True)))
-    .order_by(_d.id)  # message order, for rate-limit slots
-)
+_d = t.deliveries.c
 _PRESENT = sa.select(_d.id).where(_d.id.in_(sa.bindparam("b_ids", expanding=True)))
 _MOVE_ON = (
     t.deliveries.update()
@@ -128,8 +84,9 @@ UPDATE endpoints SET failing_since = NULL WHERE id IN (SELECT id FROM failing)
 """
 
 
-# Claim and read in one statement (PostgreSQL): _CLAIM with SKIP LOCKED (many workers claim
-# side by side), and what _CLAIMED_DETAILS reads, in the order rate-limit slots go out.
+# Claim and read in one statement (PostgreSQL): lease the earliest due deliveries, SKIP LOCKED
+# (many workers claim side by side), and read what sending them needs, in the order
+# rate-limit slots go out (queue_sqlite.py does the same on SQLite).
 _CLAIM_PG = """
 WITH due AS (
     SELECT id FROM deliveries
@@ -199,12 +156,7 @@ class QueueMixin:
         if self.dialect == "postgresql":
             details, postponed = await self._claim_pg(params, now, lease)
         else:
-            async with self.engine.begin() as conn:
-                claimed = [r.id for r in await conn.execute(_CLAIM, params)]
-                if not claimed:
-                    return []
-                details = (await conn.execute(_CLAIMED_DETAILS, {"b_ids": claimed})).all()
-                postponed = await self._reserve_rate_slots(conn, details, now, lease)
+            details, postponed = await self._claim_sqlite(params, now, lease)
         return [
             ClaimedDelivery(
                 delivery_id=r.id,
@@ -236,6 +188,21 @@ class QueueMixin:
             if any(r.throttle_rate and not r.rate_slot for r in details):
                 async with conn.begin():
                     postponed = await self._reserve_rate_slots(conn, details, now, lease)
+        return details, postponed
+
+    async def _claim_sqlite(
+        self, params: Row, now: datetime, lease: str
+    ) -> tuple[list[Any], set[str]]:
+        """Claim and read in one call into the connection's thread (SQLite); then, only if
+        a claimed endpoint is rate-limited, reserve its send slots, as on PostgreSQL."""
+        async with sqlite_thread(self.engine) as run:
+            details = await run(
+                queue_sqlite.claim, now, params["b_limit"], params["b_until"], lease
+            )
+        postponed: set[str] = set()
+        if any(r.throttle_rate and not r.rate_slot for r in details):
+            async with self.engine.begin() as conn:
+                postponed = await self._reserve_rate_slots(conn, details, now, lease)
         return details, postponed
 
     def _signing_keys(self, row: Any, now: datetime) -> tuple[bytes, ...]:
@@ -289,8 +256,11 @@ class QueueMixin:
                     "created_at": res.at,
                 }
             )
-        if self.dialect == "postgresql" and plain_successes(results, outcomes):
-            await self._record_successes_pg(rows, updates, now)
+        if plain_successes(results, outcomes):
+            if self.dialect == "postgresql":
+                await self._record_successes_pg(rows, updates, now)
+            else:
+                await self._record_successes_sqlite(rows, updates)
             return
         for tries_left in (2, 1, 0):
             try:
@@ -346,6 +316,27 @@ class QueueMixin:
             except asyncpg.exceptions.DeadlockDetectedError:
                 if not tries_left:
                     raise
+
+    async def _record_successes_sqlite(self, rows: list[Row], updates: list[Row]) -> None:
+        """The usual batch on SQLite, in one call into the connection's thread."""
+        attempts = [
+            (
+                r["id"],
+                r["msg_id"],
+                r["endpoint_id"],
+                r["app_id"],
+                r["url"],
+                r["response_status_code"],
+                r["response"],
+                r["response_duration_ms"],
+                int(r["trigger_type"]),
+                r["created_at"],
+            )
+            for r in rows
+        ]
+        moves = [(u["attempt_count"], u["b_now"], u["b_id"], u["b_lease"]) for u in updates]
+        async with sqlite_thread(self.engine) as run:
+            await run(queue_sqlite.record_successes, attempts, moves)
 
     async def release_claims(self, claims: Sequence[ClaimedDelivery]) -> None:
         """Hand unfinished claims back (graceful shutdown): due again at once."""
