@@ -48,7 +48,12 @@ class Worker:
         )
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
-        self._in_flight: dict[asyncio.Task[None], ClaimedDelivery] = {}
+        # Claims wait here for one of the worker_concurrency sender coroutines, which live
+        # as long as the worker (a task per delivery cost more than the delivery's HTTP
+        # bookkeeping). ``_sending`` maps each sender to the claim it is sending.
+        self._claims: asyncio.Queue[ClaimedDelivery | None] = asyncio.Queue()
+        self._senders: list[asyncio.Task[None]] = []
+        self._sending: dict[int, ClaimedDelivery] = {}
         # Claims not yet recorded (being sent, or sent and waiting for the recorder). A slot
         # is freed only once its attempt is written: if sending outran recording, results
         # would pile up in memory until their leases ran out and other workers resent them.
@@ -66,6 +71,10 @@ class Worker:
     async def run(self) -> None:
         await self.sender.start()
         log.info("worker started (concurrency %d)", self.settings.worker_concurrency)
+        self._senders = [
+            asyncio.create_task(self._send_loop(n), name=f"postback-sender-{n}")
+            for n in range(self.settings.worker_concurrency)
+        ]
         recorder = asyncio.create_task(self._record_loop(), name="postback-recorder")
         listener = asyncio.create_task(self.store.listen_for_work(), name="postback-listen")
         housekeeper = asyncio.create_task(self._housekeeping(), name="postback-housekeeping")
@@ -104,8 +113,7 @@ class Worker:
                 continue
             self._unrecorded += len(claimed)
             for claim in claimed:
-                task = asyncio.create_task(self._deliver(claim))
-                self._in_flight[task] = claim
+                self._claims.put_nowait(claim)
             if len(claimed) < want:
                 await self._wait_for_work()
 
@@ -141,23 +149,27 @@ class Worker:
         self._unrecorded -= count
         self._slot_freed.set()
 
-    async def _deliver(self, claim: ClaimedDelivery) -> None:
-        try:
-            result = await self.sender.send(claim)
-        except Exception:  # the sender reports failures as results; this is a bug
-            log.exception("sending %s failed unexpectedly; its lease will expire", claim.msg_id)
-            self._free_slots(1)
-            return
-        finally:
-            self._in_flight.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
-        self._results.append(result)
-        self._results_ready.set()
+    async def _send_loop(self, n: int) -> None:
+        """One sender: takes claims until it is handed None (the worker is stopping)."""
+        claims, sending, send = self._claims, self._sending, self.sender.send
+        while (claim := await claims.get()) is not None:
+            sending[n] = claim
+            try:
+                result = await send(claim)
+            except Exception:  # the sender reports failures as results; this is a bug
+                log.exception("sending %s failed unexpectedly; its lease will expire", claim.msg_id)
+                self._free_slots(1)
+                continue
+            finally:
+                del sending[n]
+            self._results.append(result)
+            self._results_ready.set()
 
     async def _record_loop(self) -> None:
         backoff = 0.0
         while True:
             await self._results_ready.wait()
-            if len(self._results) < self.settings.worker_batch_size and self._in_flight:
+            if len(self._results) < self.settings.worker_batch_size and self._sending:
                 # More answers are on their way: a moment's wait turns many one-row
                 # transactions into one batch (the wait is far below a database round trip
                 # under load, and it is skipped when nothing else is in flight).
@@ -184,20 +196,29 @@ class Worker:
                     await asyncio.sleep(backoff)
                     self._results_ready.set()
                     continue
-            if self._stopping.is_set() and not self._in_flight and not self._results:
+            if self._stopping.is_set() and not self._sending and not self._results:
                 return
 
     async def _drain(self) -> None:
-        if self._in_flight:
-            await asyncio.wait(list(self._in_flight), timeout=self.shutdown_grace)
-        leftover = list(self._in_flight.items())
-        for task, _ in leftover:
+        """Let the senders finish what they hold (for up to ``shutdown_grace``), then hand
+        back to the queue whatever is still unsent."""
+        for _ in self._senders:
+            self._claims.put_nowait(None)  # after every claim already queued
+        if self._senders:
+            await asyncio.wait(self._senders, timeout=self.shutdown_grace)
+        leftover = list(self._sending.values())  # senders forget their claim when cancelled
+        for task in self._senders:
             task.cancel()
-        for task, _ in leftover:
+        while not self._claims.empty():
+            claim = self._claims.get_nowait()
+            if claim is not None:
+                leftover.append(claim)
+        for task in self._senders:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._senders = []
+        self._sending.clear()
         if leftover:
             self._free_slots(len(leftover))
             with contextlib.suppress(Exception):
-                await self.store.release_claims([claim for _, claim in leftover])
-        self._in_flight.clear()
+                await self.store.release_claims(leftover)
