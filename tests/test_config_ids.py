@@ -95,3 +95,12 @@ def test_ids_for_other_times_do_not_disturb_the_sequence() -> None:
     ids.new_id(ids.MESSAGE, at_ms=2**48)  # far in the future
     now_ms = int(time.time() * 1000)
     assert ids.new_id(ids.MESSAGE) < ids.floor_id(ids.MESSAGE, now_ms + 60_000)
+
+
+@given(st.integers(min_value=0, max_value=2**50 - 1), st.integers(min_value=0, max_value=2**80 - 1))
+def test_id_characters_are_crockford_base32_of_time_then_randomness(ms: int, rand: int) -> None:
+    text = ids._encode(ms, 10) + ids._encode(rand, 16)
+    assert (
+        int(text.translate(str.maketrans(ids._ALPHABET, "0123456789ABCDEFGHIJKLMNOPQRSTUV")), 32)
+        == (ms << 80) | rand
+    )

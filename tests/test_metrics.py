@@ -210,3 +210,19 @@ def test_a_worker_process_serves_its_own_metrics(tmp_path: Path) -> None:
     finally:
         worker.terminate()
         assert worker.wait(15) == 0
+
+
+def test_a_batch_of_attempt_lines_is_written_at_once(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    metrics.setup_logging("text")
+    handler = logging.getLogger().handlers[0]
+    log = logging.getLogger("postback.attempt")
+    with handler.batch():  # type: ignore[attr-defined]
+        log.info("first")
+        log.info("second with 100%")
+        assert capsys.readouterr().err == ""  # held until the batch ends
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == ["first", "second with 100%"]
+    log.info("alone")
+    assert capsys.readouterr().err.endswith("postback.attempt: alone\n")

@@ -14,6 +14,7 @@ import time
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _lock = threading.Lock()
 _last_ms = 0
+_last_ms_text = "0" * 10
 _last_rand = 0
 
 APPLICATION = "app"
@@ -25,12 +26,15 @@ TOKEN = "tok"
 TASK = "qtask"
 
 
+# Every pair of characters, indexed by the 10 bits they encode: half the lookups of one
+# character at a time (ids are made per delivery and per attempt, on the hot path).
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+
+
 def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    """The low ``5 * length`` bits of ``value``, most significant first (``length`` even)."""
+    pairs = _PAIRS
+    return "".join([pairs[(value >> shift) & 1023] for shift in range(5 * length - 10, -1, -10)])
 
 
 def new_id(prefix: str, at_ms: int | None = None) -> str:
@@ -38,14 +42,17 @@ def new_id(prefix: str, at_ms: int | None = None) -> str:
     global _last_ms, _last_rand
     if at_ms is not None:  # an id for another time: outside the monotonic sequence
         return f"{prefix}_{_encode(at_ms, 10)}{_encode(_random(), 16)}"
+    global _last_ms_text
     with _lock:
         ms = int(time.time() * 1000)
         if ms <= _last_ms:
-            ms, rand = _last_ms, _last_rand + 1
+            rand = _last_rand + 1
         else:
             rand = _random()
-        _last_ms, _last_rand = ms, rand
-    return f"{prefix}_{_encode(ms, 10)}{_encode(rand, 16)}"
+            _last_ms, _last_ms_text = ms, _encode(ms, 10)
+        _last_rand = rand
+        stamp = _last_ms_text
+    return f"{prefix}_{stamp}{_encode(rand, 16)}"
 
 
 def _random() -> int:

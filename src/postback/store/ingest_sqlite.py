@@ -40,9 +40,10 @@ _INSERT_MESSAGE = (
     "INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags,"
     " created_at, deliver_at, expunge_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_LIVE_ENDPOINTS = (
-    "SELECT id, event_types, channels, payload_filter, projection FROM endpoints"
-    " WHERE app_id = ? AND disabled = 0"
+_LIVE_ENDPOINTS = (  # NULLIF: an unset JSON column holds JSON null (see ingest_pg.py)
+    "SELECT id, NULLIF(event_types, 'null'), NULLIF(channels, 'null'),"
+    " NULLIF(payload_filter, 'null'), NULLIF(projection, 'null')"
+    " FROM endpoints WHERE app_id = ? AND disabled = 0"
 )
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count,"
