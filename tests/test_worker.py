@@ -146,8 +146,9 @@ async def test_a_slow_recorder_holds_claims_back_instead_of_letting_leases_expir
     database_url: str, store: Store, receiver: Receiver
 ) -> None:
     """Sending can outrun recording (a busy database). Claims stay bounded by the worker's
-    concurrency until their attempts are written: results must not pile up in memory while
-    their leases run out and other workers send them again."""
+    concurrency (plus one batch claimed ahead) until their attempts are written: results
+    must not pile up in memory while their leases run out and other workers send them
+    again."""
     url = receiver.route("/hook", ok())
     app_id = await _app_with_endpoint(store, url)
     await _send(store, app_id, 30)
@@ -167,7 +168,7 @@ async def test_a_slow_recorder_holds_claims_back_instead_of_letting_leases_expir
     await running
     got = receiver.received("/hook")
     assert len(got) == 30 == len({r.headers["webhook-id"] for r in got})  # each once
-    assert held and max(held) <= 4, held
+    assert held and max(held) <= 4 + 4, held
 
 
 async def _claimed_and_unrecorded(store: Store) -> int:

@@ -77,11 +77,12 @@ def _capacity() -> float:
 
 Gauge(
     "postback_worker_in_flight",
-    "Deliveries this process's workers hold (being sent or waiting to be recorded)",
+    "Deliveries this process's workers hold: being sent, claimed ahead for the next free "
+    "sender (up to POSTBACK_WORKER_BATCH_SIZE), or waiting to be recorded",
 ).set_function(_in_flight)
 Gauge(
     "postback_worker_concurrency",
-    "Deliveries this process's workers may hold at once (POSTBACK_WORKER_CONCURRENCY)",
+    "Deliveries this process's workers send at once (POSTBACK_WORKER_CONCURRENCY)",
 ).set_function(_capacity)
 
 

@@ -41,8 +41,13 @@ class Worker:
             max_connections=settings.worker_concurrency,
             allow_private_networks=settings.allow_private_networks,
         )
-        # A claim must outlive the attempt it covers, or another worker would retake it.
-        self.lease_seconds = max(settings.lease_seconds, settings.request_timeout + 5)
+        # Claims held at once: one per sender, plus a batch claimed ahead, so a sender that
+        # finishes finds its next delivery waiting instead of waiting for a claim's round
+        # trip. A claim must outlive the attempt it covers, or another worker would retake
+        # it: one claimed ahead may wait for a sender for up to one request timeout first.
+        senders = settings.worker_concurrency
+        self.max_held = senders + min(senders, settings.worker_batch_size)
+        self.lease_seconds = max(settings.lease_seconds, 2 * settings.request_timeout + 5)
         self.shutdown_grace = (
             settings.request_timeout + 1 if shutdown_grace is None else shutdown_grace
         )
@@ -95,7 +100,7 @@ class Worker:
     async def _claim_loop(self) -> None:
         backoff = 0.0
         while not self._stopping.is_set():
-            free = self.settings.worker_concurrency - self._unrecorded
+            free = self.max_held - self._unrecorded
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
