@@ -117,6 +117,7 @@ class QueueMixin:
     engine: AsyncEngine
     dialect: str
     clock: Callable[[], datetime]
+    _signing_key_cache: dict[tuple[str, str], bytes]
 
     def _notify_work(self) -> None: ...
 
@@ -207,11 +208,23 @@ class QueueMixin:
 
     def _signing_keys(self, row: Any, now: datetime) -> tuple[bytes, ...]:
         """The current secret, then rotated-out ones still inside their grace period."""
-        keys = [decode_secret(self._unseal(row.secret, row.endpoint_id))]
+        keys = [self._signing_key(row.secret, row.endpoint_id)]
         for previous in row.previous_secrets or ():
             if datetime.fromisoformat(previous["until"]) > now:
-                keys.append(decode_secret(self._unseal(previous["secret"], row.endpoint_id)))
+                keys.append(self._signing_key(previous["secret"], row.endpoint_id))
         return tuple(keys)
+
+    def _signing_key(self, sealed: str, endpoint_id: str) -> bytes:
+        """A sealed secret's key bytes, opened once per process (a claim per delivery would
+        otherwise decrypt its endpoint's secret each time). A new secret is sealed anew,
+        so a rotation is a new entry; the cache is emptied when it grows large."""
+        cache = self._signing_key_cache
+        key = cache.get((endpoint_id, sealed))
+        if key is None:
+            if len(cache) >= 10_000:
+                cache.clear()
+            key = cache[endpoint_id, sealed] = decode_secret(self._unseal(sealed, endpoint_id))
+        return key
 
     async def record_attempts(
         self,
@@ -225,11 +238,37 @@ class QueueMixin:
         if not results:
             return
         now = self.clock()
-        updates, rows, outcomes = [], [], []
-        for res in results:
+        outcomes = [_outcome(res, schedule, now) for res in results]
+        if plain_successes(results, outcomes):
+            # The usual batch: one tuple per attempt, in _RECORD_SUCCESSES's column order.
+            done = [
+                (
+                    ids.new_id(ids.ATTEMPT),
+                    dl.delivery_id,
+                    dl.lease,
+                    dl.msg_id,
+                    dl.endpoint_id,
+                    dl.app_id,
+                    dl.url,
+                    res.status_code,
+                    res.response,
+                    res.duration_ms,
+                    int(dl.trigger),
+                    res.at,
+                    count,
+                )
+                for res, (_, _, count) in zip(results, outcomes, strict=True)
+                for dl in (res.delivery,)
+            ]
+            if self.dialect == "postgresql":
+                await self._record_successes_pg(done, now)
+            else:
+                async with sqlite_thread(self.engine) as run:
+                    await run(queue_sqlite.record_successes, done, now)
+            return
+        updates, rows = [], []
+        for res, (status, next_at, count) in zip(results, outcomes, strict=True):
             dl = res.delivery
-            status, next_at, count = _outcome(res, schedule, now)
-            outcomes.append((status, next_at, count))
             updates.append(
                 {
                     "b_id": dl.delivery_id,
@@ -256,12 +295,6 @@ class QueueMixin:
                     "created_at": res.at,
                 }
             )
-        if plain_successes(results, outcomes):
-            if self.dialect == "postgresql":
-                await self._record_successes_pg(rows, updates, now)
-            else:
-                await self._record_successes_sqlite(rows, updates)
-            return
         for tries_left in (2, 1, 0):
             try:
                 async with self.engine.begin() as conn:
@@ -286,28 +319,11 @@ class QueueMixin:
                 if not tries_left:
                     raise
 
-    async def _record_successes_pg(
-        self, rows: list[Row], updates: list[Row], now: datetime
-    ) -> None:
+    async def _record_successes_pg(self, done: list[tuple[Any, ...]], now: datetime) -> None:
         """The usual batch on PostgreSQL — nothing but plain successes — in one statement:
         attempts, deliveries and endpoints' failure clocks (what record_attempts does in
         three, plus the SQLAlchemy work per row). Retried on a deadlock like the rest."""
-        args = (
-            [r["id"] for r in rows],
-            [u["b_id"] for u in updates],
-            [u["b_lease"] for u in updates],
-            [r["msg_id"] for r in rows],
-            [r["endpoint_id"] for r in rows],
-            [r["app_id"] for r in rows],
-            [r["url"] for r in rows],
-            [r["response_status_code"] for r in rows],
-            [r["response"] for r in rows],
-            [r["response_duration_ms"] for r in rows],
-            [int(r["trigger_type"]) for r in rows],
-            [r["created_at"] for r in rows],
-            [u["attempt_count"] for u in updates],
-            now,
-        )
+        args = (*(list(column) for column in zip(*done, strict=True)), now)
         for tries_left in (2, 1, 0):
             try:
                 async with raw_connection(self.engine) as (raw, _):
@@ -316,27 +332,6 @@ class QueueMixin:
             except asyncpg.exceptions.DeadlockDetectedError:
                 if not tries_left:
                     raise
-
-    async def _record_successes_sqlite(self, rows: list[Row], updates: list[Row]) -> None:
-        """The usual batch on SQLite, in one call into the connection's thread."""
-        attempts = [
-            (
-                r["id"],
-                r["msg_id"],
-                r["endpoint_id"],
-                r["app_id"],
-                r["url"],
-                r["response_status_code"],
-                r["response"],
-                r["response_duration_ms"],
-                int(r["trigger_type"]),
-                r["created_at"],
-            )
-            for r in rows
-        ]
-        moves = [(u["attempt_count"], u["b_now"], u["b_id"], u["b_lease"]) for u in updates]
-        async with sqlite_thread(self.engine) as run:
-            await run(queue_sqlite.record_successes, attempts, moves)
 
     async def release_claims(self, claims: Sequence[ClaimedDelivery]) -> None:
         """Hand unfinished claims back (graceful shutdown): due again at once."""

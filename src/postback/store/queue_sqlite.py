@@ -74,25 +74,21 @@ def claim(
     ]
 
 
-def record_successes(
-    db: sqlite3.Connection, attempts: list[tuple[Any, ...]], moves: list[tuple[Any, ...]]
-) -> None:
+def record_successes(db: sqlite3.Connection, done: list[tuple[Any, ...]], now: datetime) -> None:
     """A batch of plain successes in one transaction: the attempts of deliveries that still
     exist (an endpoint or message deleted in flight takes its delivery with it), each
     delivery done under the lease that claimed it, and endpoints failing no more.
 
-    ``attempts``: (id, msg_id, endpoint_id, app_id, url, code, response, duration_ms,
-    trigger, at) with ``at`` a datetime; ``moves``: (attempt_count, now, delivery_id, lease)
-    with ``now`` a datetime; both in the same order."""
+    ``done``: per attempt (id, delivery_id, lease, msg_id, endpoint_id, app_id, url, code,
+    response, duration_ms, trigger, at, attempt_count), as for PostgreSQL."""
+    now_s = stamp(now)
     with transaction(db) as cur:
-        wanted = [m[2] for m in moves]
+        wanted = [d[1] for d in done]
         present = {r[0] for r in cur.execute(_PRESENT.format(marks=_marks(len(wanted))), wanted)}
-        kept = [
-            (*a[:9], stamp(a[9])) for a, m in zip(attempts, moves, strict=True) if m[2] in present
-        ]
+        kept = [(d[0], *d[3:11], stamp(d[11])) for d in done if d[1] in present]
         if kept:
             cur.executemany(_INSERT_ATTEMPT, kept)
-        cur.executemany(_MOVE_ON, [(m[0], stamp(m[1]), m[2], m[3]) for m in moves])
-        endpoints = sorted({a[2] for a in kept})
+        cur.executemany(_MOVE_ON, [(d[12], now_s, d[1], d[2]) for d in done])
+        endpoints = sorted({d[4] for d in done if d[1] in present})
         if endpoints:
             cur.execute(_NOT_FAILING.format(marks=_marks(len(endpoints))), endpoints)

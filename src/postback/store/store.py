@@ -79,6 +79,7 @@ class Store(
         self._token_cache: dict[str, tuple[float, Principal]] = {}
         self._ingest_queue = []  # messages waiting for the next group commit (SQLite)
         self._ingest_flusher = None
+        self._signing_key_cache = {}  # (endpoint id, sealed secret) -> key bytes
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 20, **kwargs: Any) -> Store:
