@@ -17,9 +17,7 @@ import sqlalchemy as sa
 from postback import ids
 from postback.domain import AttemptResult, MessageStatus, RetrySchedule, utcnow
 from postback.signing import generate_secret
-from postback.store import ingest_sqlite
 from postback.store import schema as t
-from postback.store.errors import NotFound
 from postback.store.migrate import migrate
 from postback.store.sqliteraw import sqlite_thread
 from postback.store.store import Store
@@ -91,65 +89,6 @@ async def test_group_commit_writes_exactly_what_sqlalchemy_writes(lite: Store) -
     back = await lite.get_message(app["id"], fast["id"])
     assert back["deliver_at"] == NOW + timedelta(hours=1)
     assert back["channels"] == ["eu", "vip"] and back["payload"] == values["payload"]
-
-
-async def test_a_batch_answers_each_caller_with_its_own_outcome(
-    lite: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sizes: list[int] = []
-    write = ingest_sqlite._write_batch
-
-    def counted(db: sqlite3.Connection, rows: list[Any], *rest: Any) -> Any:
-        sizes.append(len(rows))
-        return write(db, rows, *rest)
-
-    monkeypatch.setattr(ingest_sqlite, "_write_batch", counted)
-    app = await lite.create_app({"name": "a", "uid": "shop"})
-    ep = await lite.create_endpoint(
-        app["id"], {"url": "http://127.0.0.1:9/a", "secret": generate_secret()}
-    )
-    # A filter the store cannot run (written behind its back): routing a message to this
-    # app raises, and only that message's caller may see it.
-    broken = await lite.create_app({"name": "b"})
-    bad = await lite.create_endpoint(
-        broken["id"], {"url": "http://127.0.0.1:9/b", "secret": generate_secret()}
-    )
-    async with lite.engine.begin() as conn:
-        await conn.execute(
-            t.endpoints.update()
-            .where(t.endpoints.c.id == bad["id"])
-            .values(payload_filter={"x": {"$nope": 1}})
-        )
-
-    def msg(event_id: str | None = None) -> dict[str, Any]:
-        return {"event_type": "e", "payload": b"{}", "event_id": event_id}
-
-    calls = [lite.create_message("shop", msg(f"e{i}"), app_ref=True) for i in range(30)]
-    calls += [lite.create_message("shop", msg("twice"), app_ref=True) for _ in range(2)]
-    calls.append(lite.create_message("nobody", msg(), app_ref=True))
-    calls.append(lite.create_message(broken["id"], msg(), app_ref=True))
-    out = await asyncio.gather(*calls, return_exceptions=True)
-
-    assert max(sizes) > 1  # they were grouped
-    written = out[:30]
-    assert all(created and row["app_id"] == app["id"] for row, created in written)
-    first, second = out[30], out[31]
-    assert sorted([first[1], second[1]]) == [False, True]  # one wrote it, one found it
-    assert first[0]["id"] == second[0]["id"]
-    assert isinstance(out[32], NotFound)
-    assert isinstance(out[33], Exception) and not isinstance(out[33], NotFound)
-
-    d, m = t.deliveries.c, t.messages.c
-    async with lite.engine.connect() as conn:
-        queued = await conn.scalar(
-            sa.select(sa.func.count()).where(
-                d.endpoint_id == ep["id"], d.status == MessageStatus.PENDING
-            )
-        )
-        stray = await conn.scalar(sa.select(sa.func.count()).where(m.app_id == broken["id"]))
-        seqs = list(await conn.scalars(sa.select(m.seq).order_by(m.seq)))
-    assert queued == 31 and stray == 0  # the failed message left nothing behind
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gaps, no repeats
 
 
 async def test_a_batch_that_cannot_commit_fails_every_caller_and_keeps_nothing(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -345,3 +346,65 @@ async def test_postgresql_pool_is_fixed_and_connections_are_reused(database_url:
     finally:
         await store.close()
     assert len(set(first)) <= 4 and set(second) <= set(first)
+
+
+async def test_messages_accepted_together_share_a_batch_and_keep_their_own_outcome(
+    store: Store,
+) -> None:
+    """Group commit (store/group_commit.py): concurrent messages are written in one
+    transaction, yet each caller gets its own answer, and one message's failure is its own."""
+    sizes: list[int] = []
+    write = store._ingest._write
+
+    async def counted(items: list[Any]) -> list[Any]:
+        sizes.append(len(items))
+        return await write(items)
+
+    store._ingest._write = counted  # type: ignore[method-assign]
+    lite = store
+    app = await lite.create_app({"name": "a", "uid": "shop"})
+    ep = await lite.create_endpoint(
+        app["id"], {"url": "http://127.0.0.1:9/a", "secret": generate_secret()}
+    )
+    # A filter the store cannot run (written behind its back): routing a message to this
+    # app raises, and only that message's caller may see it.
+    broken = await lite.create_app({"name": "b"})
+    bad = await lite.create_endpoint(
+        broken["id"], {"url": "http://127.0.0.1:9/b", "secret": generate_secret()}
+    )
+    async with lite.engine.begin() as conn:
+        await conn.execute(
+            schema.endpoints.update()
+            .where(schema.endpoints.c.id == bad["id"])
+            .values(payload_filter={"x": {"$nope": 1}})
+        )
+
+    def msg(event_id: str | None = None) -> dict[str, Any]:
+        return {"event_type": "e", "payload": b"{}", "event_id": event_id}
+
+    calls = [lite.create_message("shop", msg(f"e{i}"), app_ref=True) for i in range(30)]
+    calls += [lite.create_message("shop", msg("twice"), app_ref=True) for _ in range(2)]
+    calls.append(lite.create_message("nobody", msg(), app_ref=True))
+    calls.append(lite.create_message(broken["id"], msg(), app_ref=True))
+    out = await asyncio.gather(*calls, return_exceptions=True)
+
+    assert max(sizes) > 1  # they were grouped
+    written = out[:30]
+    assert all(created and row["app_id"] == app["id"] for row, created in written)
+    first, second = out[30], out[31]
+    assert sorted([first[1], second[1]]) == [False, True]  # one wrote it, one found it
+    assert first[0]["id"] == second[0]["id"]
+    assert isinstance(out[32], NotFound)
+    assert isinstance(out[33], Exception) and not isinstance(out[33], NotFound)
+
+    d, m = schema.deliveries.c, schema.messages.c
+    async with lite.engine.connect() as conn:
+        queued = await conn.scalar(
+            sa.select(sa.func.count()).where(
+                d.endpoint_id == ep["id"], d.status == MessageStatus.PENDING
+            )
+        )
+        stray = await conn.scalar(sa.select(sa.func.count()).where(m.app_id == broken["id"]))
+        seqs = list(await conn.scalars(sa.select(m.seq).order_by(m.seq)))
+    assert queued == 31 and stray == 0  # the failed message left nothing behind
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gaps, no repeats

@@ -1,23 +1,26 @@
-"""Accepting a message on PostgreSQL in two round trips on the driver's own connection.
+"""Accepting messages on PostgreSQL: a batch (see group_commit.py) in two round trips on
+the driver's own connection.
 
-The general path (messages.py) is a transaction of seven round trips: BEGIN, the app, the
-message, the endpoints, the deliveries, NOTIFY, COMMIT. Here the app and its live endpoints
-come in one read, and the message, its deliveries and the NOTIFY go in one statement —
-data-modifying CTEs are atomic, so nothing is acknowledged that is not durable, exactly as
-before. Reading the endpoints outside the write is the same as the message arriving a moment
-earlier; an endpoint deleted in between is skipped by the write itself.
+The general path (messages.py) is a transaction of seven round trips per message: BEGIN,
+the app, the message, the endpoints, the deliveries, NOTIFY, COMMIT. Here the batch's apps
+and their live endpoints come in one read, and the messages, their deliveries and the
+NOTIFY go in one statement — data-modifying CTEs are atomic, so nothing is acknowledged
+that is not durable, exactly as before. Reading the endpoints outside the write is the same
+as the messages arriving a moment earlier; an endpoint deleted in between is skipped by the
+write itself. If the write fails for a reason that is not an outage (an application deleted
+in between), each message is tried alone, so only its own caller sees its error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from postback import ids
-from postback.store.errors import NotFound
+from postback.store.errors import NotFound, is_outage
+from postback.store.group_commit import SEEN
 from postback.store.operational import OPERATIONAL_APP_ID
 from postback.store.pgraw import raw_connection
 
@@ -29,38 +32,39 @@ Row = dict[str, Any]
 # NULLIF: an unset JSON column holds JSON null, which would otherwise be decoded (by the
 # standard library's json) per endpoint and column: 25 ms for a message to 1,000 endpoints.
 _ROUTING = """
-SELECT a.id AS app_id, e.id,
+SELECT a.id AS app_id, a.uid, e.id,
        NULLIF(e.event_types, 'null') AS event_types, NULLIF(e.channels, 'null') AS channels,
        NULLIF(e.payload_filter, 'null') AS payload_filter,
        NULLIF(e.projection, 'null') AS projection
 FROM applications a
 LEFT JOIN endpoints e ON e.app_id = a.id AND NOT e.disabled
-WHERE a.{key} = $1
+WHERE a.id = ANY($1::text[]) OR a.uid = ANY($2::text[])
 """
-_ROUTING_BY_ID = _ROUTING.format(key="id")
-_ROUTING_BY_UID = _ROUTING.format(key="uid")
 
 _WRITE = """
 WITH m AS (
     INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags,
                           created_at, deliver_at, expunge_at)
-    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[],
+                         $6::jsonb[], $7::jsonb[], $8::timestamptz[], $9::timestamptz[],
+                         $10::timestamptz[])
     ON CONFLICT (app_id, event_id) DO NOTHING
     RETURNING id
 ), d AS (
     INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count,
                             trigger_type, next_attempt_at, lease, rate_slot, payload, note,
                             created_at, updated_at)
-    SELECT x.id, m.id, x.endpoint_id, $2, x.status, 0, 0, x.due, NULL, false, x.payload,
-           x.note, $8, $8
-    FROM m,
-         unnest($11::text[], $12::text[], $13::smallint[], $14::timestamptz[], $15::bytea[],
-                $16::text[]) AS x(id, endpoint_id, status, due, payload, note)
+    SELECT x.id, x.msg_id, x.endpoint_id, x.app_id, x.status, 0, 0, x.due, NULL, false,
+           x.payload, x.note, x.at, x.at
+    FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::smallint[],
+                $16::timestamptz[], $17::bytea[], $18::text[], $19::timestamptz[])
+             AS x(id, msg_id, endpoint_id, app_id, status, due, payload, note, at)
+    JOIN m ON m.id = x.msg_id
     WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = x.endpoint_id)
     RETURNING next_attempt_at
 )
-SELECT (SELECT count(*) FROM m) AS inserted,
-       (SELECT count(*) FROM d WHERE next_attempt_at IS NOT NULL) AS queued,
+SELECT ARRAY(SELECT id FROM m) AS inserted,
+       EXISTS (SELECT 1 FROM d WHERE next_attempt_at IS NOT NULL) AS queued,
        CASE WHEN EXISTS (SELECT 1 FROM d WHERE next_attempt_at IS NOT NULL)
             THEN pg_notify('postback_work', '') END AS notified
 """
@@ -89,49 +93,80 @@ def _text(value: Any) -> str | None:
 
 
 class IngestPgMixin:
-    """Comes before MessagesMixin among Store's bases: its ``_create_message_pg`` replaces
-    the declaration there, and it uses MessagesMixin's ``_route`` and event-id lookup."""
+    """Comes before MessagesMixin among Store's bases: it uses MessagesMixin's ``_route``."""
 
     engine: AsyncEngine
-    clock: Callable[[], datetime]
     _route: Callable[..., list[Row]]
-    _message_by_event_id: Callable[..., Any]
     _notify_work: Callable[[], None]
 
-    async def _create_message_pg(self, row: Row, *, app_ref: bool) -> tuple[Row, bool]:
-        ref = row["app_id"]
-        routing = _ROUTING_BY_ID if not app_ref or ids.has_prefix(ref, ids.APPLICATION) else ""
-        async with raw_connection(self.engine) as (raw, conn):
-            records = await raw.fetch(routing or _ROUTING_BY_UID, ref)
-            if not records or ref == OPERATIONAL_APP_ID:  # internal, not an app
-                raise NotFound(f"application {ref!r} not found")
-            row["app_id"] = records[0]["app_id"]
-            live = [_Endpoint(r) for r in records if r["id"] is not None]
-            deliveries = self._route(row, live)
+    async def _write_pg_batch(self, items: list[tuple[Row, bool]]) -> list[Any]:
+        try:
+            return await self._write_pg(items)
+        except Exception as exc:
+            if len(items) == 1 or is_outage(exc):
+                raise
+        outcomes: list[Any] = []
+        for item in items:  # one message's trouble must not fail the others
+            try:
+                outcomes.extend(await self._write_pg([item]))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _write_pg(self, items: list[tuple[Row, bool]]) -> list[Any]:
+        outcomes: list[Any] = [None] * len(items)
+        by_uid = [
+            app_ref and not ids.has_prefix(row["app_id"], ids.APPLICATION) for row, app_ref in items
+        ]
+        refs = [row["app_id"] for row, _ in items]
+        wanted_ids = sorted({r for r, uid in zip(refs, by_uid, strict=True) if not uid})
+        wanted_uids = sorted({r for r, uid in zip(refs, by_uid, strict=True) if uid})
+        msgs: list[Row] = []
+        deliveries: list[tuple[Row, Row]] = []
+        async with raw_connection(self.engine) as (raw, _):
+            apps: dict[tuple[bool, str], tuple[str, list[_Endpoint]]] = {}
+            for r in await raw.fetch(_ROUTING, wanted_ids, wanted_uids):
+                app = apps.setdefault((False, r["app_id"]), (r["app_id"], []))
+                if r["uid"] is not None:
+                    apps[True, r["uid"]] = app
+                if r["id"] is not None:
+                    app[1].append(_Endpoint(r))
+            for n, (row, _) in enumerate(items):
+                found = apps.get((by_uid[n], row["app_id"]))
+                if found is None or found[0] == OPERATIONAL_APP_ID:  # internal, not an app
+                    outcomes[n] = NotFound(f"application {row['app_id']!r} not found")
+                    continue
+                row["app_id"] = found[0]
+                msgs.append(row)
+                deliveries.extend((d, row) for d in self._route(row, found[1]))
+            if not msgs:
+                return outcomes
             done = await raw.fetchrow(
                 _WRITE,
-                row["id"],
-                row["app_id"],
-                row["event_type"],
-                row["event_id"],
-                row["payload"],
-                _text(row["channels"]),
-                _text(row["tags"]),
-                row["created_at"],
-                row["deliver_at"],
-                row["expunge_at"],
-                [d["id"] for d in deliveries],
-                [d["endpoint_id"] for d in deliveries],
-                [int(d["status"]) for d in deliveries],
-                [d["next_attempt_at"] for d in deliveries],
-                [d["payload"] for d in deliveries],
-                [d["note"] for d in deliveries],
+                [m["id"] for m in msgs],
+                [m["app_id"] for m in msgs],
+                [m["event_type"] for m in msgs],
+                [m["event_id"] for m in msgs],
+                [m["payload"] for m in msgs],
+                [_text(m["channels"]) for m in msgs],
+                [_text(m["tags"]) for m in msgs],
+                [m["created_at"] for m in msgs],
+                [m["deliver_at"] for m in msgs],
+                [m["expunge_at"] for m in msgs],
+                [d["id"] for d, _ in deliveries],
+                [m["id"] for _, m in deliveries],
+                [d["endpoint_id"] for d, _ in deliveries],
+                [m["app_id"] for _, m in deliveries],
+                [int(d["status"]) for d, _ in deliveries],
+                [d["next_attempt_at"] for d, _ in deliveries],
+                [d["payload"] for d, _ in deliveries],
+                [d["note"] for d, _ in deliveries],
+                [m["created_at"] for _, m in deliveries],
             )
-            if not done["inserted"]:  # the eventId was used before: that message stands
-                existing = await self._message_by_event_id(conn, row["app_id"], row["event_id"])
-                if existing is not None:
-                    return existing, False
-                raise RuntimeError("message neither inserted nor found")  # pragma: no cover
+        inserted = set(done["inserted"])
+        for n, (row, _) in enumerate(items):
+            if outcomes[n] is None and row["id"] not in inserted:
+                outcomes[n] = SEEN  # the eventId was used before: that message stands
         if done["queued"]:
             self._notify_work()
-        return row, True
+        return outcomes

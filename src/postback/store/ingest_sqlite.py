@@ -1,29 +1,23 @@
-"""Accepting messages on SQLite with group commit.
+"""Accepting messages on SQLite with group commit (see group_commit.py).
 
 SQLite has one writer, and the store one connection: on the general path every message
 held it for seven statements, each a handoff to the connection's thread, and paid its own
-fsync at COMMIT (``synchronous=FULL``). Here a message joins a queue; one flusher at a time
-writes everything queued in one transaction, in one call into the connection's thread, and
-answers each caller once that transaction has committed. Under load a batch holds whatever
-arrived while the previous one was being written; alone, a message is a batch of one, so
-nothing waits for a batch to fill.
+fsync at COMMIT (``synchronous=FULL``). Here a batch of messages is one transaction, in one
+call into the connection's thread: one fsync for all of them.
 
 Each message gets a savepoint: one that fails (an unknown application, a bug) is rolled
-back and reported to its caller alone. Nothing is acknowledged before the COMMIT that makes
-it durable, exactly as on the general path.
+back and reported to its caller alone.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from postback import ids
 from postback.store.errors import NotFound
+from postback.store.group_commit import SEEN
 from postback.store.operational import OPERATIONAL_APP_ID
 from postback.store.sqliteraw import json_text, json_value, sqlite_thread, stamp, transaction
 
@@ -34,7 +28,7 @@ Row = dict[str, Any]
 
 _APP_BY_ID = "SELECT id FROM applications WHERE id = ?"
 _APP_BY_UID = "SELECT id FROM applications WHERE uid = ?"
-_SEEN_EVENT = "SELECT 1 FROM messages WHERE app_id = ? AND event_id = ?"
+_EVENT_USED = "SELECT 1 FROM messages WHERE app_id = ? AND event_id = ?"
 _NEXT_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM messages"  # ix_messages_seq: one index probe
 _INSERT_MESSAGE = (
     "INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags,"
@@ -65,83 +59,33 @@ class _Endpoint:
         self.projection = json_value(row[4])
 
 
-@dataclass
-class _Pending:
-    row: Row
-    app_ref: bool
-    done: asyncio.Future[Any] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-
-_SEEN = object()  # the outcome of a message whose eventId was used before
-
-
 class IngestSqliteMixin:
     """Comes before MessagesMixin among Store's bases, like IngestPgMixin."""
 
     engine: AsyncEngine
-    clock: Callable[[], datetime]
     _route: Callable[..., list[Row]]
-    _message_by_event_id: Callable[..., Any]
     _notify_work: Callable[[], None]
-    _ingest_queue: list[_Pending]
-    _ingest_flusher: asyncio.Task[None] | None
 
-    async def _create_message_sqlite(self, row: Row, *, app_ref: bool) -> tuple[Row, bool]:
-        pending = _Pending(row, app_ref)
-        self._ingest_queue.append(pending)
-        if self._ingest_flusher is None or self._ingest_flusher.done():
-            self._ingest_flusher = asyncio.create_task(self._flush_ingest())
-        # shield: a caller that goes away (a client disconnecting) does not take the
-        # batch's answer with it; its message is written or not with the batch.
-        outcome = await asyncio.shield(pending.done)
-        if outcome is _SEEN:
-            async with self.engine.connect() as conn:
-                existing = await self._message_by_event_id(conn, row["app_id"], row["event_id"])
-            if existing is None:  # pragma: no cover - the eventId's message was deleted
-                raise NotFound(f"message with eventId {row['event_id']!r} not found")
-            return existing, False
-        return row, True
-
-    async def _flush_ingest(self) -> None:
-        while self._ingest_queue:
-            batch, self._ingest_queue = self._ingest_queue, []
-            try:
-                async with sqlite_thread(self.engine) as run:
-                    rows, refs = [p.row for p in batch], [p.app_ref for p in batch]
-                    outcomes = await run(_write_batch, rows, refs, self._route)
-            except BaseException as exc:
-                for p in batch:
-                    if not p.done.done():
-                        p.done.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
-            queued = False
-            for p, outcome in zip(batch, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
-                    p.done.set_exception(outcome)
-                else:
-                    queued = queued or outcome is True
-                    p.done.set_result(outcome)
-            if queued:
-                self._notify_work()
+    async def _write_sqlite_batch(self, items: list[tuple[Row, bool]]) -> list[Any]:
+        async with sqlite_thread(self.engine) as run:
+            outcomes = await run(_write_batch, items, self._route)
+        if any(o is True for o in outcomes):
+            self._notify_work()
+        return [None if o is True or o is False else o for o in outcomes]
 
 
 def _write_batch(
     db: sqlite3.Connection,
-    rows: list[Row],
-    app_refs: list[bool],
+    items: list[tuple[Row, bool]],
     route: Callable[[Row, list[_Endpoint]], list[Row]],
 ) -> list[Any]:
     """In the connection's thread: every message of the batch in one transaction. Returns,
     per message, True (written, deliveries queued), False (written, nothing queued),
-    ``_SEEN`` or the exception that message alone raised."""
+    ``SEEN`` or the exception that message alone raised."""
     outcomes: list[Any] = []
     with transaction(db) as cur:
         seq = cur.execute(_NEXT_SEQ).fetchone()[0]
-        for row, app_ref in zip(rows, app_refs, strict=True):
+        for row, app_ref in items:
             cur.execute("SAVEPOINT msg")
             try:
                 outcome = _write_one(cur, row, app_ref, route, seq + 1)
@@ -149,7 +93,7 @@ def _write_batch(
                 cur.execute("ROLLBACK TO msg")
                 outcome = exc
             cur.execute("RELEASE msg")
-            if outcome is not _SEEN and not isinstance(outcome, Exception):
+            if outcome is not SEEN and not isinstance(outcome, Exception):
                 seq += 1
             outcomes.append(outcome)
     return outcomes
@@ -172,9 +116,9 @@ def _write_one(
     app_id = row["app_id"]
     if (
         row["event_id"] is not None
-        and cur.execute(_SEEN_EVENT, (app_id, row["event_id"])).fetchone()
+        and cur.execute(_EVENT_USED, (app_id, row["event_id"])).fetchone()
     ):
-        return _SEEN
+        return SEEN
     created = stamp(row["created_at"])
     cur.execute(
         _INSERT_MESSAGE,

@@ -14,6 +14,7 @@ from postback.domain import MessageStatus, TriggerType, decode_json, endpoint_wa
 from postback.filters import compile_filter, project
 from postback.store import schema as t
 from postback.store.errors import NotFound
+from postback.store.group_commit import SEEN, GroupCommit
 from postback.store.pages import Page, PageOut, page_out, paged
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class MessagesMixin:
     engine: AsyncEngine
     dialect: str
     clock: Callable[[], datetime]
+    _ingest: GroupCommit[tuple[Row, bool]]
 
     def _notify_work(self) -> None: ...
 
@@ -78,9 +80,15 @@ class MessagesMixin:
             "expunge_at": now + timedelta(seconds=values.get("retention_seconds") or RETENTION),
         }
         if only_endpoint is None:
-            if self.dialect == "postgresql":
-                return await self._create_message_pg(row, app_ref=app_ref)
-            return await self._create_message_sqlite(row, app_ref=app_ref)
+            # Messages accepted at the same time share one transaction: group_commit.py.
+            outcome = await self._ingest.submit((row, app_ref))
+            if outcome is SEEN:
+                async with self.engine.connect() as conn:
+                    existing = await self._message_by_event_id(conn, row["app_id"], row["event_id"])
+                if existing is None:  # pragma: no cover - deleted since
+                    raise NotFound(f"message with eventId {row['event_id']!r} not found")
+                return existing, False
+            return row, True
         async with self.engine.begin() as conn:
             if app_ref:
                 row["app_id"] = app_id = (await self._get_app(conn, app_id))["id"]
@@ -92,10 +100,6 @@ class MessagesMixin:
         if queued:
             self._notify_work()
         return row, True
-
-    async def _create_message_pg(self, row: Row, *, app_ref: bool) -> tuple[Row, bool]: ...
-
-    async def _create_message_sqlite(self, row: Row, *, app_ref: bool) -> tuple[Row, bool]: ...
 
     async def _insert_message(
         self, conn: AsyncConnection, row: Row, only_endpoint: str | None = None

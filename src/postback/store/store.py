@@ -20,6 +20,7 @@ from postback.store.dashboard import DashboardMixin
 from postback.store.engine import create_engine
 from postback.store.errors import Conflict, NotFound
 from postback.store.events import EventsMixin
+from postback.store.group_commit import GroupCommit
 from postback.store.idempotency import IdempotencyMixin
 from postback.store.ingest_pg import IngestPgMixin
 from postback.store.ingest_sqlite import IngestSqliteMixin
@@ -77,8 +78,8 @@ class Store(
         # Set when new work is queued; a worker in this process waits on it.
         self.work_queued = asyncio.Event()
         self._token_cache: dict[str, tuple[float, Principal]] = {}
-        self._ingest_queue = []  # messages waiting for the next group commit (SQLite)
-        self._ingest_flusher = None
+        write = self._write_pg_batch if self.dialect == "postgresql" else self._write_sqlite_batch
+        self._ingest = GroupCommit(write)  # accepted messages, written in batches
         self._signing_key_cache = {}  # (endpoint id, sealed secret) -> key bytes
 
     @classmethod
