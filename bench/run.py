@@ -330,7 +330,7 @@ def bench_worker(db: Database, count: int) -> Row:
                 await store.close()
             return best, best_bare
 
-        elapsed, bare = asyncio.run(measure(2))
+        elapsed, bare = asyncio.run(measure(3))
     rate, base_rate = count / elapsed, count / bare
     ratio = rate / base_rate
     return Row(
@@ -522,7 +522,7 @@ def bench_fanout(db: Database, endpoints: int = 1000) -> Row:
                 return max(receiver_json(hook, "/_times").values()) - started
 
             one_round()  # warm-up: connections to the receiver
-            took = min(one_round() for _ in range(2))
+            took = min(one_round() for _ in range(3))
         bare = min(run_bare(hook + "/bare", endpoints, rounds=3)[1:])  # without connection setup
     ratio = took / bare
     return Row(
