@@ -99,7 +99,8 @@ WITH due AS (
               d.rate_slot, d.payload
 )
 SELECT c.id, c.msg_id, c.app_id, c.endpoint_id, c.attempt_count, c.trigger_type, e.url,
-       e.secret, e.previous_secrets, e.headers, e.throttle_rate, c.rate_slot,
+       e.secret, NULLIF(e.previous_secrets, 'null'), NULLIF(e.headers, '{}'),
+       e.throttle_rate, c.rate_slot,
        COALESCE(c.payload, m.payload) AS payload
 FROM claimed c
 JOIN endpoints e ON e.id = c.endpoint_id

@@ -21,7 +21,8 @@ RETURNING id
 """
 _DETAILS = """
 SELECT d.id, d.msg_id, d.app_id, d.endpoint_id, d.attempt_count, d.trigger_type, e.url,
-       e.secret, e.previous_secrets, e.headers, e.throttle_rate, d.rate_slot,
+       e.secret, NULLIF(e.previous_secrets, 'null'), NULLIF(e.headers, '{{}}'),
+       e.throttle_rate, d.rate_slot,
        COALESCE(d.payload, m.payload)
 FROM deliveries d
 JOIN endpoints e ON e.id = d.endpoint_id
