@@ -408,3 +408,29 @@ async def test_messages_accepted_together_share_a_batch_and_keep_their_own_outco
         seqs = list(await conn.scalars(sa.select(m.seq).order_by(m.seq)))
     assert queued == 31 and stray == 0  # the failed message left nothing behind
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gaps, no repeats
+
+
+async def test_a_caller_that_goes_away_leaves_its_batch_alone(store: Store) -> None:
+    """A request cancelled while its batch is being written (a client that disconnected)
+    neither fails the batch nor unwrites its own message: that is written with the batch,
+    as a commit whose answer never arrived, and its eventId makes a retry find it."""
+    app = await store.create_app({"name": "shop"})
+    await _endpoint(store, app["id"])
+    calls = [
+        asyncio.create_task(
+            store.create_message(
+                app["id"], {"event_type": "e", "payload": b"{}", "event_id": f"c{i}"}
+            )
+        )
+        for i in range(6)
+    ]
+    await asyncio.sleep(0)  # every call is queued for the batch
+    calls[2].cancel()
+    out = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(out[2], asyncio.CancelledError)
+    assert all(created for _, created in out[:2] + out[3:])  # type: ignore[misc]
+    again, created = await store.create_message(
+        app["id"], {"event_type": "e", "payload": b"{}", "event_id": "c2"}
+    )
+    assert not created and again["event_id"] == "c2"
+    assert len(await _deliveries(store)) == 6

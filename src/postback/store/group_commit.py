@@ -29,6 +29,7 @@ class GroupCommit(Generic[T]):
     async def submit(self, item: T) -> Any:
         """``item``'s outcome once its batch is written; raises what its batch raised."""
         done = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_seen)
         self._queue.append((item, done))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
@@ -53,3 +54,10 @@ class GroupCommit(Generic[T]):
                     done.set_exception(outcome)
                 else:
                     done.set_result(outcome)
+
+
+def _seen(done: asyncio.Future[Any]) -> None:
+    """Marks a batch's error as seen even when its caller went away before it came: the
+    caller's request is gone, and asyncio would otherwise log it as never retrieved."""
+    if not done.cancelled():
+        done.exception()
