@@ -195,3 +195,19 @@ def test_resend_is_a_manual_attempt(server: ServerHandle, receiver: Receiver) ->
     assert [a.trigger_type for a in _eventually(both)] == [1, 0]
     (sent,) = svix.message_attempt.list_attempted_messages(app_id, ep_id).data
     assert sent.id == msg.id and sent.status == 0
+
+
+def test_a_response_with_a_nul_character_is_recorded(
+    server: ServerHandle, receiver: Receiver
+) -> None:
+    """PostgreSQL text cannot hold NUL: such a response used to fail its whole batch of
+    attempts, over and over."""
+    url = receiver.route("/nul", ok(body="ok\x00then more"))
+    app_id, _, _ = _setup(server, url)
+    msg = server.svix().message.create(app_id, MessageIn(event_type="a", payload={}))
+
+    def attempts() -> list:
+        return server.svix().message_attempt.list_by_msg(app_id, msg.id).data
+
+    (attempt,) = _eventually(attempts)
+    assert attempt.response_status_code == 200 and attempt.response == "ok\ufffdthen more"

@@ -124,7 +124,7 @@ class Sender:
             delivery=delivery,
             at=at,
             status_code=status,
-            response=body.decode("utf-8", errors="replace"),
+            response=_text(body.decode("utf-8", errors="replace")),
             duration_ms=_elapsed_ms(started),
         )
 
@@ -136,7 +136,7 @@ class Sender:
             status_code=0,
             response="",
             duration_ms=_elapsed_ms(started),
-            error=error,
+            error=_text(error),
         )
 
 
@@ -159,3 +159,9 @@ def _refused_literal(url: str) -> str | None:
 
 def _elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+def _text(value: str) -> str:
+    """Text PostgreSQL can store: a NUL character (a receiver may answer with one) would
+    fail the whole batch of attempts it is recorded with."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
