@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import secrets
 import signal
 from collections.abc import Coroutine, Iterator
@@ -129,6 +130,15 @@ def _run_fast(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
+def _settle() -> None:
+    """Once a service has started: collect, then freeze what is alive (the imported modules,
+    the app, the pools) out of the cyclic garbage collector's reach. Unfrozen, each full
+    collection walked those ~136,000 objects again, stalling the loop for up to 80 ms (seen
+    as a fan-out that waited 136 ms before its first delivery)."""
+    gc.collect()
+    gc.freeze()
+
+
 def _quiet_exit_server(config: Any) -> Any:
     import uvicorn
 
@@ -165,6 +175,7 @@ async def _run_http(settings: Settings, *, worker: bool) -> None:
             log_config=None,  # uvicorn logs through ours (POSTBACK_LOG_FORMAT)
         )
         server = _quiet_exit_server(config)
+        _settle()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, server.request_exit)
@@ -201,6 +212,7 @@ def worker(database_url: DatabaseOpt = None) -> None:
 
         store = await _prepare(settings)
         runner = Worker(store, settings)
+        _settle()
         if settings.worker_metrics_port:
             from postback.metrics import serve_worker_metrics
 
