@@ -57,9 +57,10 @@ WITH m AS (
     SELECT x.id, x.msg_id, x.endpoint_id, x.app_id, x.status, 0, 0, x.due, NULL, false,
            x.payload, x.note, x.at, x.at
     FROM (SELECT r->>0 AS id, r->>1 AS msg_id, r->>2 AS endpoint_id, r->>3 AS app_id,
-                 (r->>4)::smallint AS status, (r->>5)::timestamptz AS due,
-                 decode(r->>6, 'hex') AS payload, r->>7 AS note, (r->>8)::timestamptz AS at
-          FROM jsonb_array_elements($11::jsonb) AS r) AS x
+                 (r->>4)::smallint AS status, (r->>5)::timestamptz AS due, p.body AS payload,
+                 r->>6 AS note, (r->>7)::timestamptz AS at
+          FROM jsonb_array_elements($11::jsonb) WITH ORDINALITY AS j(r, n)
+          JOIN unnest($12::bytea[]) WITH ORDINALITY AS p(body, n) ON p.n = j.n) AS x
     JOIN m ON m.id = x.msg_id
     WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = x.endpoint_id)
     RETURNING next_attempt_at
@@ -165,13 +166,13 @@ class IngestPgMixin:
                             m["app_id"],
                             int(d["status"]),
                             d["next_attempt_at"],
-                            None if d["payload"] is None else d["payload"].hex(),
                             d["note"],
                             m["created_at"],
                         )
                         for d, m in deliveries
                     ]
                 ).decode(),
+                [d["payload"] for d, _ in deliveries],  # projected bodies: bytes, beside
             )
         inserted = set(done["inserted"])
         for n, (row, _) in enumerate(items):
