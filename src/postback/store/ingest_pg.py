@@ -21,6 +21,7 @@ import orjson
 from postback import ids
 from postback.store.errors import NotFound, is_outage
 from postback.store.group_commit import SEEN
+from postback.store.messages import RoutedEndpoint
 from postback.store.operational import OPERATIONAL_APP_ID
 from postback.store.pgraw import raw_connection
 
@@ -72,24 +73,6 @@ SELECT ARRAY(SELECT id FROM m) AS inserted,
 """
 
 
-class _Endpoint:
-    """An endpoint row as ``_route`` reads it."""
-
-    __slots__ = ("channels", "event_types", "id", "payload_filter", "projection")
-
-    def __init__(self, record: Any) -> None:
-        self.id = record["id"]
-        self.event_types = _json(record["event_types"])
-        self.channels = _json(record["channels"])
-        self.payload_filter = _json(record["payload_filter"])
-        self.projection = _json(record["projection"])
-
-
-def _json(value: Any) -> Any:
-    # SQLAlchemy's codecs on the connection decode JSON; a bare connection gives text.
-    return orjson.loads(value) if isinstance(value, str) else value
-
-
 def _text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
@@ -126,13 +109,13 @@ class IngestPgMixin:
         msgs: list[Row] = []
         deliveries: list[tuple[Row, Row]] = []
         async with raw_connection(self.engine) as (raw, _):
-            apps: dict[tuple[bool, str], tuple[str, list[_Endpoint]]] = {}
+            apps: dict[tuple[bool, str], tuple[str, list[RoutedEndpoint]]] = {}
             for r in await raw.fetch(_ROUTING, wanted_ids, wanted_uids):
                 app = apps.setdefault((False, r["app_id"]), (r["app_id"], []))
                 if r["uid"] is not None:
                     apps[True, r["uid"]] = app
                 if r["id"] is not None:
-                    app[1].append(_Endpoint(r))
+                    app[1].append(RoutedEndpoint(*r[2:]))
             for n, (row, _) in enumerate(items):
                 found = apps.get((by_uid[n], row["app_id"]))
                 if found is None or found[0] == OPERATIONAL_APP_ID:  # internal, not an app

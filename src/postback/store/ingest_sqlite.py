@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from postback import ids
 from postback.store.errors import NotFound
 from postback.store.group_commit import SEEN
+from postback.store.messages import RoutedEndpoint
 from postback.store.operational import OPERATIONAL_APP_ID
-from postback.store.sqliteraw import json_text, json_value, sqlite_thread, stamp, transaction
+from postback.store.sqliteraw import json_text, sqlite_thread, stamp, transaction
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,19 +47,6 @@ _INSERT_DELIVERY = (
 )
 
 
-class _Endpoint:
-    """An endpoint row as ``_route`` reads it."""
-
-    __slots__ = ("channels", "event_types", "id", "payload_filter", "projection")
-
-    def __init__(self, row: tuple[Any, ...]) -> None:
-        self.id = row[0]
-        self.event_types = json_value(row[1])
-        self.channels = json_value(row[2])
-        self.payload_filter = json_value(row[3])
-        self.projection = json_value(row[4])
-
-
 class IngestSqliteMixin:
     """Comes before MessagesMixin among Store's bases, like IngestPgMixin."""
 
@@ -77,7 +65,7 @@ class IngestSqliteMixin:
 def _write_batch(
     db: sqlite3.Connection,
     items: list[tuple[Row, bool]],
-    route: Callable[[Row, list[_Endpoint]], list[Row]],
+    route: Callable[[Row, list[RoutedEndpoint]], list[Row]],
 ) -> list[Any]:
     """In the connection's thread: every message of the batch in one transaction. Returns,
     per message, True (written, deliveries queued), False (written, nothing queued),
@@ -103,7 +91,7 @@ def _write_one(
     cur: sqlite3.Cursor,
     row: Row,
     app_ref: bool,
-    route: Callable[[Row, list[_Endpoint]], list[Row]],
+    route: Callable[[Row, list[RoutedEndpoint]], list[Row]],
     seq: int,
 ) -> Any:
     ref = row["app_id"]
@@ -136,7 +124,7 @@ def _write_one(
             seq,
         ),
     )
-    live = [_Endpoint(e) for e in cur.execute(_LIVE_ENDPOINTS, (app_id,))]
+    live = [RoutedEndpoint(*e) for e in cur.execute(_LIVE_ENDPOINTS, (app_id,))]
     deliveries = route(row, live)
     if deliveries:
         cur.executemany(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,19 @@ _LIVE_ENDPOINTS = sa.select(*_ROUTING).where(
 )
 _ONE_ENDPOINT = sa.select(*_ROUTING).where(_e.id == sa.bindparam("ep_id"))
 _UNPARSED = object()
+
+
+class RoutedEndpoint:
+    """An endpoint as ``_route`` reads it, from a driver's row on the batch paths: its id
+    and routing columns, JSON given as text (decoded here) or already decoded."""
+
+    __slots__ = ("channels", "event_types", "id", "payload_filter", "projection")
+
+    def __init__(self, ep_id: str, *routing: Any) -> None:
+        self.id = ep_id
+        self.event_types, self.channels, self.payload_filter, self.projection = (
+            json.loads(v) if isinstance(v, str) else v for v in routing
+        )
 
 
 class MessagesMixin:
