@@ -124,6 +124,24 @@ async def test_graceful_stop_finishes_in_flight_attempts(
     assert statuses == [MessageStatus.SUCCESS] * 3 and attempts == 3
 
 
+async def test_stop_hands_back_claims_no_sender_has_started(
+    database_url: str, store: Store, receiver: Receiver
+) -> None:
+    """Claims taken ahead of the senders are not started once the worker is stopping: the
+    attempts in flight finish, the rest go back to the queue at once."""
+    url = receiver.route("/slow", hang(0.3))
+    app_id = await _app_with_endpoint(store, url)
+    await _send(store, app_id, 4)
+    settings = _settings(database_url, request_timeout=5, worker_concurrency=2, worker_batch_size=2)
+    worker = Worker(store, settings, shutdown_grace=3)
+    running = asyncio.create_task(worker.run())
+    await _wait(lambda: len(receiver.received("/slow")) == 2 and worker._claims.qsize() == 2)
+    worker.stop()
+    await asyncio.wait_for(running, 5)
+    assert len(receiver.received("/slow")) == 2  # the two claimed ahead were not sent
+    assert len(await store.claim_due_deliveries(10, 30)) == 2  # and are due again
+
+
 async def test_stop_hands_unfinished_claims_back(
     database_url: str, store: Store, receiver: Receiver
 ) -> None:

@@ -205,19 +205,20 @@ class Worker:
                 return
 
     async def _drain(self) -> None:
-        """Let the senders finish what they hold (for up to ``shutdown_grace``), then hand
-        back to the queue whatever is still unsent."""
-        for _ in self._senders:
-            self._claims.put_nowait(None)  # after every claim already queued
-        if self._senders:
-            await asyncio.wait(self._senders, timeout=self.shutdown_grace)
-        leftover = list(self._sending.values())  # senders forget their claim when cancelled
-        for task in self._senders:
-            task.cancel()
+        """Hand back the claims no sender has started; let the senders finish what they
+        hold (for up to ``shutdown_grace``), then hand back whatever is still unsent."""
+        leftover: list[ClaimedDelivery] = []
         while not self._claims.empty():
             claim = self._claims.get_nowait()
             if claim is not None:
                 leftover.append(claim)
+        for _ in self._senders:
+            self._claims.put_nowait(None)
+        if self._senders:
+            await asyncio.wait(self._senders, timeout=self.shutdown_grace)
+        leftover += self._sending.values()  # senders forget their claim when cancelled
+        for task in self._senders:
+            task.cancel()
         for task in self._senders:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
