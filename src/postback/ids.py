@@ -39,10 +39,9 @@ def _encode(value: int, length: int) -> str:
 
 def new_id(prefix: str, at_ms: int | None = None) -> str:
     """A new id; within one millisecond ids of this process still increase."""
-    global _last_ms, _last_rand
+    global _last_ms, _last_ms_text, _last_rand
     if at_ms is not None:  # an id for another time: outside the monotonic sequence
         return f"{prefix}_{_encode(at_ms, 10)}{_encode(_random(), 16)}"
-    global _last_ms_text
     with _lock:
         ms = int(time.time() * 1000)
         if ms <= _last_ms:
