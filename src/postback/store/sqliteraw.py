@@ -68,12 +68,6 @@ def stamp(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime(_DATETIME)
 
 
-def unstamp(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
-
-
 def json_text(value: Any) -> str | None:
     """A JSON column's text, as SQLAlchemy writes it (``json.dumps``)."""
     return None if value is None else json.dumps(value)
