@@ -125,6 +125,9 @@ def server_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "admin_token": TOKEN,
         "retry_schedule": (0.05, 0.1),
+        # The breaker on the same scaled-down time as the retries.
+        "circuit_cooldown": 0.2,
+        "circuit_max_cooldown": 1.0,
         "request_timeout": 2.0,
         "poll_interval": 0.1,
         "allow_private_networks": True,  # receivers are on 127.0.0.1

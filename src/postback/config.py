@@ -119,6 +119,42 @@ class Settings:
         default=5 * 86400,
         metadata={"help": "an endpoint failing without a success for this long is disabled"},
     )
+    endpoint_max_in_flight: int = field(
+        default=50,
+        metadata={
+            "help": "deliveries to one endpoint in flight at once, over every worker process "
+            "(an endpoint's maxInFlight overrides it)"
+        },
+    )
+    circuit_failure_threshold: int = field(
+        default=5,
+        metadata={
+            "help": "failed attempts in a row (no answer, 408 or 5xx) that open an endpoint's "
+            "circuit: its deliveries wait, and one probe goes out after the cool-down"
+        },
+    )
+    circuit_cooldown: float = field(
+        default=30.0,
+        metadata={"help": "first wait before an open circuit's probe; doubles per reopening"},
+    )
+    circuit_max_cooldown: float = field(
+        default=600.0, metadata={"help": "longest wait before an open circuit's probe"}
+    )
+    retry_after_max: float = field(
+        default=3600.0,
+        metadata={"help": "longest pause a receiver's Retry-After (on 429 or 503) may ask for"},
+    )
+    retry_jitter: float = field(
+        default=0.1,
+        metadata={"help": "retries come up to this share of their wait later, at random"},
+    )
+    worker_heartbeat: float = field(
+        default=1.0, metadata={"help": "seconds between a worker's liveness beats"}
+    )
+    worker_dead_after: float = field(
+        default=4.0,
+        metadata={"help": "a worker silent this long is dead: its claims are handed to the others"},
+    )
     app_token_ttl: float = field(
         default=7 * 86400, metadata={"help": "seconds an app-portal token lives by default"}
     )
@@ -165,6 +201,22 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def __post_init__(self) -> None:
+        # Bounds a typo or a unit mistake would break: one clear error at start-up
+        # instead of a worker that never sends or a breaker that never closes.
+        checks = {
+            "endpoint_max_in_flight": 1 <= self.endpoint_max_in_flight <= 100_000,
+            "circuit_failure_threshold": 1 <= self.circuit_failure_threshold <= 1_000_000,
+            "circuit_cooldown": 0 < self.circuit_cooldown <= 86400,
+            "circuit_max_cooldown": self.circuit_cooldown <= self.circuit_max_cooldown <= 7 * 86400,
+            "retry_jitter": 0 <= self.retry_jitter <= 1,
+            "worker_heartbeat": 0 < self.worker_heartbeat < self.worker_dead_after,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                value = getattr(self, name)
+                raise SettingsError(f"POSTBACK_{name.upper()}: out of range ({value})")
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -183,6 +235,11 @@ def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
         "app_token_ttl",
         "rotation_grace",
         "disable_after",
+        "circuit_cooldown",
+        "circuit_max_cooldown",
+        "retry_after_max",
+        "worker_heartbeat",
+        "worker_dead_after",
     }:
         return parse_duration(raw)
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,9 +39,12 @@ class TriggerType(enum.IntEnum):
 
 @dataclass(frozen=True)
 class RetrySchedule:
-    """Waits after each failed attempt. ``len(waits) + 1`` attempts in all."""
+    """Waits after each failed attempt. ``len(waits) + 1`` attempts in all. Each wait is
+    stretched by a random share of up to ``jitter`` of itself (POSTBACK_RETRY_JITTER), so
+    deliveries that failed together do not all retry at the same instant."""
 
     waits: tuple[float, ...]
+    jitter: float = 0.0
 
     @property
     def max_attempts(self) -> int:
@@ -51,7 +55,10 @@ class RetrySchedule:
         the schedule is exhausted."""
         if attempts_made < 1 or attempts_made > len(self.waits):
             return None
-        return now + timedelta(seconds=self.waits[attempts_made - 1])
+        wait = self.waits[attempts_made - 1]
+        if self.jitter > 0:
+            wait *= 1 + random.random() * self.jitter
+        return now + timedelta(seconds=wait)
 
 
 def endpoint_wants(
@@ -97,6 +104,8 @@ class AttemptResult(NamedTuple):
     response: str
     duration_ms: int
     error: str | None = None
+    # Seconds a 429 or 503 asked us to wait (Retry-After, already bounded), else None.
+    retry_after: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
+from postback.delivery.scheduler import retry_after_seconds
 from postback.delivery.ssrf import (
     BlockedAddress,
     GuardedResolver,
@@ -32,8 +33,10 @@ class Sender:
         max_connections: int = 200,
         allow_private_networks: bool = False,
         resolver: AbstractResolver | None = None,
+        retry_after_max: float = 3600.0,
     ) -> None:
         self.timeout = timeout
+        self.retry_after_max = retry_after_max
         self.allow_private_networks = allow_private_networks
         self._resolver = resolver
         self.response_max_bytes = response_max_bytes
@@ -104,6 +107,7 @@ class Sender:
             ) as response:
                 body = await response.content.read(self.response_max_bytes)
                 status = response.status
+                pushback = response.headers.get("Retry-After") if status in (429, 503) else None
         except TimeoutError:
             return self._failed(
                 delivery, at, started, f"timed out after {self.timeout:g} s (no response)"
@@ -126,6 +130,9 @@ class Sender:
             status_code=status,
             response=_text(body.decode("utf-8", errors="replace")),
             duration_ms=_elapsed_ms(started),
+            retry_after=retry_after_seconds(pushback, at, self.retry_after_max)
+            if pushback
+            else None,
         )
 
     @staticmethod

@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
+from datetime import datetime
 
 from postback import metrics
 from postback.config import Settings
+from postback.delivery.scheduler import SchedulerPolicy
 from postback.delivery.sender import Sender
 from postback.domain import AttemptResult, ClaimedDelivery, RetrySchedule, utcnow
 from postback.store.store import Store
@@ -33,14 +38,25 @@ class Worker:
     ) -> None:
         self.store = store
         self.settings = settings
-        self.schedule = RetrySchedule(settings.retry_schedule)
+        self.schedule = RetrySchedule(settings.retry_schedule, settings.retry_jitter)
+        self.policy = SchedulerPolicy(
+            max_in_flight=settings.endpoint_max_in_flight,
+            failure_threshold=settings.circuit_failure_threshold,
+            cooldown=settings.circuit_cooldown,
+            max_cooldown=settings.circuit_max_cooldown,
+            retry_after_max=settings.retry_after_max,
+        )
         self.sender = sender or Sender(
             timeout=settings.request_timeout,
             response_max_bytes=settings.response_max_bytes,
             user_agent=settings.user_agent,
             max_connections=settings.worker_concurrency,
             allow_private_networks=settings.allow_private_networks,
+            retry_after_max=settings.retry_after_max,
         )
+        # Claims carry this id; its heartbeats keep them, and its silence hands them on.
+        self.worker_id = secrets.token_hex(6)
+        self._next_wake: datetime | None = None
         # Claims held at once: one per sender, plus a batch claimed ahead, so a sender that
         # finishes finds its next delivery waiting instead of waiting for a claim's round
         # trip. A claim must outlive the attempt it covers, or another worker would retake
@@ -83,10 +99,11 @@ class Worker:
         recorder = asyncio.create_task(self._record_loop(), name="postback-recorder")
         listener = asyncio.create_task(self.store.listen_for_work(), name="postback-listen")
         housekeeper = asyncio.create_task(self._housekeeping(), name="postback-housekeeping")
+        heart = asyncio.create_task(self._heartbeat_loop(), name="postback-heartbeat")
         try:
             await self._claim_loop()
         finally:
-            for task in (listener, housekeeper):
+            for task in (listener, housekeeper, heart):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -94,6 +111,8 @@ class Worker:
             self._results_ready.set()
             await recorder
             await self.sender.close()
+            with contextlib.suppress(Exception):
+                await self.store.forget_worker(self.worker_id)
 
     # ---- claiming --------------------------------------------------------------------
 
@@ -109,7 +128,10 @@ class Worker:
             # Cleared before the claim: work queued while it runs wakes the next wait.
             self.store.work_queued.clear()
             try:
-                claimed = await self.store.claim_due_deliveries(want, self.lease_seconds)
+                batch = await self.store.claim(
+                    want, self.lease_seconds, policy=self.policy, worker=self.worker_id
+                )
+                claimed, self._next_wake = batch.claims, batch.next_wake
                 backoff = 0.0
             except Exception as exc:  # the database is down or restarting: keep trying
                 backoff = min(MAX_BACKOFF, backoff * 2 or 0.2)
@@ -123,11 +145,12 @@ class Worker:
                 await self._wait_for_work()
 
     async def _wait_for_work(self) -> None:
+        """Until new work is announced, a recorded attempt frees an endpoint's room, the
+        next scheduled delivery (or probe, or end of a pause) is due, or the poll
+        interval passes (the backstop for wakeups lost across processes)."""
         timeout = self.settings.poll_interval
-        with contextlib.suppress(Exception):
-            next_due = await self.store.next_due_at()
-            if next_due is not None:
-                timeout = min(timeout, max(0.0, (next_due - utcnow()).total_seconds()))
+        if self._next_wake is not None:
+            timeout = min(timeout, max(0.0, (self._next_wake - utcnow()).total_seconds()))
         if timeout <= 0:
             return
         with contextlib.suppress(TimeoutError):
@@ -142,6 +165,25 @@ class Worker:
             except Exception as exc:
                 log.warning("housekeeping failed (%s); will try again", exc)
             await asyncio.sleep(HOUSEKEEPING_EVERY)
+
+    async def _heartbeat_loop(self) -> None:
+        """Liveness: beat, keep this worker's claims, hand on those of dead workers."""
+        host, pid = socket.gethostname(), os.getpid()
+        every = self.settings.worker_heartbeat
+        while True:
+            try:
+                handed = await self.store.heartbeat(
+                    self.worker_id,
+                    host,
+                    pid,
+                    self.lease_seconds,
+                    self.settings.worker_dead_after,
+                )
+                if handed:
+                    log.warning("took over %d claims of a worker that stopped beating", handed)
+            except Exception as exc:
+                log.warning("worker heartbeat failed (%s); will try again", exc)
+            await asyncio.sleep(every)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -184,11 +226,16 @@ class Worker:
                 batch, self._results = self._results, []
                 try:
                     await self.store.record_attempts(
-                        batch, self.schedule, disable_after=self.settings.disable_after
+                        batch,
+                        self.schedule,
+                        disable_after=self.settings.disable_after,
+                        policy=self.policy,
                     )
                     self.delivered += len(batch)
                     metrics.attempts_recorded(batch)
                     self._free_slots(len(batch))
+                    # Their endpoints have room again: claim now, not at the next poll.
+                    self.store.work_queued.set()
                     backoff = 0.0
                 except Exception as exc:
                     # Keep the results and try again; if this process dies first the

@@ -8,6 +8,7 @@ and recorded by the same engine. They are emitted inside the transaction that ca
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from postback import ids
+from postback.delivery.scheduler import (
+    DEFAULT_POLICY,
+    Circuit,
+    CircuitView,
+    SchedulerPolicy,
+    after_attempt,
+    classify,
+)
 from postback.domain import AttemptResult, MessageStatus, TriggerType, encode_json
 from postback.store import schema as t
 
@@ -22,6 +31,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
 Row = dict[str, Any]
+log = logging.getLogger("postback.health")
 
 OPERATIONAL_APP_ID = "app_" + "0" * 22 + "oper"
 # Svix sends message.attempt.failing on the fourth failed attempt of a message.
@@ -34,6 +44,8 @@ ENDPOINT_DISABLED = "endpoint.disabled"
 ATTEMPT_EXHAUSTED = "message.attempt.exhausted"
 ATTEMPT_FAILING = "message.attempt.failing"
 ATTEMPT_RECOVERED = "message.attempt.recovered"
+ENDPOINT_CIRCUIT_OPENED = "endpoint.circuit.opened"
+ENDPOINT_CIRCUIT_CLOSED = "endpoint.circuit.closed"
 
 
 class OperationalMixin:
@@ -88,9 +100,11 @@ class OperationalMixin:
         results: Sequence[AttemptResult],
         outcomes: Sequence[tuple[MessageStatus, datetime | None, int]],
         disable_after: float | None,
+        policy: SchedulerPolicy = DEFAULT_POLICY,
     ) -> None:
         """After a batch of attempts: per-message failing/exhausted/recovered events, each
-        endpoint's failure clock, and auto-disable of endpoints failing for too long."""
+        endpoint's failure clock and circuit breaker, Retry-After pauses, and auto-disable
+        of endpoints failing for too long."""
         now = self.clock()
         customer = [
             (res, out)
@@ -101,18 +115,34 @@ class OperationalMixin:
             return
         e = t.endpoints.c
         ep_ids = sorted({res.delivery.endpoint_id for res, _ in customer})
-        if plain_successes([res for res, _ in customer], [out for _, out in customer]):
+        if plain_successes(
+            [res for res, _ in customer], [out for _, out in customer]
+        ) and not await self._circuits_not_closed(conn, ep_ids):
             # The usual batch: nothing to announce, nothing to disable. Only endpoints that
             # were failing change, so only those are read and locked (a fan-out batch
             # touches a hundred endpoints; locking each row costs a write on PostgreSQL).
             ep_ids = await self._failing_among(conn, ep_ids)
             if ep_ids:
                 await conn.execute(
-                    t.endpoints.update().where(e.id.in_(ep_ids)).values(failing_since=None)
+                    t.endpoints.update()
+                    .where(e.id.in_(ep_ids))
+                    .values(failing_since=None, circuit_failures=0)
                 )
             return
         stmt = (
-            sa.select(e.id, e.app_id, e.uid, e.disabled, e.failing_since)
+            sa.select(
+                e.id,
+                e.app_id,
+                e.uid,
+                e.disabled,
+                e.failing_since,
+                e.circuit_state,
+                e.circuit_since,
+                e.circuit_probe_at,
+                e.circuit_failures,
+                e.circuit_opens,
+                e.paused_until,
+            )
             .where(e.id.in_(ep_ids))
             .order_by(e.id)  # every worker locks in the same order
         )
@@ -123,31 +153,43 @@ class OperationalMixin:
             # recorders waiting on each other's is a deadlock.
             stmt = stmt.with_for_update(key_share=True)
         endpoints = {r.id: dict(r._mapping) for r in await conn.execute(stmt)}
-        changed: set[str] = set()
+        before = {ep_id: _health_columns(ep) for ep_id, ep in endpoints.items()}
+        moved: list[tuple[Row, Circuit]] = []
         for res, (status, _next, count) in sorted(customer, key=lambda ro: ro[0].at):
             ep = endpoints.get(res.delivery.endpoint_id)
             if ep is None:
                 continue  # deleted while the attempt was in flight
+            view, moved_to = after_attempt(_circuit_view(ep), classify(res), now, policy)
+            ep.update(
+                circuit_state=int(view.state),
+                circuit_since=view.since,
+                circuit_probe_at=view.probe_at,
+                circuit_failures=view.failures,
+                circuit_opens=view.opens,
+            )
+            if moved_to is not None:
+                moved.append((ep, moved_to))
+            if res.retry_after:
+                until = now + timedelta(seconds=res.retry_after)
+                if ep["paused_until"] is None or ep["paused_until"] < until:
+                    ep["paused_until"] = until
             if res.ok:
-                if ep["failing_since"] is not None:
-                    ep["failing_since"] = None
-                    changed.add(ep["id"])
+                ep["failing_since"] = None
                 if recovers(res, count):
                     await self._attempt_event(conn, ATTEMPT_RECOVERED, res, ep)
                 continue
             if ep["failing_since"] is None:
                 ep["failing_since"] = now  # the store clock, which tests can move
-                changed.add(ep["id"])
             if res.delivery.trigger is TriggerType.SCHEDULED and count == FAILING_AFTER:
                 await self._attempt_event(conn, ATTEMPT_FAILING, res, ep)
             if status is MessageStatus.FAIL:
                 await self._attempt_event(conn, ATTEMPT_EXHAUSTED, res, ep)
-        for ep_id in changed:
-            await conn.execute(
-                t.endpoints.update()
-                .where(e.id == ep_id)
-                .values(failing_since=endpoints[ep_id]["failing_since"])
-            )
+        for ep_id, ep in endpoints.items():
+            after = _health_columns(ep)
+            if after != before[ep_id]:
+                await conn.execute(t.endpoints.update().where(e.id == ep_id).values(**after))
+        for ep, state in moved:
+            await self._circuit_event(conn, ep, state)
         if disable_after is None:
             return
         limit = now - timedelta(seconds=disable_after)
@@ -156,21 +198,75 @@ class OperationalMixin:
             if not ep["disabled"] and since is not None and since <= limit:
                 await self._auto_disable(conn, ep, since, now)
 
+    async def _circuit_event(self, conn: AsyncConnection, ep: Row, state: Circuit) -> None:
+        if state is Circuit.OPEN:
+            log.warning(
+                "endpoint %s (app %s): circuit opened after %d failed attempts in a row; "
+                "next probe at %s",
+                ep["id"],
+                ep["app_id"],
+                ep["circuit_failures"],
+                ep["circuit_probe_at"].isoformat(),
+            )
+            await self._emit_endpoint_event(
+                conn,
+                ENDPOINT_CIRCUIT_OPENED,
+                ep,
+                failures=ep["circuit_failures"],
+                nextProbeAt=ep["circuit_probe_at"].isoformat(),
+            )
+        else:
+            log.warning("endpoint %s (app %s): circuit closed", ep["id"], ep["app_id"])
+            await self._emit_endpoint_event(conn, ENDPOINT_CIRCUIT_CLOSED, ep)
+
+    async def _close_circuits(self, ep_ids: Sequence[str]) -> None:
+        """Close the circuits of endpoints a batch of plain successes came back from (the
+        fast path records those without reading the breaker)."""
+        e = t.endpoints.c
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            stmt = (
+                sa.select(e.id, e.app_id, e.uid)
+                .where(e.id.in_(sorted(ep_ids)), e.circuit_state != int(Circuit.CLOSED))
+                .order_by(e.id)
+            )
+            if self.dialect == "postgresql":
+                stmt = stmt.with_for_update(key_share=True)  # see _track_health
+            for row in (await conn.execute(stmt)).all():
+                await conn.execute(
+                    t.endpoints.update()
+                    .where(e.id == row.id)
+                    .values(
+                        circuit_state=int(Circuit.CLOSED),
+                        circuit_since=now,
+                        circuit_probe_at=None,
+                        circuit_failures=0,
+                        circuit_opens=0,
+                    )
+                )
+                await self._circuit_event(conn, dict(row._mapping), Circuit.CLOSED)
+
     async def _failing_among(self, conn: AsyncConnection, ep_ids: list[str]) -> list[str]:
         e = t.endpoints.c
         stmt = (
             sa.select(e.id)
-            .where(e.id.in_(ep_ids), e.failing_since.is_not(None))
+            .where(e.id.in_(ep_ids), e.failing_since.is_not(None) | (e.circuit_failures > 0))
             .order_by(e.id)  # every worker locks in the same order
         )
         if self.dialect == "postgresql":
             stmt = stmt.with_for_update(key_share=True)  # see _track_health
         return list(await conn.scalars(stmt))
 
+    async def _circuits_not_closed(self, conn: AsyncConnection, ep_ids: list[str]) -> bool:
+        e = t.endpoints.c
+        stmt = sa.select(e.id).where(e.id.in_(ep_ids), e.circuit_state != 0).limit(1)
+        return (await conn.scalar(stmt)) is not None
+
     async def _auto_disable(
         self, conn: AsyncConnection, ep: Row, since: datetime, now: datetime
     ) -> None:
         reason = f"every delivery failed since {since.isoformat()} (auto-disabled)"
+        log.warning("endpoint %s (app %s) disabled: %s", ep["id"], ep["app_id"], reason)
         await conn.execute(
             t.endpoints.update()
             .where(t.endpoints.c.id == ep["id"])
@@ -198,6 +294,31 @@ class OperationalMixin:
                 "response": res.response or res.error or "",
             },
         )
+
+
+_HEALTH = (
+    "failing_since",
+    "circuit_state",
+    "circuit_since",
+    "circuit_probe_at",
+    "circuit_failures",
+    "circuit_opens",
+    "paused_until",
+)
+
+
+def _health_columns(ep: Row) -> Row:
+    return {k: ep[k] for k in _HEALTH}
+
+
+def _circuit_view(ep: Row) -> CircuitView:
+    return CircuitView(
+        Circuit(ep["circuit_state"]),
+        ep["circuit_since"],
+        ep["circuit_probe_at"],
+        ep["circuit_failures"],
+        ep["circuit_opens"],
+    )
 
 
 def plain_successes(

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import secrets as _secrets
-from collections import namedtuple
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from postback import ids
+from postback.delivery.scheduler import DEFAULT_POLICY, ClaimBatch, SchedulerPolicy, plan_claim
 from postback.domain import (
     AttemptResult,
     ClaimedDelivery,
@@ -24,7 +23,7 @@ from postback.domain import (
 )
 from postback.filters import project
 from postback.signing import decode_secret
-from postback.store import queue_sqlite
+from postback.store import queue_pg, queue_sqlite
 from postback.store import schema as t
 from postback.store.errors import NotFound
 from postback.store.operational import plain_successes
@@ -50,71 +49,6 @@ _MOVE_ON = (
         rate_slot=False,
         updated_at=sa.bindparam("b_now"),
     )
-)
-
-
-# Plain successes, recorded in one statement (PostgreSQL). Attempts are kept only for
-# deliveries that still exist (an endpoint or message deleted in flight takes its delivery
-# with it); a delivery moves on only under the lease that claimed it; an endpoint that was
-# failing is failing no more. Endpoint rows are locked NO KEY UPDATE, as in _track_health.
-#
-# The batch arrives as one JSON array of rows: the driver encodes thirteen arrays element by
-# element (9 µs of client CPU per attempt), orjson the same rows in under 1 µs.
-_RECORD_SUCCESSES = """
-WITH x AS (
-    SELECT r->>0 AS id, r->>1 AS delivery_id, r->>2 AS lease, r->>3 AS msg_id,
-           r->>4 AS endpoint_id, r->>5 AS app_id, r->>6 AS url, (r->>7)::int AS code,
-           r->>8 AS response, (r->>9)::int AS duration, (r->>10)::smallint AS trig,
-           (r->>11)::timestamptz AS at, (r->>12)::int AS count
-    FROM jsonb_array_elements($1::jsonb) AS r
-), kept AS (
-    INSERT INTO attempts (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
-                          response, error, response_duration_ms, trigger_type, created_at)
-    SELECT x.id, x.msg_id, x.endpoint_id, x.app_id, x.url, 0, x.code, x.response, NULL,
-           x.duration, x.trig, x.at
-    FROM x WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = x.delivery_id)
-    RETURNING endpoint_id
-), moved AS (
-    UPDATE deliveries d
-    SET status = 0, next_attempt_at = NULL, attempt_count = x.count, lease = NULL,
-        trigger_type = 0, rate_slot = false, updated_at = $2
-    FROM x WHERE d.id = x.delivery_id AND d.lease = x.lease
-), failing AS (
-    SELECT e.id FROM endpoints e
-    WHERE e.id IN (SELECT endpoint_id FROM kept) AND e.failing_since IS NOT NULL
-    ORDER BY e.id FOR NO KEY UPDATE
-)
-UPDATE endpoints SET failing_since = NULL WHERE id IN (SELECT id FROM failing)
-"""
-
-
-# Claim and read in one statement (PostgreSQL): lease the earliest due deliveries, SKIP LOCKED
-# (many workers claim side by side), and read what sending them needs, in the order
-# rate-limit slots go out (queue_sqlite.py does the same on SQLite).
-_CLAIM_PG = """
-WITH due AS (
-    SELECT id FROM deliveries
-    WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE deliveries d SET status = 3, next_attempt_at = $3, lease = $4, updated_at = $1
-    FROM due WHERE d.id = due.id
-    RETURNING d.id, d.msg_id, d.app_id, d.endpoint_id, d.attempt_count, d.trigger_type,
-              d.rate_slot, d.payload
-)
-SELECT c.id, c.msg_id, c.app_id, c.endpoint_id, c.attempt_count, c.trigger_type, e.url,
-       e.secret, NULLIF(e.previous_secrets, 'null'), NULLIF(e.headers, '{}'),
-       e.throttle_rate, c.rate_slot,
-       COALESCE(c.payload, m.payload) AS payload
-FROM claimed c
-JOIN endpoints e ON e.id = c.endpoint_id
-JOIN messages m ON m.id = c.msg_id
-ORDER BY c.id
-"""
-_Claimed = namedtuple(
-    "_Claimed",
-    "id msg_id app_id endpoint_id attempt_count trigger_type url secret previous_secrets "
-    "headers throttle_rate rate_slot payload",
 )
 
 
@@ -148,22 +82,52 @@ class QueueMixin:
 
     # ---- the worker's side -----------------------------------------------------------
 
-    async def claim_due_deliveries(self, limit: int, lease_seconds: float) -> list[ClaimedDelivery]:
+    async def claim_due_deliveries(
+        self,
+        limit: int,
+        lease_seconds: float,
+        *,
+        policy: SchedulerPolicy | None = None,
+        worker: str = "",
+    ) -> list[ClaimedDelivery]:
         """Take up to ``limit`` due deliveries for ``lease_seconds``: they become due again
-        if the claimer dies. SKIP LOCKED lets many workers claim side by side."""
+        if the claimer dies. See ``claim``."""
+        batch = await self.claim(limit, lease_seconds, policy=policy, worker=worker)
+        return batch.claims
+
+    async def claim(
+        self,
+        limit: int,
+        lease_seconds: float,
+        *,
+        policy: SchedulerPolicy | None = None,
+        worker: str = "",
+    ) -> ClaimBatch:
+        """Lease up to ``limit`` due deliveries, shared fairly between applications and
+        endpoints, each endpoint within its cap (over every worker process), none from an
+        endpoint whose circuit is open or that a Retry-After paused (postback.delivery.
+        scheduler). Also: when the next endpoint not claimable now becomes claimable."""
+        policy = policy or DEFAULT_POLICY
         now = self.clock()
         lease = _secrets.token_hex(8)
-        params = {
-            "b_now": now,
-            "b_limit": limit,
-            "b_until": now + timedelta(seconds=lease_seconds),
-            "b_lease": lease,
-        }
+        until = now + timedelta(seconds=lease_seconds)
         if self.dialect == "postgresql":
-            details, postponed = await self._claim_pg(params, now, lease)
+            async with raw_connection(self.engine) as (raw, _):
+                plan = plan_claim(await queue_pg.read_heads(raw, now), now, limit, policy)
+                details: list[Any] = []
+                if plan.take:
+                    details = await queue_pg.claim(raw, plan, now, until, lease, worker)
+            next_wake = plan.next_wake
         else:
-            details, postponed = await self._claim_sqlite(params, now, lease)
-        return [
+            async with sqlite_thread(self.engine) as run:
+                details, next_wake = await run(
+                    queue_sqlite.claim, now, limit, until, lease, worker, policy
+                )
+        postponed: set[str] = set()
+        if any((r.throttle_rate or r.app_throttle_rate) and not r.rate_slot for r in details):
+            async with self.engine.begin() as conn:
+                postponed = await self._reserve_rate_slots(conn, details, now, lease)
+        claims = [
             ClaimedDelivery(
                 delivery_id=r.id,
                 lease=lease,
@@ -180,36 +144,7 @@ class QueueMixin:
             for r in details
             if r.id not in postponed
         ]
-
-    async def _claim_pg(self, params: Row, now: datetime, lease: str) -> tuple[list[Any], set[str]]:
-        """Claim and read in one statement on the driver's connection (PostgreSQL); then,
-        only if a claimed endpoint is rate-limited, reserve its send slots. A crash between
-        the two leaves leased deliveries, which become due again when the lease ends."""
-        async with raw_connection(self.engine) as (raw, conn):
-            records = await raw.fetch(
-                _CLAIM_PG, params["b_now"], params["b_limit"], params["b_until"], lease
-            )
-            details = [_Claimed(*r) for r in records]
-            postponed: set[str] = set()
-            if any(r.throttle_rate and not r.rate_slot for r in details):
-                async with conn.begin():
-                    postponed = await self._reserve_rate_slots(conn, details, now, lease)
-        return details, postponed
-
-    async def _claim_sqlite(
-        self, params: Row, now: datetime, lease: str
-    ) -> tuple[list[Any], set[str]]:
-        """Claim and read in one call into the connection's thread (SQLite); then, only if
-        a claimed endpoint is rate-limited, reserve its send slots, as on PostgreSQL."""
-        async with sqlite_thread(self.engine) as run:
-            details = await run(
-                queue_sqlite.claim, now, params["b_limit"], params["b_until"], lease
-            )
-        postponed: set[str] = set()
-        if any(r.throttle_rate and not r.rate_slot for r in details):
-            async with self.engine.begin() as conn:
-                postponed = await self._reserve_rate_slots(conn, details, now, lease)
-        return details, postponed
+        return ClaimBatch(claims, next_wake)
 
     def _signing_keys(self, row: Any, now: datetime) -> tuple[bytes, ...]:
         """The current secret, then rotated-out ones still inside their grace period."""
@@ -237,11 +172,14 @@ class QueueMixin:
         schedule: RetrySchedule,
         *,
         disable_after: float | None = None,
+        policy: SchedulerPolicy | None = None,
     ) -> None:
-        """Store a batch of attempts and move each delivery on, in one transaction; then
-        endpoint health (operational events, auto-disable after ``disable_after`` s)."""
+        """Store a batch of attempts and move each delivery on, in one transaction, with
+        endpoint health: operational events, the circuit breaker and Retry-After pauses
+        (``policy``), auto-disable after ``disable_after`` s."""
         if not results:
             return
+        policy = policy or DEFAULT_POLICY
         now = self.clock()
         outcomes = [_outcome(res, schedule, now) for res in results]
         if plain_successes(results, outcomes):
@@ -266,10 +204,12 @@ class QueueMixin:
                 for dl in (res.delivery,)
             ]
             if self.dialect == "postgresql":
-                await self._record_successes_pg(done, now)
+                not_closed = await self._record_successes_pg(done, now)
             else:
                 async with sqlite_thread(self.engine) as run:
-                    await run(queue_sqlite.record_successes, done, now)
+                    not_closed = await run(queue_sqlite.record_successes, done, now)
+            if not_closed:
+                await self._close_circuits(not_closed)
             return
         updates, rows = [], []
         for res, (status, next_at, count) in zip(results, outcomes, strict=True):
@@ -318,25 +258,25 @@ class QueueMixin:
                         [results[i] for i in live],
                         [outcomes[i] for i in live],
                         disable_after,
+                        policy,
                     )
                 return
             except DBAPIError:
                 if not tries_left:
                     raise
 
-    async def _record_successes_pg(self, done: list[tuple[Any, ...]], now: datetime) -> None:
+    async def _record_successes_pg(self, done: list[tuple[Any, ...]], now: datetime) -> list[str]:
         """The usual batch on PostgreSQL — nothing but plain successes — in one statement:
         attempts, deliveries and endpoints' failure clocks (what record_attempts does in
         three, plus the SQLAlchemy work per row). Retried on a deadlock like the rest."""
-        args = (orjson.dumps(done).decode(), now)
         for tries_left in (2, 1, 0):
             try:
                 async with raw_connection(self.engine) as (raw, _):
-                    await raw.execute(_RECORD_SUCCESSES, *args)
-                return
+                    return await queue_pg.record_successes(raw, done, now)
             except asyncpg.exceptions.DeadlockDetectedError:
                 if not tries_left:
                     raise
+        raise AssertionError("unreachable")
 
     async def release_claims(self, claims: Sequence[ClaimedDelivery]) -> None:
         """Hand unfinished claims back (graceful shutdown): due again at once."""
@@ -346,7 +286,9 @@ class QueueMixin:
         stmt = (
             t.deliveries.update()
             .where(d.id == sa.bindparam("b_id"), d.lease == sa.bindparam("b_lease"))
-            .values(status=MessageStatus.PENDING, next_attempt_at=self.clock(), lease=None)
+            .values(
+                status=MessageStatus.PENDING, next_attempt_at=self.clock(), lease=None, worker=None
+            )
         )
         async with self.engine.begin() as conn:
             await conn.execute(stmt, [{"b_id": c.delivery_id, "b_lease": c.lease} for c in claims])

@@ -7,33 +7,71 @@ from __future__ import annotations
 
 import sqlite3
 from collections import namedtuple
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from postback.domain import MessageStatus
+from postback.delivery.scheduler import QueueHead, SchedulerPolicy, plan_claim
 from postback.store.sqliteraw import json_value, stamp, transaction
 
-_CLAIM = """
-UPDATE deliveries SET status = ?, next_attempt_at = ?, lease = ?, updated_at = ?
-WHERE id IN (SELECT id FROM deliveries WHERE next_attempt_at <= ?
-             ORDER BY next_attempt_at LIMIT ?)
-RETURNING id
+# The same reads as queue_pg.py's (see there): every endpoint with queued deliveries,
+# found one index probe at a time, with its earliest pending delivery, earliest claim end
+# and live claims.
+_HEADS = """
+WITH RECURSIVE eps(id) AS (
+    SELECT (SELECT endpoint_id FROM deliveries WHERE next_attempt_at IS NOT NULL
+            ORDER BY endpoint_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.endpoint_id FROM deliveries d
+            WHERE d.next_attempt_at IS NOT NULL AND d.endpoint_id > eps.id
+            ORDER BY d.endpoint_id LIMIT 1)
+    FROM eps WHERE eps.id IS NOT NULL
+)
+SELECT e.id, e.app_id,
+       (SELECT min(d.next_attempt_at) FROM deliveries d
+        WHERE d.endpoint_id = e.id AND d.status = 1 AND d.next_attempt_at IS NOT NULL),
+       (SELECT min(d.next_attempt_at) FROM deliveries d
+        WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at IS NOT NULL),
+       e.max_in_flight, e.circuit_state, e.circuit_probe_at, e.paused_until,
+       (SELECT count(*) FROM deliveries d
+        WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at > ?1)
+FROM eps JOIN endpoints e ON e.id = eps.id
 """
+# One endpoint's earliest due deliveries: pending ones and lapsed claims.
+_DUE = """
+SELECT id FROM (
+    SELECT * FROM (SELECT id, next_attempt_at FROM deliveries
+                   WHERE endpoint_id = ?1 AND status = 1 AND next_attempt_at <= ?2
+                   ORDER BY next_attempt_at LIMIT ?3)
+    UNION ALL
+    SELECT * FROM (SELECT id, next_attempt_at FROM deliveries
+                   WHERE endpoint_id = ?1 AND status = 3 AND next_attempt_at <= ?2
+                   ORDER BY next_attempt_at LIMIT ?3)
+) ORDER BY next_attempt_at LIMIT ?3
+"""
+_LEASE = (
+    "UPDATE deliveries SET status = 3, next_attempt_at = ?, lease = ?, worker = ?, "
+    "updated_at = ? WHERE id = ?"
+)
+_MARK_PROBES = (
+    "UPDATE endpoints SET circuit_state = 2, circuit_probe_at = ? "
+    "WHERE id IN ({marks}) AND circuit_state <> 0"
+)
 _DETAILS = """
 SELECT d.id, d.msg_id, d.app_id, d.endpoint_id, d.attempt_count, d.trigger_type, e.url,
        e.secret, NULLIF(e.previous_secrets, 'null'), NULLIF(e.headers, '{{}}'),
        e.throttle_rate, d.rate_slot,
-       COALESCE(d.payload, m.payload)
+       COALESCE(d.payload, m.payload), a.throttle_rate
 FROM deliveries d
 JOIN endpoints e ON e.id = d.endpoint_id
 JOIN messages m ON m.id = d.msg_id
+JOIN applications a ON a.id = d.app_id
 WHERE d.id IN ({marks})
 ORDER BY d.id
 """
 Claimed = namedtuple(
     "Claimed",
     "id msg_id app_id endpoint_id attempt_count trigger_type url secret previous_secrets "
-    "headers throttle_rate rate_slot payload",
+    "headers throttle_rate rate_slot payload app_throttle_rate",
 )
 
 _PRESENT = "SELECT id FROM deliveries WHERE id IN ({marks})"
@@ -49,39 +87,69 @@ SET status = 0, next_attempt_at = NULL, attempt_count = ?, lease = NULL, trigger
 WHERE id = ? AND lease = ?
 """
 _NOT_FAILING = (
-    "UPDATE endpoints SET failing_since = NULL WHERE id IN ({marks}) AND failing_since IS NOT NULL"
+    "UPDATE endpoints SET failing_since = NULL, circuit_failures = 0 WHERE id IN ({marks}) "
+    "AND (failing_since IS NOT NULL OR circuit_failures > 0)"
 )
+_NOT_CLOSED = "SELECT id FROM endpoints WHERE id IN ({marks}) AND circuit_state <> 0"
 
 
 def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
+def _when(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
 def claim(
-    db: sqlite3.Connection, now: datetime, limit: int, until: datetime, lease: str
-) -> list[Claimed]:
-    """Lease up to ``limit`` due deliveries and read what sending them needs, in message
-    order (rate-limit slots go out in it)."""
-    now_s = stamp(now)
+    db: sqlite3.Connection,
+    now: datetime,
+    limit: int,
+    until: datetime,
+    lease: str,
+    worker: str,
+    policy: SchedulerPolicy,
+) -> tuple[list[Claimed], datetime | None]:
+    """Plan (postback.delivery.scheduler.plan_claim) and lease up to ``limit`` due
+    deliveries in one transaction, and read what sending them needs, in message order
+    (rate-limit slots go out in it). Also: when the next endpoint that cannot be claimed
+    from now becomes claimable."""
+    now_s, until_s = stamp(now), stamp(until)
     with transaction(db) as cur:
-        args = (int(MessageStatus.SENDING), stamp(until), lease, now_s, now_s, limit)
-        taken = [r[0] for r in cur.execute(_CLAIM, args).fetchall()]
+        heads = [
+            QueueHead(r[0], r[1], _when(r[2]), _when(r[3]), *r[4:6], _when(r[6]), _when(r[7]), r[8])
+            for r in cur.execute(_HEADS, (now_s,))
+        ]
+        plan = plan_claim(heads, now, limit, policy)
+        taken = [
+            row[0]
+            for ep, k in plan.take.items()
+            for row in cur.execute(_DUE, (ep, now_s, k)).fetchall()
+        ]
         if not taken:
-            return []
+            return [], plan.next_wake
+        cur.executemany(_LEASE, [(until_s, lease, worker, now_s, i) for i in taken])
+        if plan.probes:
+            probes = sorted(plan.probes)
+            cur.execute(_MARK_PROBES.format(marks=_marks(len(probes))), [until_s, *probes])
         rows = cur.execute(_DETAILS.format(marks=_marks(len(taken))), taken).fetchall()
-    return [
-        Claimed(*r[:8], json_value(r[8]), json_value(r[9]) or {}, r[10], bool(r[11]), r[12])
+    claimed = [
+        Claimed(*r[:8], json_value(r[8]), json_value(r[9]) or {}, r[10], bool(r[11]), *r[12:])
         for r in rows
     ]
+    return claimed, plan.next_wake
 
 
-def record_successes(db: sqlite3.Connection, done: list[tuple[Any, ...]], now: datetime) -> None:
+def record_successes(
+    db: sqlite3.Connection, done: list[tuple[Any, ...]], now: datetime
+) -> list[str]:
     """A batch of plain successes in one transaction: the attempts of deliveries that still
     exist (an endpoint or message deleted in flight takes its delivery with it), each
     delivery done under the lease that claimed it, and endpoints failing no more.
 
     ``done``: per attempt (id, delivery_id, lease, msg_id, endpoint_id, app_id, url, code,
-    response, duration_ms, trigger, at, attempt_count), as for PostgreSQL."""
+    response, duration_ms, trigger, at, attempt_count), as for PostgreSQL. Returns the
+    endpoints whose circuit these successes close."""
     now_s = stamp(now)
     with transaction(db) as cur:
         wanted = [d[1] for d in done]
@@ -93,3 +161,5 @@ def record_successes(db: sqlite3.Connection, done: list[tuple[Any, ...]], now: d
         endpoints = sorted({d[4] for d in done if d[1] in present})
         if endpoints:
             cur.execute(_NOT_FAILING.format(marks=_marks(len(endpoints))), endpoints)
+        every = sorted({d[4] for d in done})
+        return [r[0] for r in cur.execute(_NOT_CLOSED.format(marks=_marks(len(every))), every)]

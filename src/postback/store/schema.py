@@ -81,6 +81,8 @@ applications = sa.Table(
     sa.Column("name", sa.String(256), nullable=False),
     sa.Column("throttle_rate", sa.Integer, nullable=True),
     sa.Column("metadata", Json, nullable=False),
+    # The application's rate limit (throttle_rate/s over all its endpoints): next free slot.
+    sa.Column("rate_next_at", UTCDateTime(), nullable=True),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -135,6 +137,17 @@ endpoints = sa.Table(
     # (postback.filters).
     sa.Column("payload_filter", Json, nullable=True),
     sa.Column("projection", Json, nullable=True),
+    # The scheduler (postback.delivery.scheduler): deliveries in flight at once (NULL: the
+    # default), the circuit breaker (state 0 closed, 1 open, 2 half-open; since when; when
+    # the next probe may go, or while half-open when the probe's claim ends; failures in a
+    # row; openings in a row, which lengthen the cool-down) and a receiver's Retry-After.
+    sa.Column("max_in_flight", sa.Integer, nullable=True),
+    sa.Column("circuit_state", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("circuit_since", UTCDateTime(), nullable=True),
+    sa.Column("circuit_probe_at", UTCDateTime(), nullable=True),
+    sa.Column("circuit_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("circuit_opens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("paused_until", UTCDateTime(), nullable=True),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("app_id", "uid"),
@@ -199,6 +212,8 @@ deliveries = sa.Table(
     sa.Column("trigger_type", sa.SmallInteger, nullable=False, default=0),
     sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
     sa.Column("lease", sa.String(32), nullable=True),
+    # The worker process holding the claim (workers.id), while status is sending.
+    sa.Column("worker", sa.String(16), nullable=True),
     # The delivery already holds a rate-limit slot at next_attempt_at: send it then.
     sa.Column("rate_slot", sa.Boolean, nullable=False, server_default=sa.false()),
     # The body for this endpoint when its projection differs from the message's payload.
@@ -215,6 +230,32 @@ deliveries = sa.Table(
         postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
         sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
     ),
+    sa.Index(
+        "ix_deliveries_endpoint_id_status_next_attempt_at",
+        "endpoint_id",
+        "status",
+        "next_attempt_at",
+        postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
+        sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
+    ),
+    sa.Index(
+        "ix_deliveries_worker",
+        "worker",
+        postgresql_where=sa.text("status = 3"),
+        sqlite_where=sa.text("status = 3"),
+    ),
+)
+
+# Worker processes and their heartbeats: the claims of a worker that stopped beating are
+# handed on at once instead of when their leases run out.
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("host", sa.String(256), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
 )
 
 attempts = sa.Table(

@@ -24,6 +24,7 @@ from postback.store.group_commit import GroupCommit
 from postback.store.idempotency import IdempotencyMixin
 from postback.store.ingest_pg import IngestPgMixin
 from postback.store.ingest_sqlite import IngestSqliteMixin
+from postback.store.liveness import LivenessMixin
 from postback.store.messages import MessagesMixin
 from postback.store.metrics_queries import MetricsQueriesMixin
 from postback.store.operational import (
@@ -58,6 +59,7 @@ class Store(
     TasksMixin,
     RateLimitMixin,
     QueueMixin,
+    LivenessMixin,
     EventsMixin,
     DashboardMixin,
     MetricsQueriesMixin,
@@ -393,6 +395,22 @@ class Store(
         else:
             stmt = stmt.where(c.next_attempt_at.is_(None)).values(next_attempt_at=self.clock())
         await conn.execute(stmt)
+        if not paused:
+            # Enabled again: whoever enabled it expects it to be tried now, so the breaker
+            # and any Retry-After pause start afresh.
+            e = t.endpoints.c
+            await conn.execute(
+                t.endpoints.update()
+                .where(e.id == ep_id)
+                .values(
+                    circuit_state=0,
+                    circuit_since=None,
+                    circuit_probe_at=None,
+                    circuit_failures=0,
+                    circuit_opens=0,
+                    paused_until=None,
+                )
+            )
 
 
 def _not_null(values: Row, *maps: str) -> Row:

@@ -1,0 +1,262 @@
+"""What goes out next: fair shares across applications and endpoints, per-endpoint caps,
+the circuit breaker, receivers' Retry-After and retry jitter.
+
+Pure policy, no I/O: the store applies it inside its claim and record transactions (so
+every worker process shares one state through the database), and the tests drive it on
+an injectable clock.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import NamedTuple
+
+from postback.domain import AttemptResult, ClaimedDelivery
+
+
+class Circuit(enum.IntEnum):
+    """An endpoint's circuit. Open: its deliveries wait (they are not attempted and their
+    retry schedules do not advance) until the next probe; half-open: one probe is out."""
+
+    CLOSED = 0
+    OPEN = 1
+    HALF_OPEN = 2
+
+    @property
+    def text(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+
+class Outcome(enum.Enum):
+    """What an attempt says about the receiver's health."""
+
+    OK = "ok"  # 2xx
+    ANSWERED = "answered"  # the receiver is up but refused (3xx, 4xx other than 408/429)
+    FAILED = "failed"  # no answer (timeout, connection error), 408 or 5xx
+    NEUTRAL = "neutral"  # 429: the receiver asks us to slow down, not a sign of an outage
+
+
+def classify(result: AttemptResult) -> Outcome:
+    code = result.status_code
+    if 200 <= code <= 299:
+        return Outcome.OK
+    if code == 429:
+        return Outcome.NEUTRAL
+    if code == 0 or code == 408 or code >= 500:
+        return Outcome.FAILED
+    return Outcome.ANSWERED
+
+
+@dataclass(frozen=True)
+class SchedulerPolicy:
+    """The scheduler's settings (POSTBACK_ENDPOINT_MAX_IN_FLIGHT, POSTBACK_CIRCUIT_*,
+    POSTBACK_RETRY_AFTER_MAX)."""
+
+    max_in_flight: int = 50
+    failure_threshold: int = 5
+    cooldown: float = 30.0
+    max_cooldown: float = 600.0
+    retry_after_max: float = 3600.0
+
+    def cooldown_after(self, opens: int) -> float:
+        """The wait before the next probe after the circuit opened ``opens`` times in a
+        row: doubling from ``cooldown`` up to ``max_cooldown``."""
+        return min(self.max_cooldown, self.cooldown * 2 ** max(0, min(opens, 32) - 1))
+
+
+DEFAULT_POLICY = SchedulerPolicy()
+
+
+class CircuitView(NamedTuple):
+    """An endpoint's breaker columns."""
+
+    state: Circuit
+    since: datetime | None
+    probe_at: datetime | None
+    failures: int
+    opens: int
+
+
+CLOSED = CircuitView(Circuit.CLOSED, None, None, 0, 0)
+
+
+def after_attempt(
+    view: CircuitView, outcome: Outcome, now: datetime, policy: SchedulerPolicy
+) -> tuple[CircuitView, Circuit | None]:
+    """The breaker after one attempt, and the state it moved to (None if it did not)."""
+    if outcome is Outcome.NEUTRAL:
+        return view, None
+    if outcome is not Outcome.FAILED:
+        if view.state is Circuit.CLOSED:
+            return (view._replace(failures=0) if view.failures else view), None
+        return CircuitView(Circuit.CLOSED, now, None, 0, 0), Circuit.CLOSED
+    failures = view.failures + 1
+    if view.state is Circuit.HALF_OPEN or (
+        view.state is Circuit.CLOSED and failures >= policy.failure_threshold
+    ):
+        opens = view.opens + 1
+        probe_at = now + timedelta(seconds=policy.cooldown_after(opens))
+        return CircuitView(Circuit.OPEN, now, probe_at, failures, opens), Circuit.OPEN
+    # Still closed below the threshold, or open already (attempts that were in flight
+    # when it opened come back one by one): count, change nothing else.
+    return view._replace(failures=failures), None
+
+
+class Candidate(NamedTuple):
+    """An endpoint with due deliveries, as the claim sees it."""
+
+    endpoint_id: str
+    app_id: str
+    due_at: datetime
+    room: int  # deliveries it may still have in flight (cap minus live claims)
+    probe: bool  # its circuit is open and the next probe is due: one delivery, half-open
+
+
+def allocate(candidates: Sequence[Candidate], limit: int) -> dict[str, int]:
+    """How many deliveries to claim from each endpoint, at most ``limit`` in all.
+
+    Fair by construction: the batch is first shared equally between applications (an
+    application with a thousand endpoints gets no more than one with one), then each
+    application's share equally between its endpoints, each bounded by its room. Whatever
+    is left over by those who need less goes to the others; ties go to the oldest due."""
+    apps: dict[str, list[Candidate]] = {}
+    for c in sorted(candidates, key=lambda c: c.due_at):
+        if c.room > 0:
+            apps.setdefault(c.app_id, []).append(c)
+    if not apps or limit <= 0:
+        return {}
+    groups = list(apps.values())
+    app_shares = water_fill([sum(c.room for c in g) for g in groups], limit)
+    out: dict[str, int] = {}
+    for group, share in zip(groups, app_shares, strict=True):
+        for c, n in zip(group, water_fill([c.room for c in group], share), strict=True):
+            if n:
+                out[c.endpoint_id] = n
+    return out
+
+
+def water_fill(capacities: Sequence[int], total: int) -> list[int]:
+    """Split ``total`` into parts bounded by ``capacities``, as equal as they can be; the
+    remainder goes to the first ones (callers list them in priority order)."""
+    out = [0] * len(capacities)
+    left = min(total, sum(capacities))
+    order = sorted(range(len(capacities)), key=capacities.__getitem__)
+    for pos, i in enumerate(order):
+        out[i] = min(capacities[i], left // (len(capacities) - pos))
+        left -= out[i]
+    for i, cap in enumerate(capacities):
+        if not left:
+            break
+        if out[i] < cap:
+            out[i] += 1
+            left -= 1
+    return out
+
+
+def retry_after_seconds(value: str | None, now: datetime, bound: float) -> float | None:
+    """A Retry-After header (seconds, or an HTTP date) as seconds from ``now``, within
+    ``[0, bound]``; None when absent or unreadable (garbage never fails an attempt)."""
+    if not value:
+        return None
+    value = value.strip()
+    seconds: float
+    if value.isdigit():
+        seconds = float(value[:12])  # a 10,000-digit number is still just "very long"
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    if math.isnan(seconds):
+        return None
+    return max(0.0, min(bound, seconds))
+
+
+def jittered(wait: float, fraction: float, rng: random.Random | None = None) -> float:
+    """``wait`` stretched by a random share of up to ``fraction`` of itself, so the
+    retries of many deliveries that failed together do not all come back at once."""
+    if fraction <= 0 or wait <= 0:
+        return wait
+    return wait * (1 + (rng or random).random() * fraction)
+
+
+class QueueHead(NamedTuple):
+    """One endpoint with queued deliveries, as the claim's first read finds it."""
+
+    endpoint_id: str
+    app_id: str
+    pending_at: datetime | None  # its earliest pending delivery's due time
+    claim_end: datetime | None  # its earliest claim's end (past: a lapsed claim, due)
+    max_in_flight: int | None
+    circuit_state: int
+    probe_at: datetime | None
+    paused_until: datetime | None
+    in_flight: int  # live claims
+
+
+class ClaimPlan(NamedTuple):
+    take: dict[str, int]  # endpoint id -> deliveries to claim
+    caps: dict[str, int]  # endpoint id -> its cap, checked again under its lock
+    probes: frozenset[str]  # endpoints whose claim is a half-open circuit's probe
+    next_wake: datetime | None  # when the next endpoint not claimable now becomes so
+
+
+class ClaimBatch(NamedTuple):
+    """What one claim took, and when the next endpoint not claimable now becomes so (a
+    future retry, a circuit's probe, the end of a Retry-After pause)."""
+
+    claims: list[ClaimedDelivery]
+    next_wake: datetime | None
+
+
+def plan_claim(
+    heads: Sequence[QueueHead], now: datetime, limit: int, policy: SchedulerPolicy
+) -> ClaimPlan:
+    """Which endpoints to claim from now, and how many each: those with due deliveries
+    whose circuit is closed (or due a probe), not paused by a Retry-After, below their
+    cap, shared fairly by ``allocate``."""
+    candidates: list[Candidate] = []
+    caps: dict[str, int] = {}
+    probes: set[str] = set()
+    next_wake: datetime | None = None
+    for h in heads:
+        due = min((t for t in (h.pending_at, h.claim_end) if t is not None), default=None)
+        if due is None:
+            continue
+        ready = due
+        if h.paused_until is not None and h.paused_until > ready:
+            ready = h.paused_until
+        probe = False
+        if h.circuit_state != Circuit.CLOSED:
+            # Open: the probe may go at probe_at. Half-open: the probe is out until
+            # probe_at (its claim's end); past that, its worker is gone: probe again.
+            if h.probe_at is not None and h.probe_at > ready:
+                ready = h.probe_at
+            probe = True
+        if ready > now:
+            if next_wake is None or ready < next_wake:
+                next_wake = ready
+            continue
+        cap = h.max_in_flight or policy.max_in_flight
+        # A probe goes alone: attempts still out from before the circuit opened finish
+        # first (they come back as failures or as the success that closes it).
+        room = (1 if h.in_flight == 0 else 0) if probe else cap - h.in_flight
+        if room <= 0:
+            continue  # at its cap: a recorded attempt frees room and wakes the worker
+        caps[h.endpoint_id] = 1 if probe else cap
+        if probe:
+            probes.add(h.endpoint_id)
+        candidates.append(Candidate(h.endpoint_id, h.app_id, due, room, probe))
+    take = allocate(candidates, limit)
+    return ClaimPlan(take, caps, frozenset(p for p in probes if p in take), next_wake)

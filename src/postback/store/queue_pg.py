@@ -1,0 +1,171 @@
+"""The worker's hot statements on PostgreSQL, each one round trip on the driver's
+connection: reading the queue's heads, claiming under the endpoints' locks, recording a
+batch of plain successes. queue_sqlite.py does the same on SQLite, row for row."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from postback.delivery.scheduler import ClaimPlan, QueueHead
+
+# Every endpoint with queued deliveries, found by skipping through the index on
+# (endpoint_id, status, next_attempt_at) one endpoint at a time: the cost grows with the
+# number of endpoints that have work, never with the length of any one's backlog. For each:
+# its earliest pending delivery, its earliest claim end (past: a lapsed claim) and its live
+# claims. The scheduler decides from these (postback.delivery.scheduler.plan_claim).
+HEADS = """
+WITH RECURSIVE eps(id) AS (
+    (SELECT endpoint_id FROM deliveries WHERE next_attempt_at IS NOT NULL
+     ORDER BY endpoint_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.endpoint_id FROM deliveries d
+            WHERE d.next_attempt_at IS NOT NULL AND d.endpoint_id > eps.id
+            ORDER BY d.endpoint_id LIMIT 1)
+    FROM eps WHERE eps.id IS NOT NULL
+)
+SELECT e.id, e.app_id,
+       (SELECT min(d.next_attempt_at) FROM deliveries d
+        WHERE d.endpoint_id = e.id AND d.status = 1 AND d.next_attempt_at IS NOT NULL),
+       (SELECT min(d.next_attempt_at) FROM deliveries d
+        WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at IS NOT NULL),
+       e.max_in_flight, e.circuit_state, e.circuit_probe_at, e.paused_until,
+       (SELECT count(*) FROM deliveries d
+        WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at > $1)
+FROM eps JOIN endpoints e ON e.id = eps.id
+"""
+
+# The endpoints this claim takes from, locked in id order; one another worker is claiming
+# from right now is skipped (it has that endpoint's room in hand).
+LOCK_ENDPOINTS = """
+SELECT id FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED
+"""
+
+# Under those locks, in a snapshot taken after them: each endpoint's room counted again
+# (a claim that committed meanwhile is seen), its earliest due deliveries leased, and what
+# sending them needs read. The UPDATE repeats the due test: a row a recorder or a disable
+# moved on since is left alone.
+CLAIM = """
+WITH pick AS (
+    SELECT p.ep, p.k, p.cap FROM jsonb_to_recordset($1::jsonb) AS p(ep text, k int, cap int)
+), room AS (
+    SELECT p.ep, GREATEST(0, LEAST(p.k, p.cap - (
+        SELECT count(*) FROM deliveries d
+        WHERE d.endpoint_id = p.ep AND d.status = 3 AND d.next_attempt_at > $2))) AS n
+    FROM pick p
+), due AS (
+    SELECT x.id FROM room r CROSS JOIN LATERAL (
+        (SELECT d.id, d.next_attempt_at FROM deliveries d
+         WHERE d.endpoint_id = r.ep AND d.status = 1 AND d.next_attempt_at <= $2
+         ORDER BY d.next_attempt_at LIMIT r.n)
+        UNION ALL
+        (SELECT d.id, d.next_attempt_at FROM deliveries d
+         WHERE d.endpoint_id = r.ep AND d.status = 3 AND d.next_attempt_at <= $2
+         ORDER BY d.next_attempt_at LIMIT r.n)
+        ORDER BY next_attempt_at LIMIT r.n
+    ) x
+), claimed AS (
+    UPDATE deliveries d
+    SET status = 3, next_attempt_at = $3, lease = $4, worker = $5, updated_at = $2
+    FROM due
+    WHERE d.id = due.id AND d.status IN (1, 3) AND d.next_attempt_at <= $2
+    RETURNING d.id, d.msg_id, d.app_id, d.endpoint_id, d.attempt_count, d.trigger_type,
+              d.rate_slot, d.payload
+)
+SELECT c.id, c.msg_id, c.app_id, c.endpoint_id, c.attempt_count, c.trigger_type, e.url,
+       e.secret, NULLIF(e.previous_secrets, 'null'), NULLIF(e.headers, '{}'),
+       e.throttle_rate, c.rate_slot, COALESCE(c.payload, m.payload) AS payload,
+       a.throttle_rate
+FROM claimed c
+JOIN endpoints e ON e.id = c.endpoint_id
+JOIN messages m ON m.id = c.msg_id
+JOIN applications a ON a.id = c.app_id
+ORDER BY c.id
+"""
+
+# A half-open circuit's probe is out until its claim ends; if that passes with no result
+# (its worker died), plan_claim sends another.
+MARK_PROBES = """
+UPDATE endpoints SET circuit_state = 2, circuit_probe_at = $2
+WHERE id = ANY($1::text[]) AND circuit_state <> 0
+"""
+
+Claimed = namedtuple(
+    "Claimed",
+    "id msg_id app_id endpoint_id attempt_count trigger_type url secret previous_secrets "
+    "headers throttle_rate rate_slot payload app_throttle_rate",
+)
+
+
+async def read_heads(raw: Any, now: datetime) -> list[QueueHead]:
+    return [QueueHead(*r) for r in await raw.fetch(HEADS, now)]
+
+
+async def claim(
+    raw: Any, plan: ClaimPlan, now: datetime, until: datetime, lease: str, worker: str
+) -> list[Claimed]:
+    """Lease what ``plan`` says, in one transaction under the endpoints' locks."""
+    async with raw.transaction():
+        locked = await raw.fetch(LOCK_ENDPOINTS, sorted(plan.take))
+        if not locked:
+            return []
+        pick = [{"ep": r[0], "k": plan.take[r[0]], "cap": plan.caps[r[0]]} for r in locked]
+        rows = await raw.fetch(CLAIM, orjson.dumps(pick).decode(), now, until, lease, worker)
+        probes = sorted(plan.probes.intersection(r[3] for r in rows))
+        if probes:
+            await raw.execute(MARK_PROBES, probes, until)
+    return [Claimed(*r) for r in rows]
+
+
+# Plain successes, recorded in one statement. Attempts are kept only for deliveries that
+# still exist (an endpoint or message deleted in flight takes its delivery with it); a
+# delivery moves on only under the lease that claimed it; an endpoint that was failing is
+# failing no more, and its breaker's count of failures starts again. Endpoint rows are
+# locked NO KEY UPDATE, as in _track_health. What it returns: the endpoints among the
+# batch whose circuit is not closed, which this success closes (record_attempts does that
+# next, with the operational event).
+#
+# The batch arrives as one JSON array of rows: the driver encodes thirteen arrays element by
+# element (9 µs of client CPU per attempt), orjson the same rows in under 1 µs.
+RECORD_SUCCESSES = """
+WITH x AS (
+    SELECT r->>0 AS id, r->>1 AS delivery_id, r->>2 AS lease, r->>3 AS msg_id,
+           r->>4 AS endpoint_id, r->>5 AS app_id, r->>6 AS url, (r->>7)::int AS code,
+           r->>8 AS response, (r->>9)::int AS duration, (r->>10)::smallint AS trig,
+           (r->>11)::timestamptz AS at, (r->>12)::int AS count
+    FROM jsonb_array_elements($1::jsonb) AS r
+), kept AS (
+    INSERT INTO attempts (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
+                          response, error, response_duration_ms, trigger_type, created_at)
+    SELECT x.id, x.msg_id, x.endpoint_id, x.app_id, x.url, 0, x.code, x.response, NULL,
+           x.duration, x.trig, x.at
+    FROM x WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = x.delivery_id)
+    RETURNING endpoint_id
+), moved AS (
+    UPDATE deliveries d
+    SET status = 0, next_attempt_at = NULL, attempt_count = x.count, lease = NULL,
+        trigger_type = 0, rate_slot = false, updated_at = $2
+    FROM x WHERE d.id = x.delivery_id AND d.lease = x.lease
+), failing AS (
+    SELECT e.id FROM endpoints e
+    WHERE e.id IN (SELECT endpoint_id FROM kept)
+      AND (e.failing_since IS NOT NULL OR e.circuit_failures > 0)
+    ORDER BY e.id FOR NO KEY UPDATE
+), cleared AS (
+    UPDATE endpoints SET failing_since = NULL, circuit_failures = 0
+    WHERE id IN (SELECT id FROM failing)
+)
+SELECT e.id FROM endpoints e
+WHERE e.id IN (SELECT endpoint_id FROM x) AND e.circuit_state <> 0
+"""
+
+
+async def record_successes(raw: Any, done: list[tuple[Any, ...]], now: datetime) -> list[str]:
+    """``done``: per attempt (id, delivery_id, lease, msg_id, endpoint_id, app_id, url,
+    code, response, duration_ms, trigger, at, attempt_count). Returns the endpoints whose
+    circuit these successes close."""
+    rows = await raw.fetch(RECORD_SUCCESSES, orjson.dumps(done).decode(), now)
+    return [r[0] for r in rows]
