@@ -144,12 +144,20 @@ def allocate(candidates: Sequence[Candidate], limit: int) -> dict[str, int]:
 def water_fill(capacities: Sequence[int], total: int) -> list[int]:
     """Split ``total`` into parts bounded by ``capacities``, as equal as they can be; the
     remainder goes to the first ones (callers list them in priority order)."""
-    out = [0] * len(capacities)
     left = min(total, sum(capacities))
-    order = sorted(range(len(capacities)), key=capacities.__getitem__)
-    for pos, i in enumerate(order):
-        out[i] = min(capacities[i], left // (len(capacities) - pos))
-        left -= out[i]
+    # The level every part reaches unless its capacity is lower: fill the smallest first.
+    level, rest = max(capacities, default=0), len(capacities)
+    for cap in sorted(capacities):
+        if cap * rest <= left:
+            left -= cap
+            rest -= 1
+        else:
+            level = left // rest
+            left -= level * rest
+            break
+    else:
+        left = 0  # every part is full
+    out = [min(cap, level) for cap in capacities]
     for i, cap in enumerate(capacities):
         if not left:
             break

@@ -124,7 +124,11 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            want = min(free, self.settings.worker_batch_size)
+            # A claim reads every endpoint with queued work once (postback.delivery.
+            # scheduler): with thousands of senders, claim in larger batches, not more often.
+            want = min(
+                free, max(self.settings.worker_batch_size, self.settings.worker_concurrency // 10)
+            )
             # Cleared before the claim: work queued while it runs wakes the next wait.
             self.store.work_queued.clear()
             try:

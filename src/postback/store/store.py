@@ -274,6 +274,7 @@ class Store(
             "url": values["url"],
             "description": values.get("description") or "",
             "throttle_rate": values.get("throttle_rate"),
+            "max_in_flight": values.get("max_in_flight"),
             "disabled": bool(values.get("disabled")),
             "event_types": values.get("event_types") or None,
             "channels": values.get("channels") or None,
