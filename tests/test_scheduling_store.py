@@ -5,6 +5,7 @@ application rate limits, and worker liveness."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -187,7 +188,7 @@ async def test_an_application_rate_limit_spans_its_endpoints(store: Store) -> No
                 )
             )
         )
-    gaps = [(b - a).total_seconds() for a, b in zip(slots, slots[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(slots)]
     assert len(slots) == 5 and all(abs(g - 0.5) < 0.01 for g in gaps)
 
 
