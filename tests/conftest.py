@@ -221,3 +221,12 @@ def make_server(database_url: str) -> Iterator[Callable[..., ServerHandle]]:
 @pytest.fixture
 def server(make_server: Callable[..., ServerHandle]) -> ServerHandle:
     return make_server()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """A real HTTP receiver on 127.0.0.1 (tests/receivers.py), scripted per path."""
+    from tests.receivers import Receiver
+
+    with Receiver() as r:
+        yield r

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -240,6 +240,9 @@ class EndpointFields(Wire):
     # postback's own: which messages it gets, and which of their fields (postback.filters).
     payload_filter: PayloadFilter | None = Field(None, alias="filter")
     projection: Projection | None = None
+    # postback's own: deliveries in flight to it at once, over every worker (null: the
+    # server's POSTBACK_ENDPOINT_MAX_IN_FLIGHT).
+    max_in_flight: Annotated[int, Field(ge=1, le=10_000)] | None = None
 
 
 class EndpointIn(EndpointFields):
@@ -250,6 +253,17 @@ class EndpointIn(EndpointFields):
 
 class EndpointPatch(EndpointFields):
     url: Url | None = None
+
+
+class CircuitOut(Wire):
+    """postback's own: the endpoint's circuit breaker. ``open``: its deliveries wait (not
+    attempted, their retry schedules untouched) until the probe at ``nextProbeAt``;
+    ``half-open``: that probe is out; a success closes it."""
+
+    state: Literal["closed", "open", "half-open"]
+    since: datetime | None = None
+    next_probe_at: datetime | None = None
+    failures: int = 0
 
 
 class EndpointOut(Wire):
@@ -269,6 +283,10 @@ class EndpointOut(Wire):
     disabled_at: datetime | None = None
     payload_filter: dict[str, Any] | None = Field(None, alias="filter")
     projection: dict[str, Any] | None = None
+    max_in_flight: int | None = None
+    circuit: CircuitOut | None = None
+    # Until when a receiver's Retry-After holds its deliveries back.
+    paused_until: datetime | None = None
 
 
 class EndpointSecretOut(Wire):

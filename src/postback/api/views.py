@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from postback.api import models as w
+from postback.delivery.scheduler import Circuit
 from postback.domain import MessageStatus, decode_json
 from postback.store.pages import PageOut
 
@@ -22,7 +23,17 @@ def event_type(row: Row) -> w.EventTypeOut:
 
 
 def endpoint(row: Row) -> w.EndpointOut:
-    return w.EndpointOut.model_validate(row)
+    return w.EndpointOut.model_validate(row | {"circuit": circuit(row)})
+
+
+def circuit(row: Row) -> w.CircuitOut:
+    state = Circuit(row.get("circuit_state") or 0)
+    return w.CircuitOut(
+        state=state.text,  # type: ignore[arg-type]
+        since=row.get("circuit_since"),
+        next_probe_at=row.get("circuit_probe_at") if state is not Circuit.CLOSED else None,
+        failures=row.get("circuit_failures") or 0,
+    )
 
 
 def message(row: Row, *, with_content: bool = True) -> w.MessageOut:
