@@ -152,7 +152,7 @@ class Settings:
         default=1.0, metadata={"help": "seconds between a worker's liveness beats"}
     )
     worker_dead_after: float = field(
-        default=4.0,
+        default=3.0,
         metadata={"help": "a worker silent this long is dead: its claims are handed to the others"},
     )
     app_token_ttl: float = field(

@@ -8,6 +8,7 @@ received on one path. Used by the scale-out and crash tests to prove nothing was
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections import Counter
 
@@ -19,6 +20,8 @@ received: Counter[tuple[str, str]] = Counter()
 async def hook(request: web.Request) -> web.Response:
     await request.read()
     received[(request.path, request.headers.get("webhook-id", ""))] += 1
+    if "delay" in request.query:  # a slow receiver: counted on arrival, answers later
+        await asyncio.sleep(float(request.query["delay"]))
     return web.Response(text="ok")
 
 

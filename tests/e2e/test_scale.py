@@ -393,3 +393,113 @@ def test_rate_limit_holds_across_two_worker_processes(pg_database: str, tmp_path
         assert max(r.at for r in free) - started < times[-1] - times[0]
     finally:
         fleet.stop_all()
+
+
+async def _claims_of(database_url: str, pid: int) -> tuple[str, set[str]]:
+    """The worker id of process ``pid`` and the deliveries it holds right now."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        worker = await conn.fetchval("SELECT id FROM workers WHERE pid = $1", pid)
+        held = await conn.fetch(
+            "SELECT id FROM deliveries WHERE status = 3 AND worker = $1", worker
+        )
+        return worker, {r["id"] for r in held}
+    finally:
+        await conn.close()
+
+
+async def _still_held(database_url: str, worker: str, ids: set[str]) -> int:
+    """Of ``ids``, those still claimed by ``worker`` and not yet due again."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval(
+            "SELECT count(*) FROM deliveries WHERE id = ANY($1::text[]) AND status = 3"
+            " AND worker = $2 AND next_attempt_at > now()",
+            list(ids),
+            worker,
+        )
+    finally:
+        await conn.close()
+
+
+async def _still_pending(database_url: str, ids: set[str]) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval(
+            "SELECT count(*) FROM deliveries WHERE id = ANY($1::text[]) AND status <> 0",
+            list(ids),
+        )
+    finally:
+        await conn.close()
+
+
+def test_a_killed_workers_claims_are_taken_over_within_seconds(
+    pg_database: str, tmp_path: Path, counting_receiver: CountingReceiver
+) -> None:
+    """kill -9 of a worker under load with default leases and timeouts (a lease of 60 s):
+    the survivor sends what the dead one held within 5 s, nobody is started in its place,
+    and duplicates are only those that were mid-request at the kill."""
+    fleet = Fleet(pg_database, tmp_path, POSTBACK_WORKER_CONCURRENCY="16")
+    try:
+        _, api = fleet.start("api")
+        victim, _ = fleet.start("worker")
+        fleet.start("worker")
+        app_id = _setup_app(api, counting_receiver, ["/slowish?delay=0.2"])
+        join = _in_background(lambda: send_load([api], app_id, 400, concurrency=4, pause=0.005))
+        deadline = time.monotonic() + 60
+        while True:
+            _, held = run_sync(_claims_of(pg_database, victim.popen.pid))
+            if len(held) >= 5:
+                break
+            assert time.monotonic() < deadline, "the victim never held claims"
+            time.sleep(0.05)
+        victim.popen.kill()
+        killed_at = time.monotonic()
+        victim.popen.wait(10)
+        dead, held = run_sync(_claims_of(pg_database, victim.popen.pid))
+        while run_sync(_still_held(pg_database, dead, held)):
+            assert time.monotonic() - killed_at < 15, "the dead worker's claims were kept"
+            time.sleep(0.05)
+        claimable = time.monotonic() - killed_at
+        while run_sync(_still_pending(pg_database, held)):
+            assert time.monotonic() - killed_at < 15, "the dead worker's claims were not taken over"
+            time.sleep(0.1)
+        took = time.monotonic() - killed_at
+        accepted, outcomes = join()
+        assert len(accepted) == 400, outcomes
+        counting_receiver.wait_for(["/slowish"], accepted, timeout=120)
+        stats = counting_receiver.stats()
+        print(
+            f"\nkill -9 with {len(held)} claims held: claimable again after {claimable:.1f} s, "
+            f"all sent after {took:.1f} s; {stats['duplicates']} duplicates"
+        )
+        assert claimable <= 5.0  # dead after 3 s of silence, handed on at the next beat
+        assert stats["duplicates"] <= len(held)  # only what was mid-request at the kill
+    finally:
+        fleet.stop_all()
+
+
+def test_a_slow_receiver_keeps_its_claim_past_the_lease(
+    pg_database: str, tmp_path: Path, counting_receiver: CountingReceiver
+) -> None:
+    """A receiver that answers after 6 s, a lease of 2 s, two workers: the claim is kept
+    alive by its worker's heartbeats and each message is sent exactly once."""
+    fleet = Fleet(pg_database, tmp_path, POSTBACK_LEASE_SECONDS="4", POSTBACK_REQUEST_TIMEOUT="15")
+    try:
+        _, api = fleet.start("api")
+        fleet.start("worker")
+        fleet.start("worker")
+        app_id = _setup_app(api, counting_receiver, ["/slow?delay=6"])
+        accepted, outcomes = send_load([api], app_id, 10, concurrency=2)
+        assert len(accepted) == 10, outcomes
+        counting_receiver.wait_for(["/slow"], accepted, timeout=60)
+        deadline = time.monotonic() + 60  # the receiver answers each 6 s after it arrived
+        while attempt_outcomes(pg_database).get("200", 0) < 10:
+            assert time.monotonic() < deadline, attempt_outcomes(pg_database)
+            time.sleep(0.5)
+        time.sleep(1)
+        stats = counting_receiver.stats()
+        assert stats["duplicates"] == 0 and stats["per_path"]["/slow"] == 10, stats
+        assert attempt_outcomes(pg_database) == {"200": 10, "pairs with >1 success": 0}
+    finally:
+        fleet.stop_all()

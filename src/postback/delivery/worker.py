@@ -59,11 +59,12 @@ class Worker:
         self._next_wake: datetime | None = None
         # Claims held at once: one per sender, plus a batch claimed ahead, so a sender that
         # finishes finds its next delivery waiting instead of waiting for a claim's round
-        # trip. A claim must outlive the attempt it covers, or another worker would retake
-        # it: one claimed ahead may wait for a sender for up to one request timeout first.
+        # trip. A claim is kept by the worker's heartbeats (store/liveness.py), however long
+        # its attempt or its wait for a sender takes; the lease only ends the claims of a
+        # worker that can no longer beat. It spans a few beats, so one late beat loses none.
         senders = settings.worker_concurrency
         self.max_held = senders + min(senders, settings.worker_batch_size)
-        self.lease_seconds = max(settings.lease_seconds, 2 * settings.request_timeout + 5)
+        self.lease_seconds = max(settings.lease_seconds, 4 * settings.worker_heartbeat)
         self.shutdown_grace = (
             settings.request_timeout + 1 if shutdown_grace is None else shutdown_grace
         )
