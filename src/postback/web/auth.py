@@ -1,5 +1,5 @@
 """Who is looking at a page: a portal session (one application) or a dashboard session
-(the operator). Both are signed cookies that hold the token they were opened with."""
+(the operator). Both are server-side sessions (see session.py) named by a cookie."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from urllib.parse import parse_qsl
 from fastapi import Request, Response
 from starlette.datastructures import FormData
 
+from postback.store.sessions import WebSession
 from postback.store.store import Store
+from postback.store.tokens import Principal
 from postback.web.render import Forbidden, LoginRequired, render, see_other
 from postback.web.session import (
     DASHBOARD_COOKIE,
     LOGIN_CSRF_COOKIE,
     PORTAL_COOKIE,
-    Session,
-    Signer,
-    new_session,
+    SESSION_SECONDS,
     same,
 )
 
@@ -31,7 +31,7 @@ DASHBOARD_PATH = "/dashboard"
 class Viewer:
     """An authenticated session: ``app_id`` is None for the operator."""
 
-    session: Session
+    session: WebSession
     app_id: str | None
     read_only: bool
 
@@ -44,22 +44,17 @@ def _store(request: Request) -> Store:
     return request.app.state.store
 
 
-def _signer(request: Request) -> Signer:
-    return request.app.state.web_signer
-
-
 async def portal_viewer(request: Request) -> Viewer:
-    session = _signer(request).load(request.cookies.get(PORTAL_COOKIE))
-    principal = await _store(request).authenticate(session.token) if session else None
-    if session is None or principal is None or principal.app_id is None:
+    session = await _store(request).web_session(request.cookies.get(PORTAL_COOKIE))
+    if session is None or session.principal.app_id is None:
         raise LoginRequired(f"{PORTAL_PATH}/?error=expired")
+    principal = session.principal
     return Viewer(session=session, app_id=principal.app_id, read_only=principal.read_only)
 
 
 async def dashboard_viewer(request: Request) -> Viewer:
-    session = _signer(request).load(request.cookies.get(DASHBOARD_COOKIE))
-    principal = await _store(request).authenticate(session.token) if session else None
-    if session is None or principal is None or not principal.is_operator:
+    session = await _store(request).web_session(request.cookies.get(DASHBOARD_COOKIE))
+    if session is None or not session.principal.is_operator:
         raise LoginRequired(f"{DASHBOARD_PATH}/login")
     return Viewer(session=session, app_id=None, read_only=False)
 
@@ -89,14 +84,22 @@ async def checked_form(request: Request, viewer: Viewer, *, writes: bool = True)
     return form
 
 
-def start_session(request: Request, response: Response, token: str, *, portal: bool) -> None:
+async def start_session(
+    request: Request, response: Response, principal: Principal, *, portal: bool
+) -> None:
     name, path = (PORTAL_COOKIE, PORTAL_PATH) if portal else (DASHBOARD_COOKIE, DASHBOARD_PATH)
-    value = _signer(request).dump(new_session(token))
+    session = await _store(request).open_web_session(principal, SESSION_SECONDS)
     # Behind a TLS-terminating proxy the request itself may arrive over plain http.
     public = request.app.state.settings.public_url or ""
     secure = request.url.scheme == "https" or public.startswith("https://")
     response.set_cookie(
-        name, value, path=path, httponly=True, samesite="strict", secure=secure, max_age=86400
+        name,
+        session.id,
+        path=path,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        max_age=SESSION_SECONDS,
     )
 
 
@@ -144,7 +147,7 @@ async def log_in(request: Request, *, portal: bool) -> Response:
     if principal is None or principal.is_operator == portal:
         return see_other(refused)
     response = see_other(done)
-    start_session(request, response, token, portal=portal)
+    await start_session(request, response, principal, portal=portal)
     return response
 
 
@@ -152,8 +155,7 @@ async def log_out(request: Request, viewer: Viewer, *, portal: bool) -> Response
     """End the session. A portal token ends with it, as the API's logout does (its link
     stops working); an operator token is the operator's API key and stays."""
     await checked_form(request, viewer, writes=False)
-    if portal:
-        await _store(request).revoke_app_token(viewer.session.token)
+    await _store(request).end_web_session(viewer.session.id, revoke_app_token=portal)
     response = see_other((_PORTAL_WAYS if portal else _DASHBOARD_WAYS)[2])
     end_session(response, portal=portal)
     return response
