@@ -81,7 +81,11 @@ class Settings:
         default=4096, metadata={"help": "bytes of the receiver's response body that are kept"}
     )
     max_payload_bytes: int = field(
-        default=1024 * 1024, metadata={"help": "largest accepted request body"}
+        default=1024 * 1024,
+        metadata={
+            "help": "largest message payload (422 above it); a request body may be 64 KiB "
+            "larger, for the JSON around the payload (413 above that)"
+        },
     )
     worker_concurrency: int = field(
         default=200, metadata={"help": "deliveries one worker process keeps in flight"}

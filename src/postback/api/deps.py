@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request
 
+from postback.api.masking import viewing_read_only
 from postback.config import Settings
 from postback.schemas import SchemaCatalog
 from postback.store.errors import NotFound
@@ -74,6 +75,8 @@ async def own_app(request: Request, principal: PrincipalDep, store: StoreDep) ->
         raise NotFound(f"application {ref!r} not found")
     if principal.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
         raise HTTPException(403, "this portal token is read-only")
+    if principal.read_only:
+        viewing_read_only()  # its responses show URLs without their userinfo
     return principal
 
 
