@@ -92,6 +92,11 @@ def test_read_only_viewers_do_not_see_url_credentials(server: ServerHandle) -> N
     # Whoever may change the endpoint sees it as written.
     for token in (full, server.token):
         assert all("alice:s3cr3t@" in text for text in api_texts(token))
+    # One kept-alive connection carrying both tokens in turn: each request is judged alone.
+    with httpx.Client(base_url=f"{server.url}/api/v1/app/{app_id}") as shared:
+        for token, shown in [(read_only, False), (full, True), (read_only, False), (full, True)]:
+            text = shared.get(f"/endpoint/{ep}", headers={"authorization": f"Bearer {token}"}).text
+            assert ("alice:s3cr3t@" in text) is shown
     # The portal's pages likewise.
     pages = ["/portal/endpoints", f"/portal/endpoints/{ep}", f"/portal/messages/{msg}"]
     pages.append(f"/portal/endpoints/{ep}/edit")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request
 
-from postback.api.masking import viewing_read_only
+from postback.api.masking import viewing
 from postback.config import Settings
 from postback.schemas import SchemaCatalog
 from postback.store.errors import NotFound
@@ -47,6 +47,7 @@ async def authenticate(request: Request, store: StoreDep) -> Principal:
     principal = await store.authenticate(bearer_token(request))
     if principal is None:
         raise HTTPException(401, "invalid, revoked or expired token")
+    viewing(read_only=principal.read_only)  # a read-only token sees no URL credentials
     return principal
 
 
@@ -75,8 +76,6 @@ async def own_app(request: Request, principal: PrincipalDep, store: StoreDep) ->
         raise NotFound(f"application {ref!r} not found")
     if principal.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
         raise HTTPException(403, "this portal token is read-only")
-    if principal.read_only:
-        viewing_read_only()  # its responses show URLs without their userinfo
     return principal
 
 

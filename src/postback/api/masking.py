@@ -2,8 +2,10 @@
 
 Userinfo in a URL (``https://user:pass@host/…``) is a credential for the receiver. A
 read-only portal token may look but must not learn credentials, so its responses and pages
-show the URL with the userinfo replaced. The flag lives in a context variable set by the
-authentication dependency: each request runs in its own task, with its own context."""
+show the URL with the userinfo replaced. The flag lives in a context variable that the
+authentication dependency sets on every request, either way: a request's task copies the
+context it was started from, which asyncio may have carried over from an earlier request on
+the same connection, so a flag set only when true could outlive its request."""
 
 from __future__ import annotations
 
@@ -26,9 +28,9 @@ def hide_userinfo(url: str) -> str:
     return f"{scheme}://{HIDDEN}@{authority.rpartition('@')[2]}{tail}"
 
 
-def viewing_read_only() -> None:
-    """Mark the current request as made by a read-only viewer."""
-    _read_only.set(True)
+def viewing(*, read_only: bool) -> None:
+    """Say whether the current request is made by a read-only viewer."""
+    _read_only.set(read_only)
 
 
 def shown_url(url: str, *, read_only: bool | None = None) -> str:
