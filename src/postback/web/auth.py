@@ -14,7 +14,7 @@ from starlette.datastructures import FormData
 from postback.store.sessions import WebSession
 from postback.store.store import Store
 from postback.store.tokens import Principal
-from postback.web.render import Forbidden, LoginRequired, render, see_other
+from postback.web.render import Forbidden, Invalid, LoginRequired, render, see_other
 from postback.web.session import (
     DASHBOARD_COOKIE,
     LOGIN_CSRF_COOKIE,
@@ -22,6 +22,7 @@ from postback.web.session import (
     SESSION_SECONDS,
     same,
 )
+from postback.web.validation import NUL_MESSAGE
 
 PORTAL_PATH = "/portal"
 DASHBOARD_PATH = "/dashboard"
@@ -62,9 +63,13 @@ async def dashboard_viewer(request: Request) -> Viewer:
 MAX_FORM_BYTES = 1024 * 1024
 
 
-async def read_form(request: Request) -> FormData:
+async def read_form(request: Request, *, validated: bool = False) -> FormData:
     """A URL-encoded form (every form here is one). Parsed by hand: starlette's parser
-    needs python-multipart, a dependency for file uploads we never take."""
+    needs python-multipart, a dependency for file uploads we never take.
+
+    No database stores NUL in text: a form with one is refused here with a clear message,
+    unless the handler says it checks every value it keeps through the API's models
+    (``validated``), which refuse NUL too and show it in the form."""
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise Forbidden()
@@ -72,13 +77,17 @@ async def read_form(request: Request) -> FormData:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=2000)
     except (UnicodeDecodeError, ValueError):
         raise Forbidden() from None
+    if not validated and any("\x00" in k or "\x00" in v for k, v in pairs):
+        raise Invalid(NUL_MESSAGE)
     return FormData(pairs)
 
 
-async def checked_form(request: Request, viewer: Viewer, *, writes: bool = True) -> FormData:
+async def checked_form(
+    request: Request, viewer: Viewer, *, writes: bool = True, validated: bool = False
+) -> FormData:
     """The posted form, once its CSRF token matches the session's; a read-only portal
     token may post nothing that ``writes``."""
-    form = await read_form(request)
+    form = await read_form(request, validated=validated)
     if not same(viewer.csrf, str(form.get("csrf") or "")) or (writes and viewer.read_only):
         raise Forbidden()
     return form
