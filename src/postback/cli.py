@@ -178,22 +178,11 @@ def _bind(settings: Settings) -> socket.socket:
     return sock
 
 
-def _server_limits(settings: Settings) -> dict[str, Any]:
-    """uvicorn's options that bound what a client may send before the app sees a request."""
-    from postback.http_limits import HeaderLimits, uvicorn_options
-
-    limits = HeaderLimits(
-        max_header_bytes=settings.max_header_bytes,
-        max_header_count=settings.max_header_count,
-        header_timeout=settings.header_timeout,
-    )
-    return uvicorn_options(limits, settings.keep_alive_timeout)
-
-
 async def _run_http(settings: Settings, sock: socket.socket, *, worker: bool) -> None:
     import uvicorn
 
     from postback.api.app import create_app
+    from postback.http_limits import uvicorn_options
 
     store = await _prepare(settings)
     try:
@@ -205,7 +194,7 @@ async def _run_http(settings: Settings, sock: socket.socket, *, worker: bool) ->
             log_level="info",
             access_log=False,
             log_config=None,  # uvicorn logs through ours (POSTBACK_LOG_FORMAT)
-            **_server_limits(settings),
+            **uvicorn_options(settings),  # header size, count and time; keep-alive
         )
         server = _quiet_exit_server(config)
         _settle()

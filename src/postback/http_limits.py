@@ -15,6 +15,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from postback.config import Settings
+
 
 @dataclass(frozen=True)
 class HeaderLimits:
@@ -136,10 +138,15 @@ def limited_protocol(limits: HeaderLimits) -> type[asyncio.Protocol] | str:
     return LimitedHttpToolsProtocol
 
 
-def uvicorn_options(limits: HeaderLimits, keep_alive_timeout: float) -> dict[str, Any]:
-    """The keyword arguments of ``uvicorn.Config`` that apply these limits."""
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of ``uvicorn.Config`` that apply the settings' limits."""
+    limits = HeaderLimits(
+        max_header_bytes=settings.max_header_bytes,
+        max_header_count=settings.max_header_count,
+        header_timeout=settings.header_timeout,
+    )
     return {
         "http": limited_protocol(limits),
         "h11_max_incomplete_event_size": limits.max_header_bytes,
-        "timeout_keep_alive": keep_alive_timeout,
+        "timeout_keep_alive": settings.keep_alive_timeout,
     }
