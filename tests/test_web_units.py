@@ -1,5 +1,5 @@
 """The web UI's pieces that need no server: translations, language choice, payload-field
-tables from JSON schemas, SVG charts, signed session cookies."""
+tables from JSON schemas, SVG charts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from postback.web import charts
 from postback.web.i18n import ENGLISH_NOTICES, TEXTS, pick_language, translator
 from postback.web.schema_fields import schema_fields
-from postback.web.session import Session, Signer
 
 WEB = Path(__file__).resolve().parent.parent / "src" / "postback" / "web"
 LABEL = re.compile(r"""_\(\s*(?:"([^"]+)"|'([^']+)')\s*\)""")
@@ -122,15 +121,3 @@ def test_charts_are_well_formed_svg_scaled_to_the_tallest_bar() -> None:
     rows = charts.horizontal_bars([("success", 5, charts.GREEN), ("fail", 0, charts.RED)], "x")
     assert ElementTree.fromstring(rows).find(f"{ns}title").text == "x"
     assert ElementTree.fromstring(charts.stacked_bars([], "empty")) is not None
-
-
-def test_session_cookies_are_signed() -> None:
-    signer = Signer(b"k" * 32)
-    cookie = signer.dump(Session(token="pbapp_x", csrf="c"))
-    assert signer.load(cookie) == Session(token="pbapp_x", csrf="c")
-    body, _, mac = cookie.rpartition(".")
-    assert signer.load(body + "." + mac[::-1]) is None
-    assert signer.load(body[:-2] + "AA." + mac) is None
-    assert Signer(b"j" * 32).load(cookie) is None
-    for junk in (None, "", "no-dot", ".", "a.b.c"):
-        assert signer.load(junk) is None

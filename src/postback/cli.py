@@ -8,6 +8,7 @@ import contextlib
 import gc
 import secrets
 import signal
+import socket
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -54,12 +55,13 @@ def _logging(settings: Settings) -> None:
 
 
 async def ensure_operator_token(store: Store, settings: Settings) -> str | None:
-    """Install the first operator token. Returns it when it was just created (to print it
-    once); only its hash is stored."""
+    """Install the first operator token. Returns it when it was just generated (to print it
+    once); only its hash is stored. POSTBACK_ADMIN_TOKEN is installed but never returned:
+    its owner has it already, and a start-up log is no place for it."""
     if settings.admin_token:
         if not await store.operator_token_valid(settings.admin_token):
             await store.add_operator_token(settings.admin_token, "POSTBACK_ADMIN_TOKEN")
-            return settings.admin_token
+            console.print("POSTBACK_ADMIN_TOKEN installed as an operator token")
         return None
     if await store.has_operator_tokens():
         return None
@@ -158,10 +160,29 @@ def _quiet_exit_server(config: Any) -> Any:
     return QuietExitServer(config)
 
 
-async def _run_http(settings: Settings, *, worker: bool) -> None:
+def _bind(settings: Settings) -> socket.socket:
+    """The listening socket, taken before anything else starts: a busy port stops the
+    command before it migrates, creates or prints a token, or starts a worker."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+        sock.listen(2048)  # uvicorn's default backlog
+    except OSError as exc:
+        sock.close()
+        console.print(
+            f"[red]cannot listen on {settings.host}:{settings.port}:[/] {exc.strerror or exc}"
+        )
+        raise typer.Exit(1) from None
+    return sock
+
+
+async def _run_http(settings: Settings, sock: socket.socket, *, worker: bool) -> None:
     import uvicorn
 
     from postback.api.app import create_app
+    from postback.http_limits import uvicorn_options
 
     store = await _prepare(settings)
     try:
@@ -173,32 +194,41 @@ async def _run_http(settings: Settings, *, worker: bool) -> None:
             log_level="info",
             access_log=False,
             log_config=None,  # uvicorn logs through ours (POSTBACK_LOG_FORMAT)
+            **uvicorn_options(settings),  # header size, count and time; keep-alive
         )
         server = _quiet_exit_server(config)
         _settle()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, server.request_exit)
-        console.print(f"postback listening on http://{settings.host}:{settings.port}")
-        await server.serve()
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        console.print(f"postback listening on http://{shown}:{port}")
+        await server.serve(sockets=[sock])
     finally:
         await store.close()
+        sock.close()
+
+
+def _serve_http(settings: Settings, *, worker: bool) -> None:
+    _logging(settings)
+    sock = _bind(settings)
+    try:
+        _run_fast(_run_http(settings, sock, worker=worker))
+    finally:
+        sock.close()
 
 
 @app.command()
 def serve(database_url: DatabaseOpt = None, host: HostOpt = None, port: PortOpt = None) -> None:
     """API and worker in one process (the embedded default, SQLite)."""
-    settings = _settings(database_url=database_url, host=host, port=port)
-    _logging(settings)
-    _run_fast(_run_http(settings, worker=True))
+    _serve_http(_settings(database_url=database_url, host=host, port=port), worker=True)
 
 
 @app.command()
 def api(database_url: DatabaseOpt = None, host: HostOpt = None, port: PortOpt = None) -> None:
     """The HTTP API alone; run workers beside it with `postback worker`."""
-    settings = _settings(database_url=database_url, host=host, port=port)
-    _logging(settings)
-    _run_fast(_run_http(settings, worker=False))
+    _serve_http(_settings(database_url=database_url, host=host, port=port), worker=False)
 
 
 @app.command()

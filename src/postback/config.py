@@ -81,7 +81,33 @@ class Settings:
         default=4096, metadata={"help": "bytes of the receiver's response body that are kept"}
     )
     max_payload_bytes: int = field(
-        default=1024 * 1024, metadata={"help": "largest accepted request body"}
+        default=1024 * 1024,
+        metadata={
+            "help": "largest message payload (422 above it); a request body may be 64 KiB "
+            "larger, for the JSON around the payload (413 above that)"
+        },
+    )
+    max_header_bytes: int = field(
+        default=64 * 1024,
+        metadata={
+            "help": "serve/api: largest request line plus headers a client may send "
+            "(431 and the connection closed above it)"
+        },
+    )
+    max_header_count: int = field(
+        default=100,
+        metadata={"help": "serve/api: most header fields in one request (431 above it)"},
+    )
+    header_timeout: float = field(
+        default=10.0,
+        metadata={
+            "help": "serve/api: seconds a client has, from connecting or from a request's "
+            "first byte, to send the request line and headers (then 408 and closed)"
+        },
+    )
+    keep_alive_timeout: float = field(
+        default=5.0,
+        metadata={"help": "serve/api: seconds an idle keep-alive connection stays open"},
     )
     worker_concurrency: int = field(
         default=200, metadata={"help": "deliveries one worker process keeps in flight"}
@@ -240,6 +266,8 @@ def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
         "retry_after_max",
         "worker_heartbeat",
         "worker_dead_after",
+        "header_timeout",
+        "keep_alive_timeout",
     }:
         return parse_duration(raw)
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")

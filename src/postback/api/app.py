@@ -42,12 +42,17 @@ async def get_health(store: StoreDep) -> Response:
 
 
 class BodyLimit:
-    """413 for a body over the limit, before it is read whole (chunked bodies included)."""
+    """413 for a body over the limit, before it is read whole (chunked bodies included).
+
+    The limit is ``POSTBACK_MAX_PAYLOAD_BYTES`` plus room for the JSON envelope around a
+    payload of that size; the payload itself is held to the setting by its route (422)."""
+
+    ENVELOPE = 64 * 1024
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
-        # Room for the JSON envelope around a payload of the maximum size.
-        self.max_bytes = max_bytes + 64 * 1024
+        self.payload_bytes = max_bytes
+        self.max_bytes = max_bytes + self.ENVELOPE
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,22 +71,42 @@ class BodyLimit:
             await send({"type": "http.response.body", "body": response.body})
             return
         seen = 0
+        too_large = False
+        started = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
+                too_large = True
                 raise _TooLarge
             return message
 
+        async def guarded(message: Message) -> None:
+            # Whoever caught _TooLarge on the way (FastAPI turns any error while reading a
+            # body into a 400) answers with its own response: ours replaces it.
+            nonlocal started
+            if too_large:
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._reject(send)
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
+            await self.app(scope, limited, guarded)
         except _TooLarge:
-            await self._reject(send)
+            if not started:
+                await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        response = errors.error(413, f"request body larger than {self.max_bytes} bytes")
+        response = errors.error(
+            413,
+            f"request body larger than {self.max_bytes} bytes (POSTBACK_MAX_PAYLOAD_BYTES, "
+            f"{self.payload_bytes}, plus {self.ENVELOPE} for the request around the payload)",
+        )
         await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})
 

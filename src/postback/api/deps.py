@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request
 
+from postback.api.masking import viewing
 from postback.config import Settings
 from postback.schemas import SchemaCatalog
 from postback.store.errors import NotFound
@@ -46,6 +47,7 @@ async def authenticate(request: Request, store: StoreDep) -> Principal:
     principal = await store.authenticate(bearer_token(request))
     if principal is None:
         raise HTTPException(401, "invalid, revoked or expired token")
+    viewing(read_only=principal.read_only)  # a read-only token sees no URL credentials
     return principal
 
 

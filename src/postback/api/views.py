@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from postback.api import models as w
+from postback.api.masking import shown_url
 from postback.delivery.scheduler import Circuit
 from postback.domain import MessageStatus, decode_json
 from postback.store.pages import PageOut
@@ -23,7 +24,9 @@ def event_type(row: Row) -> w.EventTypeOut:
 
 
 def endpoint(row: Row) -> w.EndpointOut:
-    return w.EndpointOut.model_validate(row | {"circuit": circuit(row)})
+    return w.EndpointOut.model_validate(
+        row | {"url": shown_url(row["url"]), "circuit": circuit(row)}
+    )
 
 
 def circuit(row: Row) -> w.CircuitOut:
@@ -74,7 +77,7 @@ def attempt(row: Row) -> w.MessageAttemptOut:
         id=row["id"],
         msg_id=row["msg_id"],
         endpoint_id=row["endpoint_id"],
-        url=row["url"],
+        url=shown_url(row["url"]),
         # With no HTTP response, the reason stands where the body would.
         response=row["response"] or row["error"] or "",
         response_status_code=row["response_status_code"],
@@ -89,7 +92,13 @@ def attempt(row: Row) -> w.MessageAttemptOut:
 def destination(row: Row) -> w.MessageEndpointOut:
     status = MessageStatus(row["status"])
     return w.MessageEndpointOut.model_validate(
-        row | {"status": status, "status_text": status.text, "next_attempt": _next(row)}
+        row
+        | {
+            "url": shown_url(row["url"]),
+            "status": status,
+            "status_text": status.text,
+            "next_attempt": _next(row),
+        }
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +25,7 @@ def async_url(url: str) -> str:
 def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):
+        _create_private(sa.engine.make_url(url).database)
         # SQLite has one writer anyway: one connection per process serialises writes in
         # Python instead of in busy-waits, and every read sees the last commit.
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
@@ -41,6 +44,17 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         # every pooled connection opened before it.
         pool_recycle=1800,
     )
+
+
+def _create_private(path: str | None) -> None:
+    """Create a new SQLite file readable by its owner only (0600), as the key file beside
+    it is: it holds payloads and token hashes. SQLite gives its -wal and -shm files the
+    database file's mode. An existing file keeps the mode its owner gave it."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    # A missing folder is SQLite's to report, with its own message.
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -308,3 +308,28 @@ background_tasks = sa.Table(
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# Signed-in browsers (portal and dashboard). The cookie holds a random id whose hash is the
+# key here; the session lasts while its row and the token it was opened with both do.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column(
+        "operator_token_id",
+        sa.String(40),
+        sa.ForeignKey("operator_tokens.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    sa.Column(
+        "app_token_id",
+        sa.String(40),
+        sa.ForeignKey("app_tokens.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    _created(),
+    sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
+)

@@ -38,6 +38,7 @@ from postback.store.pages import Page, PageOut, page_out, paged
 from postback.store.queue import QueueMixin
 from postback.store.ratelimit import RateLimitMixin
 from postback.store.secretbox import SecretBox, SecretKeyError
+from postback.store.sessions import SessionsMixin
 from postback.store.tasks import TasksMixin
 from postback.store.tokens import Principal, TokensMixin, hash_token
 
@@ -54,6 +55,7 @@ class Store(
     IngestSqliteMixin,  # the same, on SQLite
     MessagesMixin,
     TokensMixin,
+    SessionsMixin,
     IdempotencyMixin,
     OperationalMixin,
     TasksMixin,

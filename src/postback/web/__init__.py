@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from postback.config import Settings
 from postback.web.i18n import LANGUAGES
 from postback.web.render import WebRoute, see_other
-from postback.web.session import LANG_COOKIE, Signer, session_key
+from postback.web.session import LANG_COOKIE
 
 STATIC = Path(__file__).parent / "static"
 
@@ -38,7 +38,6 @@ def install(app: FastAPI, settings: Settings) -> None:
     """Add the portal, the dashboard and their static files to the API's app."""
     from postback.web import dashboard, portal, portal_messages
 
-    app.state.web_signer = Signer(session_key(settings))
     app.state.web_charts = {}  # the dashboard's throughput, reused for a few seconds
     app.include_router(common)
     app.include_router(portal.router)

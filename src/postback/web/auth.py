@@ -1,5 +1,5 @@
 """Who is looking at a page: a portal session (one application) or a dashboard session
-(the operator). Both are signed cookies that hold the token they were opened with."""
+(the operator). Both are server-side sessions (see session.py) named by a cookie."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ from urllib.parse import parse_qsl
 from fastapi import Request, Response
 from starlette.datastructures import FormData
 
+from postback.store.sessions import WebSession
 from postback.store.store import Store
-from postback.web.render import Forbidden, LoginRequired, render, see_other
+from postback.store.tokens import Principal
+from postback.web.render import Forbidden, Invalid, LoginRequired, render, see_other
 from postback.web.session import (
     DASHBOARD_COOKIE,
     LOGIN_CSRF_COOKIE,
     PORTAL_COOKIE,
-    Session,
-    Signer,
-    new_session,
+    SESSION_SECONDS,
     same,
 )
+from postback.web.validation import NUL_MESSAGE
 
 PORTAL_PATH = "/portal"
 DASHBOARD_PATH = "/dashboard"
@@ -31,7 +32,7 @@ DASHBOARD_PATH = "/dashboard"
 class Viewer:
     """An authenticated session: ``app_id`` is None for the operator."""
 
-    session: Session
+    session: WebSession
     app_id: str | None
     read_only: bool
 
@@ -44,22 +45,17 @@ def _store(request: Request) -> Store:
     return request.app.state.store
 
 
-def _signer(request: Request) -> Signer:
-    return request.app.state.web_signer
-
-
 async def portal_viewer(request: Request) -> Viewer:
-    session = _signer(request).load(request.cookies.get(PORTAL_COOKIE))
-    principal = await _store(request).authenticate(session.token) if session else None
-    if session is None or principal is None or principal.app_id is None:
+    session = await _store(request).web_session(request.cookies.get(PORTAL_COOKIE))
+    if session is None or session.principal.app_id is None:
         raise LoginRequired(f"{PORTAL_PATH}/?error=expired")
+    principal = session.principal
     return Viewer(session=session, app_id=principal.app_id, read_only=principal.read_only)
 
 
 async def dashboard_viewer(request: Request) -> Viewer:
-    session = _signer(request).load(request.cookies.get(DASHBOARD_COOKIE))
-    principal = await _store(request).authenticate(session.token) if session else None
-    if session is None or principal is None or not principal.is_operator:
+    session = await _store(request).web_session(request.cookies.get(DASHBOARD_COOKIE))
+    if session is None or not session.principal.is_operator:
         raise LoginRequired(f"{DASHBOARD_PATH}/login")
     return Viewer(session=session, app_id=None, read_only=False)
 
@@ -67,9 +63,13 @@ async def dashboard_viewer(request: Request) -> Viewer:
 MAX_FORM_BYTES = 1024 * 1024
 
 
-async def read_form(request: Request) -> FormData:
+async def read_form(request: Request, *, validated: bool = False) -> FormData:
     """A URL-encoded form (every form here is one). Parsed by hand: starlette's parser
-    needs python-multipart, a dependency for file uploads we never take."""
+    needs python-multipart, a dependency for file uploads we never take.
+
+    No database stores NUL in text: a form with one is refused here with a clear message,
+    unless the handler says it checks every value it keeps through the API's models
+    (``validated``), which refuse NUL too and show it in the form."""
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise Forbidden()
@@ -77,26 +77,38 @@ async def read_form(request: Request) -> FormData:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=2000)
     except (UnicodeDecodeError, ValueError):
         raise Forbidden() from None
+    if not validated and any("\x00" in k or "\x00" in v for k, v in pairs):
+        raise Invalid(NUL_MESSAGE)
     return FormData(pairs)
 
 
-async def checked_form(request: Request, viewer: Viewer, *, writes: bool = True) -> FormData:
+async def checked_form(
+    request: Request, viewer: Viewer, *, writes: bool = True, validated: bool = False
+) -> FormData:
     """The posted form, once its CSRF token matches the session's; a read-only portal
     token may post nothing that ``writes``."""
-    form = await read_form(request)
+    form = await read_form(request, validated=validated)
     if not same(viewer.csrf, str(form.get("csrf") or "")) or (writes and viewer.read_only):
         raise Forbidden()
     return form
 
 
-def start_session(request: Request, response: Response, token: str, *, portal: bool) -> None:
+async def start_session(
+    request: Request, response: Response, principal: Principal, *, portal: bool
+) -> None:
     name, path = (PORTAL_COOKIE, PORTAL_PATH) if portal else (DASHBOARD_COOKIE, DASHBOARD_PATH)
-    value = _signer(request).dump(new_session(token))
+    session = await _store(request).open_web_session(principal, SESSION_SECONDS)
     # Behind a TLS-terminating proxy the request itself may arrive over plain http.
     public = request.app.state.settings.public_url or ""
     secure = request.url.scheme == "https" or public.startswith("https://")
     response.set_cookie(
-        name, value, path=path, httponly=True, samesite="strict", secure=secure, max_age=86400
+        name,
+        session.id,
+        path=path,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        max_age=SESSION_SECONDS,
     )
 
 
@@ -144,7 +156,7 @@ async def log_in(request: Request, *, portal: bool) -> Response:
     if principal is None or principal.is_operator == portal:
         return see_other(refused)
     response = see_other(done)
-    start_session(request, response, token, portal=portal)
+    await start_session(request, response, principal, portal=portal)
     return response
 
 
@@ -152,8 +164,7 @@ async def log_out(request: Request, viewer: Viewer, *, portal: bool) -> Response
     """End the session. A portal token ends with it, as the API's logout does (its link
     stops working); an operator token is the operator's API key and stays."""
     await checked_form(request, viewer, writes=False)
-    if portal:
-        await _store(request).revoke_app_token(viewer.session.token)
+    await _store(request).end_web_session(viewer.session.id, revoke_app_token=portal)
     response = see_other((_PORTAL_WAYS if portal else _DASHBOARD_WAYS)[2])
     end_session(response, portal=portal)
     return response

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
+from postback.api.models import EventTypeBase, EventTypeIn
 from postback.store.pages import Page
 from postback.store.store import Store
 from postback.web import charts
@@ -25,6 +26,7 @@ from postback.web.auth import (
 )
 from postback.web.i18n import translator
 from postback.web.render import Invalid, WebRoute, language, render, see_other
+from postback.web.validation import validated
 
 router = APIRouter(prefix="/dashboard", route_class=WebRoute, include_in_schema=False)
 DashboardViewer = Annotated[Viewer, Depends(dashboard_viewer)]
@@ -32,6 +34,8 @@ DashboardViewer = Annotated[Viewer, Depends(dashboard_viewer)]
 OVERDUE_AFTER = 60.0
 # An operator looking into a customer's portal gets a token for an hour, not a week.
 OPERATOR_PORTAL_TTL = 3600.0
+# What the event-type form sets; archiving has its own buttons.
+EVENT_TYPE_FIELDS = {"name", "description", "schemas"}
 # Chart windows: (span, number of bars, how a bar is labelled, seconds a result is reused).
 # The day's chart reads every attempt of the day: it is kept a minute, not read per view.
 WINDOWS = {
@@ -180,9 +184,13 @@ def _schemas(form: dict[str, str]) -> dict[str, Any] | None:
 
 
 def _form_page(
-    request: Request, viewer: Viewer, values: dict[str, str], editing: bool, error: str = ""
+    request: Request,
+    viewer: Viewer,
+    values: dict[str, str],
+    editing: bool,
+    error: Invalid | None = None,
 ) -> Response:
-    message = translator(language(request))(error) if error else ""
+    message = error.shown(translator(language(request))) if error else ""
     return _page(
         request,
         viewer,
@@ -201,19 +209,18 @@ async def new_event_type(request: Request, viewer: DashboardViewer) -> Response:
 
 @router.post("/event-types/new")
 async def create_event_type(request: Request, viewer: DashboardViewer) -> Response:
-    form = dict((await checked_form(request, viewer)).items())
-    name = form.get("name", "").strip()
+    form = dict((await checked_form(request, viewer, validated=True)).items())
     try:
-        if not name or len(name) > 256 or any(c.isspace() for c in name):
-            raise Invalid("Name the event type without spaces, e.g. invoice.paid.")
-        values = {
-            "name": name,
+        wire = {
+            "name": form.get("name", "").strip(),
             "description": form.get("description", "").strip(),
             "schemas": _schemas(form),
         }
+        values = validated(EventTypeIn, wire).model_dump(include=EVENT_TYPE_FIELDS)
     except Invalid as exc:
-        return _form_page(request, viewer, form, editing=False, error=exc.message)
+        return _form_page(request, viewer, form, editing=False, error=exc)
     await _store(request).create_event_type(values)
+    request.app.state.schemas.invalidate()  # as the API does: payload checks see it at once
     return see_other("/dashboard/event-types?notice=created")
 
 
@@ -225,14 +232,16 @@ async def edit_event_type(request: Request, viewer: DashboardViewer, name: str) 
 
 @router.post("/event-types/{name}")
 async def save_event_type(request: Request, viewer: DashboardViewer, name: str) -> Response:
-    form = dict((await checked_form(request, viewer)).items())
+    form = dict((await checked_form(request, viewer, validated=True)).items())
     store = _store(request)
     await store.get_event_type(name)
     try:
-        values = {"description": form.get("description", "").strip(), "schemas": _schemas(form)}
+        wire = {"description": form.get("description", "").strip(), "schemas": _schemas(form)}
+        values = validated(EventTypeBase, wire).model_dump(include=EVENT_TYPE_FIELDS)
     except Invalid as exc:
-        return _form_page(request, viewer, form | {"name": name}, editing=True, error=exc.message)
+        return _form_page(request, viewer, form | {"name": name}, editing=True, error=exc)
     await store.update_event_type(name, values)
+    request.app.state.schemas.invalidate()
     return see_other("/dashboard/event-types?notice=saved")
 
 
@@ -249,4 +258,5 @@ async def restore_event_type(request: Request, viewer: DashboardViewer, name: st
 async def _set_archived(request: Request, viewer: Viewer, name: str, *, archived: bool) -> Response:
     await checked_form(request, viewer)
     await _store(request).update_event_type(name, {"archived": archived})
+    request.app.state.schemas.invalidate()
     return see_other(f"/dashboard/event-types?notice={'archived' if archived else 'restored'}")

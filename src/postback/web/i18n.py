@@ -291,9 +291,33 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Um cabeçalho não é permitido: confira o nome e o valor.",
     ),
     "Enter a date and time.": ("Indica una fecha y hora.", "Informe uma data e hora."),
-    "Name the event type without spaces, e.g. invoice.paid.": (
-        "Nombra el tipo de evento sin espacios, p. ej. invoice.paid.",
-        "Dê um nome ao tipo de evento sem espaços, ex. invoice.paid.",
+    "Name the event type with letters, digits, '-', '_' or '.', e.g. invoice.paid.": (
+        "Nombra el tipo de evento con letras, dígitos, '-', '_' o '.', p. ej. invoice.paid.",
+        "Dê um nome ao tipo de evento com letras, dígitos, '-', '_' ou '.', ex. invoice.paid.",
+    ),
+    "The schema is not a valid JSON Schema.": (
+        "El esquema no es un JSON Schema válido.",
+        "O esquema não é um JSON Schema válido.",
+    ),
+    "The description is too long.": (
+        "La descripción es demasiado larga.",
+        "A descrição é longa demais.",
+    ),
+    "Choose at most 1000 event types, each named as in the catalog.": (
+        "Elige como máximo 1000 tipos de evento, cada uno con su nombre del catálogo.",
+        "Escolha no máximo 1000 tipos de evento, cada um com o nome do catálogo.",
+    ),
+    "Name the product (channel) with letters, digits, '-', '_' or '.'.": (
+        "Nombra el producto (canal) con letras, dígitos, '-', '_' o '.'.",
+        "Dê um nome ao produto (canal) com letras, dígitos, '-', '_' ou '.'.",
+    ),
+    "Text may not contain the NUL character.": (
+        "El texto no puede contener el carácter NUL.",
+        "O texto não pode conter o caractere NUL.",
+    ),
+    "A value in the form is not allowed.": (
+        "Un valor del formulario no está permitido.",
+        "Um valor do formulário não é permitido.",
     ),
     "The schema is not valid JSON.": (
         "El esquema no es JSON válido.",

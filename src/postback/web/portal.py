@@ -119,7 +119,7 @@ async def new_endpoint(request: Request, viewer: PortalViewer) -> Response:
 
 @router.post("/endpoints/new")
 async def create_endpoint(request: Request, viewer: PortalViewer) -> Response:
-    form = await checked_form(request, viewer)
+    form = await checked_form(request, viewer, validated=True)
     settings = request.app.state.settings
     try:
         values = endpoint_values(form, require_https=settings.require_https)
@@ -202,7 +202,7 @@ async def edit_endpoint(request: Request, viewer: PortalViewer, endpoint_id: str
 
 @router.post("/endpoints/{endpoint_id}/edit")
 async def save_endpoint(request: Request, viewer: PortalViewer, endpoint_id: str) -> Response:
-    form = await checked_form(request, viewer)
+    form = await checked_form(request, viewer, validated=True)
     store, app_id = store_of(request), viewer.app_id or ""
     ep = await store.get_endpoint(app_id, endpoint_id)
     settings = request.app.state.settings

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from postback.api.masking import shown_url
 from postback.store.errors import Conflict, NotFound
 from postback.web.i18n import LANGUAGES, pick_language, translator
 from postback.web.session import LANG_COOKIE
@@ -39,6 +40,8 @@ def _pretty(value: Any) -> str:
 
 env.filters["when"] = _when
 env.filters["pretty"] = _pretty
+# {{ url|shown_url(not writable) }}: a read-only viewer sees no userinfo credentials.
+env.filters["shown_url"] = lambda url, read_only: shown_url(url or "", read_only=read_only)
 
 
 # Pages hold secrets and one-click actions: never cached, never framed, and scripts only
