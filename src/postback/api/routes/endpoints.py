@@ -14,6 +14,7 @@ from postback.api import models as w
 from postback.api import views
 from postback.api.deps import AppDep, PageDep, SettingsDep, StoreDep
 from postback.api.errors import FieldError
+from postback.api.idempotency import remember_message
 from postback.api.routing import SlashRouter
 from postback.api.tasks import run_in_background
 from postback.config import Settings
@@ -167,7 +168,11 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
 
         @router.post("/{endpoint_id}/send-example", response_model=w.MessageOut, status_code=202)
         async def send_example(
-            app: AppDep, endpoint_id: str, body: w.EventExampleIn, store: StoreDep
+            app: AppDep,
+            endpoint_id: str,
+            body: w.EventExampleIn,
+            store: StoreDep,
+            request: Request,
         ) -> w.MessageOut:
             """Send a test event to this endpoint alone: the event type's example payload (from its
             schema's ``examples``, else one generated from the schema), signed and recorded like any
@@ -185,6 +190,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
                 raise FieldError(["body", "eventType"], str(exc)) from None
             except NoSuchExample as exc:
                 raise FieldError(["body", "exampleIndex"], str(exc)) from None
+            remember_message(request.scope, app["id"], row["id"], True)
             return views.message(row)
 
         @router.post("/{endpoint_id}/recover", response_model=w.RecoverOut, status_code=202)
