@@ -83,6 +83,13 @@ class Settings:
     max_payload_bytes: int = field(
         default=1024 * 1024, metadata={"help": "largest accepted request body"}
     )
+    max_payload_depth: int = field(
+        default=64,
+        metadata={
+            "help": "deepest nesting of arrays and objects accepted in a field of a JSON "
+            "request body (a message payload, a schema); at most 200"
+        },
+    )
     worker_concurrency: int = field(
         default=200, metadata={"help": "deliveries one worker process keeps in flight"}
     )
