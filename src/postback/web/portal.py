@@ -159,6 +159,8 @@ async def endpoint_page(
 ) -> Response:
     store, app_id = store_of(request), viewer.app_id or ""
     ep = await store.get_endpoint(app_id, endpoint_id)
+    if viewer.read_only:  # read-only means no secrets: the page never holds this one
+        ep, reveal = ep | {"secret": None}, False
     stats = await store.endpoint_stats(app_id, ep["id"], None, None)
     _ = translator(language(request))
     chart = charts.horizontal_bars(

@@ -7,12 +7,12 @@ of the two places, and FastAPI must see the annotations as objects, not strings.
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, HTTPException, Query, Request, Response
 
 from postback import ids, operations
 from postback.api import models as w
 from postback.api import views
-from postback.api.deps import AppDep, PageDep, SettingsDep, StoreDep
+from postback.api.deps import AppDep, PageDep, PrincipalDep, SettingsDep, StoreDep
 from postback.api.errors import FieldError
 from postback.api.idempotency import remember_message
 from postback.api.routing import SlashRouter
@@ -112,8 +112,13 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         return Response(status_code=204)
 
     @router.get("/{endpoint_id}/secret", response_model=w.EndpointSecretOut)
-    async def get_endpoint_secret(app: AppDep, endpoint_id: str, store: StoreDep) -> dict:
+    async def get_endpoint_secret(
+        app: AppDep, endpoint_id: str, store: StoreDep, principal: PrincipalDep
+    ) -> dict:
         ep = await store.get_endpoint(app["id"], endpoint_id)
+        if principal.read_only:
+            # Read-only means no secrets: with the signing secret one could forge webhooks.
+            raise HTTPException(403, "a read-only portal token cannot read signing secrets")
         return {"key": ep["secret"]}
 
     @router.post("/{endpoint_id}/secret/rotate", response_model=w.EndpointSecretOut)
