@@ -40,6 +40,7 @@ class Worker:
             user_agent=settings.user_agent,
             max_connections=settings.worker_concurrency,
             allow_private_networks=settings.allow_private_networks,
+            require_https=settings.require_https,
         )
         # Claims held at once: one per sender, plus a batch claimed ahead, so a sender that
         # finishes finds its next delivery waiting instead of waiting for a claim's round

@@ -13,6 +13,7 @@ from postback import ids, operations
 from postback.api import models as w
 from postback.api import views
 from postback.api.deps import AppDep, PageDep, PrincipalDep, SettingsDep, StoreDep
+from postback.api.endpoint_rules import check_destination
 from postback.api.errors import FieldError
 from postback.api.idempotency import remember_message
 from postback.api.routing import SlashRouter
@@ -25,9 +26,9 @@ from postback.store.errors import NotFound
 from postback.store.operational import OPERATIONAL_APP_ID
 
 
-def _check_scheme(url: str | None, settings: Settings) -> None:
-    if settings.require_https and url is not None and not url.startswith("https://"):
-        raise FieldError(["body", "url"], "URL must use https (this server requires HTTPS)")
+async def _check_url(url: str | None, settings: Settings) -> None:
+    if url is not None:
+        await check_destination(url, settings)
 
 
 def _headers_out(headers: dict[str, str]) -> dict:
@@ -53,7 +54,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
     async def create_endpoint(
         app: AppDep, body: w.EndpointIn, store: StoreDep, settings: SettingsDep
     ) -> w.EndpointOut:
-        _check_scheme(body.url, settings)
+        await _check_url(body.url, settings)
         values = body.model_dump()
         values["secret"] = values["secret"] or generate_secret()
         return views.endpoint(await store.create_endpoint(app["id"], values))
@@ -75,7 +76,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         settings: SettingsDep,
         response: Response,
     ) -> w.EndpointOut:
-        _check_scheme(body.url, settings)
+        await _check_url(body.url, settings)
         values = body.model_dump(exclude={"url"})
         if body.url is not None:
             values["url"] = body.url
@@ -99,7 +100,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
     async def patch_endpoint(
         app: AppDep, endpoint_id: str, body: w.EndpointPatch, store: StoreDep, settings: SettingsDep
     ) -> w.EndpointOut:
-        _check_scheme(body.url, settings)
+        await _check_url(body.url, settings)
         values = body.model_dump(include=body.model_fields_set)
         for required in ("url", "disabled", "description", "metadata"):
             if required in values and values[required] is None:
