@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 from svix.api import ApplicationIn, AppPortalAccessIn, EndpointIn
@@ -55,3 +57,56 @@ def test_the_portal_never_reveals_the_secret_to_a_read_only_session(
     page = writable.get(f"/portal/endpoints/{ep.id}?reveal=1")
     writable.close()
     assert secret in page.text and csrf_of(page.text)
+
+
+def test_an_application_has_at_most_the_configured_number_of_endpoints(
+    make_server: Callable[..., ServerHandle],
+) -> None:
+    server = make_server(max_endpoints_per_app=3)
+    svix = server.svix()
+    app = svix.application.create(ApplicationIn(name="shop"))
+    other = svix.application.create(ApplicationIn(name="other"))
+    made = [
+        svix.endpoint.create(app.id, EndpointIn(url=f"http://127.0.0.1:9/{n}")) for n in range(3)
+    ]
+    with pytest.raises(HttpError) as err:
+        svix.endpoint.create(app.id, EndpointIn(url="http://127.0.0.1:9/4"))
+    assert err.value.status_code == 409 and "POSTBACK_MAX_ENDPOINTS_PER_APP" in err.value.detail
+    auth = {"authorization": f"Bearer {server.token}"}
+    upsert = httpx.put(
+        f"{server.url}/api/v1/app/{app.id}/endpoint/new-uid",
+        json={"url": "http://127.0.0.1:9/5"},
+        headers=auth,
+    )
+    assert upsert.status_code == 409 and upsert.json()["code"] == "conflict"
+    # Updating one that exists is not a new endpoint; another application has its own room.
+    patched = httpx.patch(
+        f"{server.url}/api/v1/app/{app.id}/endpoint/{made[0].id}",
+        json={"description": "still fine"},
+        headers=auth,
+    )
+    assert patched.status_code == 200
+    svix.endpoint.create(other.id, EndpointIn(url="http://127.0.0.1:9/o"))
+
+    # The portal honours the same limit.
+    portal = portal_client(server, app.id)
+    csrf = csrf_of(portal.get("/portal/endpoints/new").text)
+    page = portal.post(
+        "/portal/endpoints/new", data={"csrf": csrf, "url": "http://127.0.0.1:9/p", "scope": "all"}
+    )
+    assert page.status_code == 422 and "POSTBACK_MAX_ENDPOINTS_PER_APP" in page.text
+    assert len(svix.endpoint.list(app.id).data) == 3
+
+    svix.endpoint.delete(app.id, made[0].id)
+    created = portal.post(
+        "/portal/endpoints/new", data={"csrf": csrf, "url": "http://127.0.0.1:9/p", "scope": "all"}
+    )
+    portal.close()
+    assert created.status_code == 303
+    assert len(svix.endpoint.list(app.id).data) == 3
+
+
+def test_the_default_endpoint_limit_is_generous() -> None:
+    from postback.config import Settings
+
+    assert Settings().max_endpoints_per_app == 1000

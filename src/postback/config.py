@@ -90,6 +90,13 @@ class Settings:
             "request body (a message payload, a schema); at most 200"
         },
     )
+    max_endpoints_per_app: int = field(
+        default=1000,
+        metadata={
+            "help": "endpoints one application may have (API and portal); a create beyond "
+            "it is a 409 (0: no limit)"
+        },
+    )
     worker_concurrency: int = field(
         default=200, metadata={"help": "deliveries one worker process keeps in flight"}
     )

@@ -1,4 +1,9 @@
-"""What an endpoint URL must satisfy before it is saved, for the API and the portal alike.
+"""What an endpoint must satisfy before it is saved, for the API and the portal alike: room
+under the application's endpoint limit, and a destination deliveries may go to.
+
+The limit (POSTBACK_MAX_ENDPOINTS_PER_APP) keeps one tenant from filling the queue with
+endpoints of its own (a portal token can create them). It is counted before the insert,
+so creations racing each other may pass it by a few; it bounds abuse, it is not billing.
 
 The SSRF guard (delivery/ssrf.py) decides at connect time, on the addresses actually used,
 and still does: a name may resolve elsewhere tomorrow. Checking at save as well tells the
@@ -15,10 +20,22 @@ from urllib.parse import urlsplit
 from postback.api.errors import FieldError
 from postback.config import Settings
 from postback.delivery.ssrf import BlockedAddress, GuardedResolver, check_address, literal_address
+from postback.store.store import Store
 
 URL_FIELD: list[str | int] = ["body", "url"]
 # How long a save waits for DNS before giving up on the early check.
 RESOLVE_TIMEOUT = 3.0
+
+
+async def no_room(store: Store, settings: Settings, app_id: str) -> str | None:
+    """Why ``app_id`` may not have another endpoint, or None."""
+    limit = settings.max_endpoints_per_app
+    if limit <= 0 or await store.count_endpoints(app_id) < limit:
+        return None
+    return (
+        f"this application already has {limit} endpoints, the most it may have "
+        "(POSTBACK_MAX_ENDPOINTS_PER_APP); delete one first"
+    )
 
 
 def uses_https(url: str) -> bool:

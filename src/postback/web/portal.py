@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.datastructures import FormData
 
+from postback.api.endpoint_rules import no_room
 from postback.api.tasks import run_in_background
 from postback.domain import MessageStatus
 from postback.examples import NoSuchExample, example_payload
@@ -127,6 +128,9 @@ async def create_endpoint(request: Request, viewer: PortalViewer) -> Response:
         return await _form_page(
             request, viewer, _echo(form), exc.shown(translator(language(request)))
         )
+    problem = await no_room(store_of(request), settings, viewer.app_id or "")
+    if problem:
+        return await _form_page(request, viewer, _echo(form), problem)
     values["secret"] = generate_secret()
     row = await store_of(request).create_endpoint(viewer.app_id or "", values)
     return see_other(f"/portal/endpoints/{row['id']}?notice=created")

@@ -13,7 +13,7 @@ from postback import ids, operations
 from postback.api import models as w
 from postback.api import views
 from postback.api.deps import AppDep, PageDep, PrincipalDep, SettingsDep, StoreDep
-from postback.api.endpoint_rules import check_destination
+from postback.api.endpoint_rules import check_destination, no_room
 from postback.api.errors import FieldError
 from postback.api.idempotency import remember_message
 from postback.api.routing import SlashRouter
@@ -24,11 +24,20 @@ from postback.operations import UnknownEventType
 from postback.signing import generate_secret
 from postback.store.errors import NotFound
 from postback.store.operational import OPERATIONAL_APP_ID
+from postback.store.store import Store
 
 
 async def _check_url(url: str | None, settings: Settings) -> None:
     if url is not None:
         await check_destination(url, settings)
+
+
+async def _check_room(store: Store, settings: Settings, app_id: str) -> None:
+    # 409, as for a uid in use: the body is valid, the application's state refuses it,
+    # and deleting an endpoint resolves it.
+    problem = await no_room(store, settings, app_id)
+    if problem:
+        raise HTTPException(409, problem)
 
 
 def _headers_out(headers: dict[str, str]) -> dict:
@@ -55,6 +64,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         app: AppDep, body: w.EndpointIn, store: StoreDep, settings: SettingsDep
     ) -> w.EndpointOut:
         await _check_url(body.url, settings)
+        await _check_room(store, settings, app["id"])
         values = body.model_dump()
         values["secret"] = values["secret"] or generate_secret()
         return views.endpoint(await store.create_endpoint(app["id"], values))
@@ -92,6 +102,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
                 raise
         # PUT to an unknown uid creates the endpoint under that uid.
         checked = w.EndpointIn.model_validate(values)
+        await _check_room(store, settings, app["id"])
         created = checked.model_dump() | {"secret": generate_secret()}
         response.status_code = 201
         return views.endpoint(await store.create_endpoint(app["id"], created))
