@@ -109,6 +109,20 @@ class Settings:
         default=5.0,
         metadata={"help": "serve/api: seconds an idle keep-alive connection stays open"},
     )
+    max_payload_depth: int = field(
+        default=64,
+        metadata={
+            "help": "deepest nesting of arrays and objects accepted in a field of a JSON "
+            "request body (a message payload, a schema); at most 200"
+        },
+    )
+    max_endpoints_per_app: int = field(
+        default=1000,
+        metadata={
+            "help": "endpoints one application may have (API and portal); a create beyond "
+            "it is a 409 (0: no limit)"
+        },
+    )
     worker_concurrency: int = field(
         default=200, metadata={"help": "deliveries one worker process keeps in flight"}
     )

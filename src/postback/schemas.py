@@ -1,7 +1,13 @@
 """Payload validation against event-type JSON Schemas (draft 2020-12 unless a schema says
 otherwise). Each schema is compiled once (jsonschema-rs, native code) and kept until its
 event type changes; the catalog is re-read at most every ``ttl`` seconds, which is how
-long a schema edited through another process takes to apply here."""
+long a schema edited through another process takes to apply here.
+
+Schemas are self-contained: a ``$ref`` must point inside its own document (``#...``), and
+the schema library is never allowed to fetch one, neither over HTTP (a request to any
+address, past the SSRF guard, that could hold the event loop) nor from ``file://`` (whose
+errors tell which files exist). A schema saved before this rule compiles with every fetch
+refused, and is then not enforced."""
 
 from __future__ import annotations
 
@@ -26,13 +32,51 @@ class SchemaError(ValueError):
     """A schema that is not a valid JSON Schema."""
 
 
+# Keywords holding references, and keywords whose values are data, not schemas (a "$ref"
+# key inside an example is just a key).
+REFERENCES = ("$ref", "$dynamicRef", "$recursiveRef")
+DATA = frozenset({"const", "enum", "examples", "default", "example"})
+
+
+def _no_fetch(uri: str) -> Any:
+    raise SchemaError(f"{uri} is outside the schema: references are not fetched")
+
+
+def compile_schema(schema: dict[str, Any]) -> Any:
+    """A validator for ``schema``, resolving references only within the document."""
+    return jsonschema_rs.validator_for(schema, retriever=_no_fetch)
+
+
+def _outside_reference(schema: Any) -> str | None:
+    """Where the first reference that leaves its document is (a JSON pointer), if any."""
+    stack: list[tuple[Any, str]] = [(schema, "")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                here = f"{where}/{key}"
+                if key in REFERENCES and isinstance(value, str) and not value.startswith("#"):
+                    return here
+                if key not in DATA:
+                    stack.append((value, here))
+        elif isinstance(node, list):
+            stack.extend((item, f"{where}/{i}") for i, item in enumerate(node))
+    return None
+
+
 def check_schemas(schemas: dict[str, Any]) -> dict[str, Any]:
     """The ``schemas`` of an event type as it is saved: ``{version: JSON Schema}``."""
     for version, schema in schemas.items():
         if not isinstance(schema, dict):
             raise SchemaError(f"{version}: a schema is a JSON object")
+        outside = _outside_reference(schema)
+        if outside is not None:
+            raise SchemaError(
+                f"{version}: {outside} must refer inside this schema (start with #): "
+                "schemas are self-contained and references are never fetched"
+            )
         try:
-            jsonschema_rs.validator_for(schema)
+            compile_schema(schema)
         except (jsonschema_rs.ValidationError, ValueError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else "not a valid JSON Schema"
             raise SchemaError(f"{version}: {first}") from None
@@ -113,7 +157,7 @@ class SchemaCatalog:
             validator = None
             if schema is not None:
                 try:
-                    validator = jsonschema_rs.validator_for(schema)
+                    validator = compile_schema(schema)
                 except (jsonschema_rs.ValidationError, ValueError):
                     validator = None  # saved before schemas were checked: not enforced
             entries[row["name"]] = _Entry(stamp, validator)

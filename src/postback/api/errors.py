@@ -48,6 +48,20 @@ class FieldError(Exception):
         self.msg = msg
 
 
+class JSONValueError(HTTPException):
+    """A request body that is JSON but holds a value that cannot be kept exactly (or is
+    nested too deep). An HTTPException, because FastAPI passes only those through from
+    reading a body (anything else becomes a 400)."""
+
+    def __init__(self, loc: list[str | int], msg: str) -> None:
+        super().__init__(422, msg)
+        # A key may itself hold the lone surrogate: shown escaped, as the answer is UTF-8.
+        self.loc = [
+            p.encode("utf-8", "backslashreplace").decode() if isinstance(p, str) else p for p in loc
+        ]
+        self.msg = msg
+
+
 def validation_error(loc: list[str | int], msg: str, kind: str = "value_error") -> JSONResponse:
     return JSONResponse({"detail": [{"loc": loc, "msg": msg, "type": kind}]}, status_code=422)
 
@@ -119,6 +133,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(FieldError)
     async def _field(_: Request, exc: FieldError) -> JSONResponse:
+        return validation_error(exc.loc, exc.msg)
+
+    @app.exception_handler(JSONValueError)
+    async def _json_value(_: Request, exc: JSONValueError) -> JSONResponse:
         return validation_error(exc.loc, exc.msg)
 
     @app.exception_handler(NotFound)

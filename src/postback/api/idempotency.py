@@ -1,21 +1,50 @@
 """The ``idempotency-key`` header on POSTs: a retry with the same key (within 24 hours) gets
 the first response and changes nothing; the same key with a different request is a 409.
 
-Keys are scoped to the caller's token, so two customers cannot collide or read each other's
-answers. Server errors (5xx) are not remembered: a retry after one runs again.
+Only an authenticated caller's requests are remembered, and only for that caller: the key
+is stored as a hash of (token id, key), so another token, or this token once revoked or
+expired, never reaches the answer, and a request with a bad token leaves no row. Server
+errors (5xx) and refusals of the caller (401, 403) are not remembered: a retry runs again.
+
+Stored answers are sealed (see store/idempotency.py). An answer that is a message (POST
+/msg, send-example) is not stored at all: only a reference, and a replay reads the message
+again, so a payload deleted since (expunged, or past its retention) is gone from the replay
+as well.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postback.api import errors
+from postback.api.views import message_json
+from postback.store.errors import NotFound
 from postback.store.store import Store
 
 HEADER = b"idempotency-key"
 MAX_KEY = 256
+# Where a route leaves a note for this middleware (see remember_message).
+SLOT = "postback.idempotency"
+# The content type a message reference is stored under, in place of the message itself.
+MESSAGE_REF = "application/x-postback-message-ref"
+NOT_REMEMBERED = (401, 403)
+
+
+def remember_message(scope: dict[str, Any], app_id: str, msg_id: str, with_content: bool) -> None:
+    """Called by a route whose answer is a message: keep a reference, not the payload."""
+    slot = scope.get(SLOT)
+    if slot is not None:
+        slot["message"] = {"app": app_id, "msg": msg_id, "content": with_content}
+
+
+def _bearer(headers: dict[bytes, bytes]) -> str | None:
+    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 class Idempotency:
@@ -34,6 +63,13 @@ class Idempotency:
         if len(raw_key) > MAX_KEY:
             await _answer(send, errors.validation_error(["header", "idempotency-key"], "too long"))
             return
+        store: Store = scope["app"].state.store
+        token = _bearer(headers)
+        principal = await store.authenticate(token) if token else None
+        if principal is None:
+            # The route answers 401; nothing is stored and nothing is replayed.
+            await self.app(scope, receive, send)
+            return
         # Read the body once, to fingerprint it, then hand the same bytes on.
         body, more, messages = b"", True, []
         while more:
@@ -41,9 +77,8 @@ class Idempotency:
             messages.append(message)
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        store: Store = scope["app"].state.store
-        scope_hash = hashlib.sha256(headers.get(b"authorization", b"")).digest()
-        key = hashlib.sha256(scope_hash + raw_key).hexdigest()
+        owner = hashlib.sha256(b"token:" + principal.token_id.encode()).digest()
+        key = hashlib.sha256(owner + raw_key).hexdigest()
         request = hashlib.sha256(
             scope["path"].rstrip("/").encode()
             + b"?"
@@ -60,6 +95,8 @@ class Idempotency:
             elif replay.status_code is None:
                 detail = "a request with this idempotency-key is still being processed"
                 await _answer(send, errors.error(409, detail, "idempotency_in_progress"))
+            elif replay.content_type == MESSAGE_REF:
+                await _replay_message(send, store, replay.status_code, replay.response)
             else:
                 await _raw(send, replay.status_code, replay.response, replay.content_type)
             return
@@ -80,15 +117,30 @@ class Idempotency:
                 chunks.append(message.get("body", b""))
             await send(message)
 
+        note: dict[str, Any] = {}
+        scope[SLOT] = note
         try:
             await self.app(scope, replay_body, capture)
         except BaseException:
             await store.idempotency_abort(key)
             raise
-        if status >= 500:
+        if status >= 500 or status in NOT_REMEMBERED:
             await store.idempotency_abort(key)
+        elif "message" in note and status < 300:
+            await store.idempotency_finish(key, status, orjson.dumps(note["message"]), MESSAGE_REF)
         else:
             await store.idempotency_finish(key, status, b"".join(chunks), content_type)
+
+
+async def _replay_message(send: Send, store: Store, status: int, ref: bytes) -> None:
+    """The message as it is now: its payload, unless that has been deleted since."""
+    note = orjson.loads(ref)
+    try:
+        row = await store.get_message(note["app"], note["msg"])
+    except NotFound:
+        await _answer(send, errors.error(404, f"message {note['msg']!r} not found"))
+        return
+    await _raw(send, status, message_json(row, with_content=note["content"]), "application/json")
 
 
 async def _answer(send: Send, response: errors.JSONResponse) -> None:

@@ -86,6 +86,10 @@ class ErrorOut(BaseModel):
 def check_url(url: str) -> str:
     if len(url) > MAX_URL:
         raise ValueError(f"URL longer than {MAX_URL} characters")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        # A space or control character is not part of a URL; clients differ in whether
+        # they quote it, strip it or cut the URL there.
+        raise ValueError("URL must not contain spaces or control characters")
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"}:
         raise ValueError("URL must use http or https")

@@ -9,8 +9,15 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from postback.api.strictjson import StrictJSONRoute
+
 
 class SlashRouter(APIRouter):
+    def __init__(self, **kwargs: Any) -> None:
+        # Every API body is read strictly (see strictjson.py).
+        kwargs.setdefault("route_class", StrictJSONRoute)
+        super().__init__(**kwargs)
+
     def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         path = path.rstrip("/")
         if not path and not self.prefix:

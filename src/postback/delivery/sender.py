@@ -32,11 +32,13 @@ class Sender:
         user_agent: str = "postback/0.1",
         max_connections: int = 200,
         allow_private_networks: bool = False,
+        require_https: bool = False,
         resolver: AbstractResolver | None = None,
         retry_after_max: float = 3600.0,
     ) -> None:
         self.timeout = timeout
         self.retry_after_max = retry_after_max
+        self.require_https = require_https
         self.allow_private_networks = allow_private_networks
         self._resolver = resolver
         self.response_max_bytes = response_max_bytes
@@ -96,6 +98,14 @@ class Sender:
         assert self._session is not None
         at = utcnow()
         started = time.monotonic()
+        if self.require_https and not delivery.url.lower().startswith("https://"):
+            # Saved before POSTBACK_REQUIRE_HTTPS was set: nothing goes out in the clear.
+            return self._failed(
+                delivery,
+                at,
+                started,
+                "not sent: POSTBACK_REQUIRE_HTTPS is set and the URL is not https",
+            )
         if not self.allow_private_networks:
             refused = _refused_literal(delivery.url)
             if refused:

@@ -53,6 +53,7 @@ class Worker:
             max_connections=settings.worker_concurrency,
             allow_private_networks=settings.allow_private_networks,
             retry_after_max=settings.retry_after_max,
+            require_https=settings.require_https,
         )
         # Claims carry this id; its heartbeats keep them, and its silence hands them on.
         self.worker_id = secrets.token_hex(6)

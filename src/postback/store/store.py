@@ -313,6 +313,11 @@ class Store(
             rows = (await conn.execute(paged(stmt, t.endpoints.c.id, page))).all()
         return page_out(rows, "id", page)
 
+    async def count_endpoints(self, app_id: str) -> int:
+        stmt = sa.select(sa.func.count()).where(t.endpoints.c.app_id == app_id)
+        async with self.engine.connect() as conn:
+            return int(await conn.scalar(stmt) or 0)
+
     async def update_endpoint(self, app_id: str, id_or_uid: str, values: Row) -> Row:
         values = _not_null(values, "metadata", "headers")
         async with self.engine.begin() as conn:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.datastructures import FormData
 
+from postback.api.endpoint_rules import no_room
 from postback.api.tasks import run_in_background
 from postback.domain import MessageStatus
 from postback.examples import NoSuchExample, example_payload
@@ -127,6 +128,9 @@ async def create_endpoint(request: Request, viewer: PortalViewer) -> Response:
         return await _form_page(
             request, viewer, _echo(form), exc.shown(translator(language(request)))
         )
+    problem = await no_room(store_of(request), settings, viewer.app_id or "")
+    if problem:
+        return await _form_page(request, viewer, _echo(form), problem)
     values["secret"] = generate_secret()
     row = await store_of(request).create_endpoint(viewer.app_id or "", values)
     return see_other(f"/portal/endpoints/{row['id']}?notice=created")
@@ -159,6 +163,8 @@ async def endpoint_page(
 ) -> Response:
     store, app_id = store_of(request), viewer.app_id or ""
     ep = await store.get_endpoint(app_id, endpoint_id)
+    if viewer.read_only:  # read-only means no secrets: the page never holds this one
+        ep, reveal = ep | {"secret": None}, False
     stats = await store.endpoint_stats(app_id, ep["id"], None, None)
     _ = translator(language(request))
     chart = charts.horizontal_bars(

@@ -7,13 +7,15 @@ of the two places, and FastAPI must see the annotations as objects, not strings.
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, HTTPException, Query, Request, Response
 
 from postback import ids, operations
 from postback.api import models as w
 from postback.api import views
-from postback.api.deps import AppDep, PageDep, SettingsDep, StoreDep
+from postback.api.deps import AppDep, PageDep, PrincipalDep, SettingsDep, StoreDep
+from postback.api.endpoint_rules import check_destination, no_room
 from postback.api.errors import FieldError
+from postback.api.idempotency import remember_message
 from postback.api.routing import SlashRouter
 from postback.api.tasks import run_in_background
 from postback.config import Settings
@@ -22,11 +24,20 @@ from postback.operations import UnknownEventType
 from postback.signing import generate_secret
 from postback.store.errors import NotFound
 from postback.store.operational import OPERATIONAL_APP_ID
+from postback.store.store import Store
 
 
-def _check_scheme(url: str | None, settings: Settings) -> None:
-    if settings.require_https and url is not None and not url.startswith("https://"):
-        raise FieldError(["body", "url"], "URL must use https (this server requires HTTPS)")
+async def _check_url(url: str | None, settings: Settings) -> None:
+    if url is not None:
+        await check_destination(url, settings)
+
+
+async def _check_room(store: Store, settings: Settings, app_id: str) -> None:
+    # 409, as for a uid in use: the body is valid, the application's state refuses it,
+    # and deleting an endpoint resolves it.
+    problem = await no_room(store, settings, app_id)
+    if problem:
+        raise HTTPException(409, problem)
 
 
 def _headers_out(headers: dict[str, str]) -> dict:
@@ -52,7 +63,8 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
     async def create_endpoint(
         app: AppDep, body: w.EndpointIn, store: StoreDep, settings: SettingsDep
     ) -> w.EndpointOut:
-        _check_scheme(body.url, settings)
+        await _check_url(body.url, settings)
+        await _check_room(store, settings, app["id"])
         values = body.model_dump()
         values["secret"] = values["secret"] or generate_secret()
         return views.endpoint(await store.create_endpoint(app["id"], values))
@@ -74,7 +86,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         settings: SettingsDep,
         response: Response,
     ) -> w.EndpointOut:
-        _check_scheme(body.url, settings)
+        await _check_url(body.url, settings)
         values = body.model_dump(exclude={"url"})
         if body.url is not None:
             values["url"] = body.url
@@ -90,6 +102,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
                 raise
         # PUT to an unknown uid creates the endpoint under that uid.
         checked = w.EndpointIn.model_validate(values)
+        await _check_room(store, settings, app["id"])
         created = checked.model_dump() | {"secret": generate_secret()}
         response.status_code = 201
         return views.endpoint(await store.create_endpoint(app["id"], created))
@@ -98,7 +111,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
     async def patch_endpoint(
         app: AppDep, endpoint_id: str, body: w.EndpointPatch, store: StoreDep, settings: SettingsDep
     ) -> w.EndpointOut:
-        _check_scheme(body.url, settings)
+        await _check_url(body.url, settings)
         values = body.model_dump(include=body.model_fields_set)
         for required in ("url", "disabled", "description", "metadata"):
             if required in values and values[required] is None:
@@ -111,8 +124,13 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         return Response(status_code=204)
 
     @router.get("/{endpoint_id}/secret", response_model=w.EndpointSecretOut)
-    async def get_endpoint_secret(app: AppDep, endpoint_id: str, store: StoreDep) -> dict:
+    async def get_endpoint_secret(
+        app: AppDep, endpoint_id: str, store: StoreDep, principal: PrincipalDep
+    ) -> dict:
         ep = await store.get_endpoint(app["id"], endpoint_id)
+        if principal.read_only:
+            # Read-only means no secrets: with the signing secret one could forge webhooks.
+            raise HTTPException(403, "a read-only portal token cannot read signing secrets")
         return {"key": ep["secret"]}
 
     @router.post("/{endpoint_id}/secret/rotate", response_model=w.EndpointSecretOut)
@@ -167,7 +185,11 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
 
         @router.post("/{endpoint_id}/send-example", response_model=w.MessageOut, status_code=202)
         async def send_example(
-            app: AppDep, endpoint_id: str, body: w.EventExampleIn, store: StoreDep
+            app: AppDep,
+            endpoint_id: str,
+            body: w.EventExampleIn,
+            store: StoreDep,
+            request: Request,
         ) -> w.MessageOut:
             """Send a test event to this endpoint alone: the event type's example payload (from its
             schema's ``examples``, else one generated from the schema), signed and recorded like any
@@ -185,6 +207,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
                 raise FieldError(["body", "eventType"], str(exc)) from None
             except NoSuchExample as exc:
                 raise FieldError(["body", "exampleIndex"], str(exc)) from None
+            remember_message(request.scope, app["id"], row["id"], True)
             return views.message(row)
 
         @router.post("/{endpoint_id}/recover", response_model=w.RecoverOut, status_code=202)

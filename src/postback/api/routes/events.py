@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from postback.api import models as w
 from postback.api import views
-from postback.api.deps import AppDep, SettingsDep, StoreDep, split_list
+from postback.api.deps import AppDep, SettingsDep, StoreDep, bearer_token, split_list
 from postback.api.errors import FieldError
 from postback.api.routing import SlashRouter
 from postback.store.errors import is_outage
@@ -82,21 +82,30 @@ async def stream_events(
     )
     types = split_list(event_types)
     pause = min(settings.poll_interval, 0.5)
+    token = bearer_token(request)
 
     async def feed() -> AsyncIterator[bytes]:
         cursor, idle = start, 0.0
         yield b"retry: 2000\n\n"
         while not await request.is_disconnected():
             try:
-                rows, cursor = await store.poll_events(
+                rows, after_rows = await store.poll_events(
                     app["id"], cursor, 100, event_types=types, channel=channel
                 )
+                # The token is asked again before anything is sent: a stream ends with
+                # its token (logout, expire-all, revocation, expiry), within the token
+                # cache's few seconds when that happened in another process.
+                allowed = await store.authenticate(token) is not None
             except Exception as exc:
                 if not is_outage(exc):
                     raise
                 # The database is restarting: keep the stream and the cursor, try again.
                 await asyncio.sleep(OUTAGE_PAUSE)
                 continue
+            if not allowed:
+                yield b": the token was revoked or has expired\n\n"
+                return
+            cursor = after_rows
             for row in rows:
                 data = views.message_json(row)
                 yield b"id: %s\ndata: %s\n\n" % (row["cursor"].encode(), data)

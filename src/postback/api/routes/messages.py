@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Query, Response
+from fastapi import Query, Request, Response
 
 from postback import metrics
 from postback.api import models as w
@@ -19,6 +19,7 @@ from postback.api.deps import (
     split_list,
 )
 from postback.api.errors import FieldError, payload_violations
+from postback.api.idempotency import remember_message
 from postback.api.routing import SlashRouter
 from postback.domain import encode_json
 from postback.store.errors import NotFound
@@ -64,6 +65,7 @@ async def create_message(
     store: StoreDep,
     settings: SettingsDep,
     schemas: SchemasDep,
+    request: Request,
     with_content: Annotated[bool, Query()] = True,
 ) -> Response:
     found = await schemas.check(body.event_type, body.payload)
@@ -90,6 +92,7 @@ async def create_message(
         row, created = await store.create_message(app["id"], values)
     if created:
         metrics.message_accepted()
+    remember_message(request.scope, row["app_id"], row["id"], with_content)
     # 200: the eventId was seen before and nothing new was queued. The body is written
     # straight from the stored payload bytes (the documented MessageOut, byte for byte).
     return Response(
