@@ -223,3 +223,16 @@ async def test_the_dashboard_health_tile_shows_the_feed(
     finally:
         await store.close()
     assert "Held back" in shown and f"pid {pid} " in shown and "idle in transaction" in shown
+
+
+@PG
+async def test_a_writer_that_already_has_a_transaction_id_is_refused(store: Store) -> None:
+    """Registered after its id, a writer could commit below a cursor already handed out:
+    the general path refuses rather than let the feed skip its message."""
+    app = await store.create_app({"name": "Too late"})
+    with pytest.raises(RuntimeError, match="already has an id"):
+        async with store.engine.begin() as conn:
+            await conn.execute(sa.text("SELECT pg_current_xact_id()"))
+            await store._insert_message(conn, _message(store, app["id"], "x"))
+    rows, _ = await store.poll_events(app["id"], None, 10)
+    assert rows == []
