@@ -1,12 +1,14 @@
-"""POST /msg/ on PostgreSQL, two source trees side by side (A/B): what a change costs at ingest.
+"""Ingest on PostgreSQL, two source trees side by side (A/B): what a change costs.
 
-    python bench/ingest_ab.py A_SRC B_SRC [--rounds 5] [--seconds 3]
+    python bench/ingest_ab.py A_SRC B_SRC [--rounds 5] [--seconds 3] [--store]
 
 A_SRC and B_SRC are ``src`` directories (say a ``git archive`` of the base commit, and this
 worktree's). Each round starts one ``postback api`` per tree, in turn, against the same fresh
 database, and measures accepted messages per second with run.py's closed loop (16 clients,
-1 KB payload, one endpoint). Rounds alternate which tree goes first, so a noisy neighbour
-skews neither side alone; the medians and bests are printed.
+1 KB payload, one endpoint), as run.py's "API accepted msg/s" row does. With ``--store``, a
+process per tree calls ``Store.create_message`` back to back instead (no HTTP, one message
+per transaction): the write itself, with less noise. Rounds alternate which tree goes first,
+so a noisy neighbour skews neither side alone; the medians and bests are printed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,12 +44,45 @@ def rate(src: str, db: run.Database, app_id: str, seconds: float) -> float:
         return asyncio.run(run.closed_loop_rate(post, seconds, 16))
 
 
+# Run in a child process with PYTHONPATH set to one tree: messages/s through that tree's Store.
+STORE_LOOP = """
+import asyncio, sys, time
+from postback.store.store import Store
+
+async def main(url, app_id, seconds, payload):
+    store = Store.connect(url)
+    try:
+        for _ in range(50):
+            await store.create_message(app_id, {"event_type": "invoice.paid", "payload": payload})
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            await store.create_message(app_id, {"event_type": "invoice.paid", "payload": payload})
+            done += 1
+        print(done / (time.perf_counter() - started))
+    finally:
+        await store.close()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4].encode()))
+"""
+
+
+def store_rate(src: str, db: run.Database, app_id: str, seconds: float) -> float:
+    env = run.env_for(db.url) | {"PYTHONPATH": src}
+    payload = run.encode_json(run.PAYLOAD_1K).decode()
+    argv = [sys.executable, "-c", STORE_LOOP, db.url, app_id, str(seconds), payload]
+    done = subprocess.run(
+        run.pinned(run.SENDER_CPU, argv), env=env, capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.strip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("a_src")
     parser.add_argument("b_src")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--store", action="store_true", help="Store.create_message, no HTTP")
     args = parser.parse_args()
     srcs = {"A": os.path.abspath(args.a_src), "B": os.path.abspath(args.b_src)}
     db = run.pg_db("ingestab")
@@ -64,7 +100,8 @@ def main() -> None:
         rates: dict[str, list[float]] = {"A": [], "B": []}
         for n in range(args.rounds):
             for name in ("A", "B") if n % 2 == 0 else ("B", "A"):
-                rates[name].append(rate(srcs[name], db, app_id, args.seconds))
+                measure = store_rate if args.store else rate
+                rates[name].append(measure(srcs[name], db, app_id, args.seconds))
                 print(f"round {n + 1} {name}: {rates[name][-1]:,.0f} msg/s", flush=True)
     finally:
         db.drop()
