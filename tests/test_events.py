@@ -130,9 +130,12 @@ def test_live_stream_resumes_from_last_event_id(server: ServerHandle) -> None:
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-async def test_a_late_commit_is_never_skipped(store: Store) -> None:
+async def test_a_late_commit_is_never_skipped(store: Store, pg_admin_url: str) -> None:
     """Message A is written first but commits last; B commits in between. A poller that
-    saw B must still get A afterwards (ordering by id alone would lose it)."""
+    saw B must still get A afterwards (ordering by id alone would lose it). Beside them, a
+    transaction held open in another database, as on a shared server: it must not matter."""
+    from tests.pg_sessions import open_transaction, other_database
+
     app = await store.create_app({"name": "Race"})
     feed: list[str] = []
     cursor = None
@@ -153,14 +156,19 @@ async def test_a_late_commit_is_never_skipped(store: Store) -> None:
             await release.wait()
         return row["id"]
 
-    writer = asyncio.create_task(slow_writer())
-    await held.wait()
-    b, _ = await store.create_message(app["id"], {"event_type": "e", "payload": b'{"m":"B"}'})
-    await poll()
-    assert feed == []  # B waits behind the open transaction that wrote A
-    release.set()
-    a = await writer
-    await poll()
+    async with other_database(pg_admin_url) as neighbour, open_transaction(neighbour):
+        writer = asyncio.create_task(slow_writer())
+        await held.wait()
+        b, _ = await store.create_message(app["id"], {"event_type": "e", "payload": b'{"m":"B"}'})
+        for _ in range(3):
+            await poll()
+        assert feed == []  # B waits behind the open transaction that wrote A
+        release.set()
+        a = await writer
+        deadline = time.monotonic() + 5
+        while len(feed) < 2 and time.monotonic() < deadline:
+            await poll()
+            await asyncio.sleep(0.01)
     assert feed == [a, b["id"]]
 
 

@@ -292,13 +292,23 @@ def check(
     overdue_after: Annotated[
         float, typer.Option(help="seconds past due (or past its lease) that count as stuck")
     ] = 60.0,
+    feed_held_after: Annotated[
+        float,
+        typer.Option(help="seconds a transaction writing messages may hold the events feed back"),
+    ] = 5.0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
 ) -> None:
-    """Report the delivery queue's health from the database; exit 1 if anything is stuck."""
+    """Report the delivery queue's and the events feed's health from the database; exit 1 if
+    anything is stuck or held back."""
     settings = _settings(database_url=database_url)
-    health = _with_store(settings, lambda s: s.queue_health(overdue_after), migrate=False)
+
+    async def read(store: Store) -> tuple[dict[str, Any], dict[str, Any]]:
+        return await store.queue_health(overdue_after), await store.feed_health(feed_held_after)
+
+    health, feed = _with_store(settings, read, migrate=False)
+    healthy = health["healthy"] and not feed["held_back"]
     if as_json:
-        console.print_json(data=health)
+        console.print_json(data=health | {"feed": feed, "healthy": healthy})
     else:
         table = Table(title="delivery queue")
         table.add_column("measure")
@@ -318,8 +328,25 @@ def check(
         console.print(table)
         verdict = "[green]healthy[/]" if health["healthy"] else "[red]NOT healthy[/]"
         console.print(f"queue is {verdict}")
-    if not health["healthy"]:
+        if feed["held_back"]:
+            console.print(f"events feed is [red]HELD BACK[/] for {feed['held_seconds']:.1f}s by:")
+            for writer in feed["writers"]:
+                console.print("  " + _session(writer, "writing messages"))
+                for other in writer["blocked_by"]:
+                    console.print("    waiting for " + _session(other, "holding its lock"))
+        else:
+            console.print("events feed is [green]live[/]")
+    if not healthy:
         raise typer.Exit(1)
+
+
+def _session(s: dict[str, Any], doing: str) -> str:
+    """One PostgreSQL session as check shows it: pid, database, state, age."""
+    if "seconds" not in s:
+        return f"pid {s['pid']} (gone)"
+    wait = f", waiting on {s['wait_event_type']}:{s['wait_event']}" if s.get("wait_event") else ""
+    age = f", open {s['seconds']:.1f}s" if s["seconds"] is not None else ""
+    return f"pid {s['pid']} in database {s['database']}, {doing}, {s['state']}{wait}{age}"
 
 
 token_app = typer.Typer(help="Operator tokens: create (shown once), list, revoke.")

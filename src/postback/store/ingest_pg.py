@@ -20,6 +20,7 @@ import orjson
 
 from postback import ids
 from postback.store.errors import NotFound, is_outage
+from postback.store.events import REGISTER_FEED_WRITER
 from postback.store.group_commit import SEEN
 from postback.store.messages import RoutedEndpoint
 from postback.store.operational import OPERATIONAL_APP_ID
@@ -42,13 +43,21 @@ LEFT JOIN endpoints e ON e.app_id = a.id AND NOT e.disabled
 WHERE a.id = ANY($1::text[]) OR a.uid = ANY($2::text[])
 """
 
-_WRITE = """
-WITH m AS (
+# The events feed's writer lock comes first, then the transaction id (written as tx): the
+# feed reads below the oldest registered writer and counts on no writer getting an id
+# before it holds the lock (store/events.py). xid reads from lk and every insert reads
+# from xid, so nothing is written before the lock is held.
+_WRITE = f"""
+WITH lk AS MATERIALIZED (SELECT {REGISTER_FEED_WRITER}),
+xid AS MATERIALIZED (SELECT pg_current_xact_id()::text::bigint AS tx FROM lk),
+m AS (
     INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags,
-                          created_at, deliver_at, expunge_at)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[],
-                         $6::jsonb[], $7::jsonb[], $8::timestamptz[], $9::timestamptz[],
-                         $10::timestamptz[])
+                          created_at, deliver_at, expunge_at, tx)
+    SELECT u.*, xid.tx
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[],
+                $6::jsonb[], $7::jsonb[], $8::timestamptz[], $9::timestamptz[],
+                $10::timestamptz[]) AS u
+    CROSS JOIN xid
     ON CONFLICT (app_id, event_id) DO NOTHING
     RETURNING id
 ), d AS (

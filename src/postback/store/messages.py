@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ from postback.filters import compile_filter, project
 from postback.store import schema as t
 from postback.store.errors import NotFound
 from postback.store.group_commit import SEEN, GroupCommit
+from postback.store.operational import OPERATIONAL_APP_ID
 from postback.store.pages import Page, PageOut, page_out, paged
 
 if TYPE_CHECKING:
@@ -59,6 +60,9 @@ class MessagesMixin:
     dialect: str
     clock: Callable[[], datetime]
     _ingest: GroupCommit[tuple[Row, bool]]
+
+    # store/events.py's; annotated, not stubbed, so no base order can shadow it
+    _register_feed_writer: Callable[[AsyncConnection], Awaitable[None]]
 
     def _notify_work(self) -> None: ...
 
@@ -121,6 +125,8 @@ class MessagesMixin:
         """Insert a message and one delivery per endpoint that wants it; returns how many
         are queued."""
         insert = _INSERT_MESSAGE_SQLITE if self.dialect == "sqlite" else _INSERT_MESSAGE
+        if row["app_id"] != OPERATIONAL_APP_ID:  # it has no feed (see store/events.py)
+            await self._register_feed_writer(conn)
         await conn.execute(insert, row)
         if only_endpoint is not None:
             # A test event goes to this endpoint whatever its filters say.

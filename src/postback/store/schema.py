@@ -175,8 +175,9 @@ messages = sa.Table(
     sa.Column("expunge_at", UTCDateTime(), nullable=True),
     # Polling order (events API): (tx, seq). seq numbers messages as they are written; on
     # PostgreSQL tx is the writing transaction's id and pollers only read below the oldest
-    # transaction still running, so a late commit can never land behind a cursor. Both are
-    # filled in by the database (defaults on PostgreSQL, MAX(seq) + 1 on SQLite).
+    # transaction still writing messages (store/events.py), so a late commit can never land
+    # behind a cursor. seq is filled in by the database (a default on PostgreSQL, MAX(seq) + 1
+    # on SQLite); tx by its default or by ingest_pg.py.
     sa.Column("seq", sa.BigInteger, nullable=True),
     sa.Column("tx", sa.BigInteger, nullable=False, server_default="0"),
     sa.UniqueConstraint("app_id", "event_id"),

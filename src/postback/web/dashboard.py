@@ -32,6 +32,8 @@ router = APIRouter(prefix="/dashboard", route_class=WebRoute, include_in_schema=
 DashboardViewer = Annotated[Viewer, Depends(dashboard_viewer)]
 # A due delivery this late counts as overdue (the figure `postback check` uses by default).
 OVERDUE_AFTER = 60.0
+# A transaction writing messages open this long holds the events feed back (as in check).
+FEED_HELD_AFTER = 5.0
 # An operator looking into a customer's portal gets a token for an hour, not a week.
 OPERATOR_PORTAL_TTL = 3600.0
 # What the event-type form sets; archiving has its own buttons.
@@ -85,6 +87,7 @@ async def home(request: Request, viewer: DashboardViewer) -> Response:
         viewer,
         "dashboard/home.html",
         queue=await _queue(store),
+        feed=await store.feed_health(FEED_HELD_AFTER),
         charts=chart_svgs,
         rates=rates,
         apps=await store.apps_overview(),
