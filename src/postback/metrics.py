@@ -2,8 +2,8 @@
 
 Counters and the duration histogram live in this process (each API and worker process
 reports its own; Prometheus sums them). Figures that describe the database — queue depth,
-the oldest due delivery, disabled endpoints — are read from it at scrape time, so any API
-process reports the whole system's queue.
+the oldest due delivery, disabled endpoints, open circuits — are read from it at scrape
+time, so any API process reports the whole system's queue.
 """
 
 from __future__ import annotations
@@ -32,7 +32,13 @@ if TYPE_CHECKING:
     from postback.domain import AttemptResult
     from postback.store.store import Store
 
-__all__ = ["CONTENT_TYPE_LATEST", "attempts_recorded", "message_accepted", "scrape"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "attempts_recorded",
+    "circuit_moved",
+    "message_accepted",
+    "scrape",
+]
 
 attempt_log = logging.getLogger("postback.attempt")
 
@@ -52,6 +58,14 @@ _DURATION = Histogram(
     "Time from sending a delivery to its answer (or its failure)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
 )
+
+_TRANSITIONS = Counter(
+    "postback_circuit_transitions",
+    "Endpoint circuits this process moved, by the state they moved to: open (after too "
+    "many failed attempts in a row, or a failed probe) or closed (a delivery succeeded)",
+    ["to"],
+)
+_TO = {to: _TRANSITIONS.labels(to) for to in ("open", "closed")}
 
 
 class _Worker(Protocol):
@@ -88,6 +102,12 @@ Gauge(
 
 def message_accepted() -> None:
     MESSAGES_ACCEPTED.inc()
+
+
+def circuit_moved(to: str) -> None:
+    """Count an endpoint's circuit moving ``to`` "open" or "closed" (the recording
+    transaction's own step; a transaction that rolls back and is retried counts twice)."""
+    (_TO.get(to) or _TRANSITIONS.labels(to)).inc()
 
 
 def attempts_recorded(batch: Sequence[AttemptResult]) -> None:
@@ -146,8 +166,17 @@ async def database_families(store: Store) -> list[Metric]:
     )
     for state in ("due", "scheduled", "sending"):
         depth.add_metric([state], gauges[state])
+    circuits = GaugeMetricFamily(
+        "postback_endpoint_circuits",
+        "Enabled endpoints whose circuit is not closed: open (their deliveries wait for the "
+        "next probe) or half-open (the probe is out)",
+        labels=["state"],
+    )
+    circuits.add_metric(["open"], gauges["open_circuits"])
+    circuits.add_metric(["half-open"], gauges["half_open_circuits"])
     return [
         depth,
+        circuits,
         _gauge(
             "postback_queue_oldest_due_seconds",
             "How late the oldest due delivery is (0 when nothing is due)",
@@ -162,6 +191,11 @@ async def database_families(store: Store) -> list[Metric]:
             "postback_endpoints_disabled",
             "Endpoints disabled now (by request or after failing too long)",
             gauges["disabled_endpoints"],
+        ),
+        _gauge(
+            "postback_endpoints_paused",
+            "Enabled endpoints whose receiver's Retry-After holds their deliveries back now",
+            gauges["paused_endpoints"],
         ),
     ]
 

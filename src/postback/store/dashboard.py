@@ -1,5 +1,6 @@
 """Read-only queries for the web UI: endpoint health, the message log with delivery
-status, the operator's overview (applications, disabled endpoints, throughput)."""
+status, the operator's overview (applications, disabled endpoints, open circuits,
+throughput)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from postback import ids
+from postback.delivery.scheduler import Circuit
 from postback.domain import MessageStatus
 from postback.store import schema as t
 from postback.store.operational import OPERATIONAL_APP_ID
@@ -85,6 +87,8 @@ class DashboardMixin:
                 _e.failing_since,
                 _e.event_types,
                 _e.channels,
+                _e.circuit_state,
+                _e.paused_until,
                 _latest_attempt(_a.response_status_code).label("last_status_code"),
                 _latest_attempt(_a.status).label("last_status"),
                 _latest_attempt(_a.created_at).label("last_attempt_at"),
@@ -170,6 +174,32 @@ class DashboardMixin:
             .join(t.applications, _apps.id == _e.app_id)
             .where(_e.disabled.is_(True), _e.app_id != OPERATIONAL_APP_ID)
             .order_by(_e.disabled_at.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(stmt)]
+
+    async def open_circuits(self, limit: int = 100) -> list[Row]:
+        """Enabled endpoints whose circuit is open or half-open, the longest-open first (a
+        disabled endpoint's breaker is frozen: it is in the disabled list instead)."""
+        stmt = (
+            sa.select(
+                _e.id,
+                _e.url,
+                _e.app_id,
+                _e.circuit_state,
+                _e.circuit_since,
+                _e.circuit_probe_at,
+                _e.circuit_failures,
+                _apps.name.label("app_name"),
+            )
+            .join(t.applications, _apps.id == _e.app_id)
+            .where(
+                _e.circuit_state != int(Circuit.CLOSED),
+                _e.disabled.is_(False),
+                _e.app_id != OPERATIONAL_APP_ID,
+            )
+            .order_by(_e.circuit_since, _e.id)
             .limit(limit)
         )
         async with self.engine.connect() as conn:

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from postback.delivery.scheduler import Circuit
 from postback.domain import MessageStatus
 from postback.store import schema as t
 
@@ -29,7 +30,8 @@ class MetricsQueriesMixin:
 
     async def queue_gauges(self) -> dict[str, Any]:
         """Deliveries due, scheduled, being sent and stuck, how late the oldest due one is
-        (seconds; 0 when none is due), and the number of disabled endpoints."""
+        (seconds; 0 when none is due), the number of disabled endpoints, of enabled ones
+        whose circuit is open or half-open, and of those a Retry-After holds back now."""
         now = self.clock()
         d = t.deliveries.c
         pending, sending = d.status == MessageStatus.PENDING, d.status == MessageStatus.SENDING
@@ -45,10 +47,22 @@ class MetricsQueriesMixin:
             count(sa.and_(sending, d.next_attempt_at < now - STUCK_AFTER)).label("stuck"),
             sa.func.min(d.next_attempt_at).filter(due).label("oldest_due"),
         ).where(d.next_attempt_at.is_not(None))
-        disabled = sa.select(sa.func.count()).where(t.endpoints.c.disabled.is_(True))
+        e = t.endpoints.c
+        enabled = e.disabled.is_(False)
+        # One pass over the endpoints, as small a table as the dashboard's lists of them. A
+        # disabled endpoint's breaker is frozen (nothing is sent to it), so it is not counted.
+        endpoints = sa.select(
+            count(e.disabled.is_(True)).label("disabled_endpoints"),
+            count(sa.and_(enabled, e.circuit_state == int(Circuit.OPEN))).label("open_circuits"),
+            count(sa.and_(enabled, e.circuit_state == int(Circuit.HALF_OPEN))).label(
+                "half_open_circuits"
+            ),
+            count(sa.and_(enabled, e.paused_until > now)).label("paused_endpoints"),
+        )
         async with self.engine.connect() as conn:
             gauges = dict((await conn.execute(live)).one()._mapping)
-            gauges["disabled_endpoints"] = int(await conn.scalar(disabled) or 0)
+            counts = (await conn.execute(endpoints)).one()._mapping
+            gauges |= {k: int(v or 0) for k, v in counts.items()}
         oldest = gauges.pop("oldest_due")
         gauges["oldest_due_seconds"] = (now - oldest).total_seconds() if oldest else 0.0
         return gauges

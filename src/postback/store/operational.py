@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from postback import ids
+from postback import ids, metrics
 from postback.delivery.scheduler import (
     DEFAULT_POLICY,
     Circuit,
@@ -199,6 +199,7 @@ class OperationalMixin:
                 await self._auto_disable(conn, ep, since, now)
 
     async def _circuit_event(self, conn: AsyncConnection, ep: Row, state: Circuit) -> None:
+        metrics.circuit_moved(state.text)
         if state is Circuit.OPEN:
             log.warning(
                 "endpoint %s (app %s): circuit opened after %d failed attempts in a row; "

@@ -12,6 +12,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from postback.api.models import EventTypeBase, EventTypeIn
+from postback.delivery.scheduler import Circuit
 from postback.store.pages import Page
 from postback.store.store import Store
 from postback.web import charts
@@ -92,6 +93,10 @@ async def home(request: Request, viewer: DashboardViewer) -> Response:
         rates=rates,
         apps=await store.apps_overview(),
         disabled=await store.disabled_endpoints(),
+        circuits=[
+            row | {"circuit": Circuit(row["circuit_state"]).text}
+            for row in await store.open_circuits()
+        ],
     )
 
 

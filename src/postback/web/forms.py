@@ -22,6 +22,7 @@ FORM_FIELDS = {
     "headers",
     "payload_filter",
     "projection",
+    "max_in_flight",
 }
 
 
@@ -31,16 +32,20 @@ def endpoint_values(
     url = str(form.get("url") or "").strip()
     rate = str(form.get("rate_limit") or "").strip()
     if rate and not rate.isdigit():
-        raise Invalid("The rate limit is a whole number of messages per second.")
+        raise Invalid(
+            "The rate limit is a whole number of messages per second.", field="throttleRate"
+        )
     channel = str(form.get("channel") or "").strip()
     if form.get("scope") == "one" and not channel:
-        raise Invalid("Name the product (channel) this endpoint is for.")
+        raise Invalid("Name the product (channel) this endpoint is for.", field="channels")
     wire = {
         "url": url,
         "description": str(form.get("description") or "").strip(),
         "eventTypes": [str(v) for v in form.getlist("event_types")] or None,
         "channels": [channel] if form.get("scope") == "one" else None,
         "throttleRate": int(rate) if rate else None,
+        # As typed: the model says what a whole number from 1 to 10000 is, not the form.
+        "maxInFlight": str(form.get("max_in_flight") or "").strip() or None,
         "headers": parse_headers(str(form.get("headers") or ""), kept),
         **payload_rules(form),
     }
@@ -63,16 +68,19 @@ def payload_rules(form: FormData) -> dict[str, Any]:
         try:
             rule = json.loads(text)
         except ValueError:
-            raise Invalid("The payload filter must be JSON.") from None
+            raise Invalid("The payload filter must be JSON.", field="filter") from None
         if not isinstance(rule, dict):
-            raise Invalid("The payload filter is not valid.", "(a JSON object)")
+            raise Invalid("The payload filter is not valid.", "(a JSON object)", "filter")
     mode = str(form.get("projection_mode") or "all")
     lines = str(form.get("projection") or "").splitlines()
     pointers = [line.strip() for line in lines if line.strip()]
     projection = None
     if mode in ("include", "exclude"):
         if not pointers:
-            raise Invalid("List at least one field, as a JSON pointer such as /data/buyer.")
+            raise Invalid(
+                "List at least one field, as a JSON pointer such as /data/buyer.",
+                field="projection",
+            )
         projection = {mode: pointers}
     return {"filter": rule or None, "projection": projection}
 
@@ -101,7 +109,7 @@ def parse_headers(text: str, kept: dict[str, str] | None = None) -> dict[str, st
             continue
         name, sep, value = line.partition(":")
         if not sep or not name.strip():
-            raise Invalid("Write one header a line, as Name: value.")
+            raise Invalid("Write one header a line, as Name: value.", field="headers")
         headers[name.strip()] = value.strip()
     return headers
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from postback.web.i18n_health import HEALTH_TEXTS
+
 LANGUAGES = [("en", "English"), ("es", "Español"), ("pt-BR", "Português")]
 DEFAULT = "en"
 
@@ -351,6 +353,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "notice:archived": ("Tipo de evento archivado.", "Tipo de evento arquivado."),
     "notice:restored": ("Tipo de evento restaurado.", "Tipo de evento restaurado."),
 }
+
+TEXTS |= HEALTH_TEXTS
 
 ENGLISH_NOTICES = {
     "notice:created": "Created.",

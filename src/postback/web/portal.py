@@ -13,6 +13,7 @@ from starlette.datastructures import FormData
 
 from postback.api.endpoint_rules import no_room
 from postback.api.tasks import run_in_background
+from postback.delivery.scheduler import Circuit
 from postback.domain import MessageStatus
 from postback.examples import NoSuchExample, example_payload
 from postback.operations import UnknownEventType, rotate_endpoint_secret, send_test_event
@@ -92,12 +93,25 @@ async def logout(request: Request, viewer: PortalViewer) -> Response:
 
 @router.get("/endpoints")
 async def endpoints(request: Request, viewer: PortalViewer, notice: str = "") -> Response:
-    rows = await store_of(request).endpoint_health(viewer.app_id or "")
+    store = store_of(request)
+    now = store.clock()
+    rows = [row | health(row, now) for row in await store.endpoint_health(viewer.app_id or "")]
     return await page(request, viewer, "portal/endpoints.html", endpoints=rows, notice=notice)
 
 
+def health(ep: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """How the page shows an endpoint's breaker: ``circuit`` is closed, open or half-open;
+    ``paused_until`` only while a receiver's Retry-After still holds (the column keeps the
+    last one after it has passed)."""
+    until = ep.get("paused_until")
+    return {
+        "circuit": Circuit(ep.get("circuit_state") or 0).text,
+        "paused_until": until if until is not None and until > now else None,
+    }
+
+
 async def _form_page(
-    request: Request, viewer: Viewer, endpoint: dict[str, Any] | None, error: str = ""
+    request: Request, viewer: Viewer, endpoint: dict[str, Any] | None, error: Invalid | None = None
 ) -> Response:
     catalog = await all_event_types(store_of(request))
     return await page(
@@ -108,7 +122,9 @@ async def _form_page(
         catalog=catalog,
         headers_text=format_headers(endpoint["headers"]) if endpoint else "",
         **rules_text(endpoint),
-        error=error,
+        default_max_in_flight=request.app.state.settings.endpoint_max_in_flight,
+        error=error.shown(translator(language(request))) if error else "",
+        error_field=error.field if error else "",
         status=422 if error else 200,
     )
 
@@ -125,12 +141,10 @@ async def create_endpoint(request: Request, viewer: PortalViewer) -> Response:
     try:
         values = endpoint_values(form, require_https=settings.require_https)
     except Invalid as exc:
-        return await _form_page(
-            request, viewer, _echo(form), exc.shown(translator(language(request)))
-        )
+        return await _form_page(request, viewer, _echo(form), exc)
     problem = await no_room(store_of(request), settings, viewer.app_id or "")
     if problem:
-        return await _form_page(request, viewer, _echo(form), problem)
+        return await _form_page(request, viewer, _echo(form), Invalid(problem))
     values["secret"] = generate_secret()
     row = await store_of(request).create_endpoint(viewer.app_id or "", values)
     return see_other(f"/portal/endpoints/{row['id']}?notice=created")
@@ -145,6 +159,7 @@ def _echo(form: FormData) -> dict[str, Any]:
         "event_types": form.getlist("event_types"),
         "channels": [form.get("channel", "")] if form.get("scope") == "one" else None,
         "throttle_rate": form.get("rate_limit") or None,
+        "max_in_flight": form.get("max_in_flight") or None,
         "headers": {},
         "filter_text": str(form.get("payload_filter") or ""),
         "projection_mode": str(form.get("projection_mode") or "all"),
@@ -187,7 +202,8 @@ async def endpoint_page(
         request,
         viewer,
         "portal/endpoint.html",
-        endpoint=ep,
+        endpoint=ep | health(ep, store.clock()),
+        default_max_in_flight=request.app.state.settings.endpoint_max_in_flight,
         reveal=reveal,
         stats=stats,
         chart=chart,
@@ -216,7 +232,7 @@ async def save_endpoint(request: Request, viewer: PortalViewer, endpoint_id: str
         values = endpoint_values(form, require_https=settings.require_https, kept=ep["headers"])
     except Invalid as exc:
         echoed = _echo(form) | {"id": ep["id"]}
-        return await _form_page(request, viewer, echoed, exc.shown(translator(language(request))))
+        return await _form_page(request, viewer, echoed, exc)
     await store.update_endpoint(app_id, ep["id"], values)
     return see_other(f"/portal/endpoints/{ep['id']}?notice=saved")
 

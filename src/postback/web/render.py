@@ -71,9 +71,10 @@ class Forbidden(Exception):
 class Invalid(Exception):
     """A form value we cannot accept; the page is shown again with the message."""
 
-    def __init__(self, message: str, detail: str = "") -> None:
+    def __init__(self, message: str, detail: str = "", field: str = "") -> None:
         self.message = message
         self.detail = detail  # technical, shown as is after the translated message
+        self.field = field  # the wire name of the field at fault, when one is
 
     def shown(self, translate: Callable[[str], str]) -> str:
         return f"{translate(self.message)} {self.detail}".strip()

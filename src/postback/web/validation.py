@@ -25,6 +25,7 @@ FIELD_MESSAGES = {
     "eventTypes": "Choose at most 1000 event types, each named as in the catalog.",
     "channels": "Name the product (channel) with letters, digits, '-', '_' or '.'.",
     "throttleRate": "The rate limit is a whole number of messages per second.",
+    "maxInFlight": "Max in flight is a whole number from 1 to 10000.",
     "headers": "A header is not allowed: check its name and value.",
     "filter": "The payload filter is not valid.",
     "projection": "The list of fields is not valid.",
@@ -48,6 +49,7 @@ def invalid_from(exc: ValidationError) -> Invalid:
     said = str(first["msg"]).removeprefix("Value error, ")
     place = ".".join(loc[1:])
     detail = f"({place}: {said})" if place else f"({said})"
+    field = loc[0] if loc else ""
     if "NUL character" in said:
         return Invalid(NUL_MESSAGE, detail)
-    return Invalid(FIELD_MESSAGES.get(loc[0] if loc else "", OTHER_MESSAGE), detail)
+    return Invalid(FIELD_MESSAGES.get(field, OTHER_MESSAGE), detail, field)
