@@ -817,16 +817,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bare", nargs=4, metavar=("URL", "N", "CONCURRENCY", "ROUNDS"))
     parser.add_argument(
-        "--only", help="comma-separated: worker,api,latency,fanout,claim,memory,rules,rules-cpu"
+        "--only",
+        help="comma-separated: worker,api,latency,fanout,claim,memory,rules,rules-cpu,"
+        "isolation,slow-receivers,claim-backlog",
     )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
+    import scheduling  # bench/scheduling.py: it imports this module's helpers as `run`
+
     if args.bare:
         url, n, conc, rounds = args.bare
         print(json.dumps(asyncio.run(bare_loop(url, int(n), int(conc), int(rounds)))))
         return
 
-    everything = "worker,api,latency,fanout,claim,memory,rules,rules-cpu"
+    everything = (
+        "worker,api,latency,fanout,claim,memory,rules,rules-cpu,"
+        "isolation,slow-receivers,claim-backlog"
+    )
     wanted = set((args.only or everything).split(","))
     dbs: list[Callable[[str], Database]] = []
     with tempfile.TemporaryDirectory(prefix="postback-bench-") as tmp:
@@ -844,6 +851,9 @@ def main() -> None:
             ("memory", bench_memory, False),
             ("rules", bench_rules_ingest, True),
             ("rules-cpu", lambda db: bench_rules_cpu(), False),
+            ("isolation", lambda db: scheduling.bench_isolation(db), True),
+            ("slow-receivers", lambda db: scheduling.bench_slow_receivers(db), True),
+            ("claim-backlog", lambda db: scheduling.bench_claim_beside_backlog(db), True),
         ]
         rows: list[Row] = []
         started = time.monotonic()

@@ -2,7 +2,7 @@
 reports the same values, whichever worker did the work.
 
 A scrape comes every few seconds for as long as postback runs, so these queries read only
-what is live: the deliveries in the partial due index (``next_attempt_at IS NOT NULL``).
+what is live: the deliveries in the partial queue index (``next_attempt_at IS NOT NULL``).
 Finished deliveries, however many, are not scanned. (Deliveries parked behind a disabled
 endpoint are outside that index; counting them means reading the endpoint's whole history,
 so they are left to ``postback check``.)

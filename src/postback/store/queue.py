@@ -295,14 +295,6 @@ class QueueMixin:
             await self._announce_work(conn)
         self._notify_work()
 
-    async def next_due_at(self) -> datetime | None:
-        d = t.deliveries.c
-        async with self.engine.connect() as conn:
-            # The predicate matches the partial index ix_deliveries_due: without it, both
-            # databases scan every finished delivery to find the minimum.
-            stmt = sa.select(sa.func.min(d.next_attempt_at)).where(d.next_attempt_at.isnot(None))
-            return await conn.scalar(stmt)
-
     async def queue_health(self, overdue_after: float) -> dict[str, Any]:
         """Counts an operator needs to judge the queue: what is due, what is late, and
         claims whose lease ran out without another worker taking them over."""

@@ -17,6 +17,9 @@ from postback.delivery.scheduler import ClaimPlan, QueueHead
 # number of endpoints that have work, never with the length of any one's backlog. For each:
 # its earliest pending delivery, its earliest claim end (past: a lapsed claim) and its live
 # claims. The scheduler decides from these (postback.delivery.scheduler.plan_claim).
+# Every read is ordered as that index is: with one endpoint holding a million due rows, a
+# planner that estimates "half the table" per endpoint would otherwise walk a time-ordered
+# index through that backlog to find another endpoint's first row.
 HEADS = """
 WITH RECURSIVE eps(id) AS (
     (SELECT endpoint_id FROM deliveries WHERE next_attempt_at IS NOT NULL
@@ -28,10 +31,12 @@ WITH RECURSIVE eps(id) AS (
     FROM eps WHERE eps.id IS NOT NULL
 )
 SELECT e.id, e.app_id,
-       (SELECT min(d.next_attempt_at) FROM deliveries d
-        WHERE d.endpoint_id = e.id AND d.status = 1 AND d.next_attempt_at IS NOT NULL),
-       (SELECT min(d.next_attempt_at) FROM deliveries d
-        WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at IS NOT NULL),
+       (SELECT d.next_attempt_at FROM deliveries d
+        WHERE d.endpoint_id = e.id AND d.status = 1 AND d.next_attempt_at IS NOT NULL
+        ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1),
+       (SELECT d.next_attempt_at FROM deliveries d
+        WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at IS NOT NULL
+        ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1),
        e.max_in_flight, e.circuit_state, e.circuit_probe_at, e.paused_until,
        (SELECT count(*) FROM deliveries d
         WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at > $1)
@@ -60,11 +65,11 @@ WITH pick AS (
     SELECT x.id FROM room r CROSS JOIN LATERAL (
         (SELECT d.id, d.next_attempt_at FROM deliveries d
          WHERE d.endpoint_id = r.ep AND d.status = 1 AND d.next_attempt_at <= $2
-         ORDER BY d.next_attempt_at LIMIT r.n)
+         ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT r.n)
         UNION ALL
         (SELECT d.id, d.next_attempt_at FROM deliveries d
          WHERE d.endpoint_id = r.ep AND d.status = 3 AND d.next_attempt_at <= $2
-         ORDER BY d.next_attempt_at LIMIT r.n)
+         ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT r.n)
         ORDER BY next_attempt_at LIMIT r.n
     ) x
 ), claimed AS (

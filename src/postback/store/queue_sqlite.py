@@ -27,10 +27,12 @@ WITH RECURSIVE eps(id) AS (
     FROM eps WHERE eps.id IS NOT NULL
 )
 SELECT e.id, e.app_id,
-       (SELECT min(d.next_attempt_at) FROM deliveries d
-        WHERE d.endpoint_id = e.id AND d.status = 1 AND d.next_attempt_at IS NOT NULL),
-       (SELECT min(d.next_attempt_at) FROM deliveries d
-        WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at IS NOT NULL),
+       (SELECT d.next_attempt_at FROM deliveries d
+        WHERE d.endpoint_id = e.id AND d.status = 1 AND d.next_attempt_at IS NOT NULL
+        ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1),
+       (SELECT d.next_attempt_at FROM deliveries d
+        WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at IS NOT NULL
+        ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1),
        e.max_in_flight, e.circuit_state, e.circuit_probe_at, e.paused_until,
        (SELECT count(*) FROM deliveries d
         WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at > ?1)
@@ -41,11 +43,11 @@ _DUE = """
 SELECT id FROM (
     SELECT * FROM (SELECT id, next_attempt_at FROM deliveries
                    WHERE endpoint_id = ?1 AND status = 1 AND next_attempt_at <= ?2
-                   ORDER BY next_attempt_at LIMIT ?3)
+                   ORDER BY endpoint_id, status, next_attempt_at LIMIT ?3)
     UNION ALL
     SELECT * FROM (SELECT id, next_attempt_at FROM deliveries
                    WHERE endpoint_id = ?1 AND status = 3 AND next_attempt_at <= ?2
-                   ORDER BY next_attempt_at LIMIT ?3)
+                   ORDER BY endpoint_id, status, next_attempt_at LIMIT ?3)
 ) ORDER BY next_attempt_at LIMIT ?3
 """
 _LEASE = (

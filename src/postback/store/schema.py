@@ -226,12 +226,6 @@ deliveries = sa.Table(
     sa.UniqueConstraint("msg_id", "endpoint_id"),
     sa.Index("ix_deliveries_endpoint_id_id", "endpoint_id", "id"),
     sa.Index(
-        "ix_deliveries_due",
-        "next_attempt_at",
-        postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
-        sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
-    ),
-    sa.Index(
         "ix_deliveries_endpoint_id_status_next_attempt_at",
         "endpoint_id",
         "status",

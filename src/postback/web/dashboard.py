@@ -101,7 +101,7 @@ async def home(request: Request, viewer: DashboardViewer) -> Response:
 
 
 async def _queue(store: Store) -> dict[str, Any]:
-    """The queue's gauges, read from the due index only (as /metrics reads them): a view of
+    """The queue's gauges, read from the queue's partial index only (as /metrics does): a view of
     the dashboard never scans finished deliveries, however many there are."""
     gauges = await store.queue_gauges()
     late = gauges["oldest_due_seconds"] > OVERDUE_AFTER

@@ -38,7 +38,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("rate_next_at", _WHEN, nullable=True))
     # The scheduler walks the queue endpoint by endpoint: this index finds each endpoint
     # with queued deliveries, its earliest due one and its live claims, without reading the
-    # backlog of any of them.
+    # backlog of any of them. It replaces the time-ordered index of the whole queue, which
+    # no claim reads any more and which a planner may wrongly walk through a backlog.
+    op.drop_index("ix_deliveries_due", table_name="deliveries")
     op.create_index(
         "ix_deliveries_endpoint_id_status_next_attempt_at",
         "deliveries",
@@ -72,6 +74,13 @@ def downgrade() -> None:
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_column("worker")
     op.drop_index("ix_deliveries_endpoint_id_status_next_attempt_at", table_name="deliveries")
+    op.create_index(
+        "ix_deliveries_due",
+        "deliveries",
+        ["next_attempt_at"],
+        postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
+        sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
+    )
     with op.batch_alter_table("applications", schema=None) as batch_op:
         batch_op.drop_column("rate_next_at")
     with op.batch_alter_table("endpoints", schema=None) as batch_op:
