@@ -633,6 +633,8 @@ def bench_claim(db: Database, due: int = 100, small: int = 10_000, large: int = 
         store = await open_store(db)
         try:
             app_id, (ep_id,) = await make_app(store, ["http://127.0.0.1:9/due"])
+            # The figure is the claim's cost, not the endpoint's cap: let it take them all.
+            await store.update_endpoint(app_id, ep_id, {"max_in_flight": due})
             await enqueue(store, app_id, due)
             await _fill_queue(store, app_id, small)
             small_t = await _claim_times(store, ep_id, due, 25)

@@ -14,33 +14,41 @@ from postback.delivery.scheduler import ClaimPlan, QueueHead
 
 # Every endpoint with queued deliveries, found by skipping through the index on
 # (endpoint_id, status, next_attempt_at) one endpoint at a time: the cost grows with the
-# number of endpoints that have work, never with the length of any one's backlog. For each:
-# its earliest pending delivery, its earliest claim end (past: a lapsed claim) and its live
+# number of endpoints that have work, never with the length of any one's backlog. The first
+# entry of each endpoint is its earliest pending delivery (pending sorts before sending), or
+# if it has none, its earliest claim end. Then, only where needed, its earliest claim end
+# (past: a lapsed claim, due again) and, only for endpoints with something due, its live
 # claims. The scheduler decides from these (postback.delivery.scheduler.plan_claim).
 # Every read is ordered as that index is: with one endpoint holding a million due rows, a
 # planner that estimates "half the table" per endpoint would otherwise walk a time-ordered
 # index through that backlog to find another endpoint's first row.
 HEADS = """
-WITH RECURSIVE eps(id) AS (
-    (SELECT endpoint_id FROM deliveries WHERE next_attempt_at IS NOT NULL
-     ORDER BY endpoint_id LIMIT 1)
+WITH RECURSIVE firsts(id, status, at) AS (
+    (SELECT endpoint_id, status, next_attempt_at FROM deliveries
+     WHERE next_attempt_at IS NOT NULL
+     ORDER BY endpoint_id, status, next_attempt_at LIMIT 1)
     UNION ALL
-    SELECT (SELECT d.endpoint_id FROM deliveries d
-            WHERE d.next_attempt_at IS NOT NULL AND d.endpoint_id > eps.id
-            ORDER BY d.endpoint_id LIMIT 1)
-    FROM eps WHERE eps.id IS NOT NULL
+    SELECT x.* FROM firsts f CROSS JOIN LATERAL (
+        SELECT d.endpoint_id, d.status, d.next_attempt_at FROM deliveries d
+        WHERE d.next_attempt_at IS NOT NULL AND d.endpoint_id > f.id
+        ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1) x
+), heads AS MATERIALIZED (
+    SELECT f.id,
+           CASE WHEN f.status = 1 THEN f.at END AS pending_at,
+           CASE WHEN f.status = 3 THEN f.at ELSE
+               (SELECT d.next_attempt_at FROM deliveries d
+                WHERE d.endpoint_id = f.id AND d.status = 3 AND d.next_attempt_at IS NOT NULL
+                ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1)
+           END AS claim_end
+    FROM firsts f
 )
-SELECT e.id, e.app_id,
-       (SELECT d.next_attempt_at FROM deliveries d
-        WHERE d.endpoint_id = e.id AND d.status = 1 AND d.next_attempt_at IS NOT NULL
-        ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1),
-       (SELECT d.next_attempt_at FROM deliveries d
-        WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at IS NOT NULL
-        ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1),
+SELECT e.id, e.app_id, h.pending_at, h.claim_end,
        e.max_in_flight, e.circuit_state, e.circuit_probe_at, e.paused_until,
-       (SELECT count(*) FROM deliveries d
-        WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at > $1)
-FROM eps JOIN endpoints e ON e.id = eps.id
+       CASE WHEN h.pending_at <= $1 OR h.claim_end <= $1 THEN
+           (SELECT count(*) FROM deliveries d
+            WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at > $1)
+       ELSE 0 END
+FROM heads h JOIN endpoints e ON e.id = h.id
 """
 
 # The endpoints this claim takes from, locked in id order; one another worker is claiming
@@ -52,7 +60,9 @@ SELECT id FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDAT
 # Under those locks, in a snapshot taken after them: each endpoint's room counted again
 # (a claim that committed meanwhile is seen), its earliest due deliveries leased, and what
 # sending them needs read. The UPDATE repeats the due test: a row a recorder or a disable
-# moved on since is left alone.
+# moved on since is left alone. It finds its rows through an array of ids, by primary
+# key: joined to the lateral reads, whose sizes the planner cannot know, it may choose to
+# hash the whole table instead.
 CLAIM = """
 WITH pick AS (
     SELECT p.ep, p.k, p.cap FROM jsonb_to_recordset($1::jsonb) AS p(ep text, k int, cap int)
@@ -75,8 +85,8 @@ WITH pick AS (
 ), claimed AS (
     UPDATE deliveries d
     SET status = 3, next_attempt_at = $3, lease = $4, worker = $5, updated_at = $2
-    FROM due
-    WHERE d.id = due.id AND d.status IN (1, 3) AND d.next_attempt_at <= $2
+    WHERE d.id = ANY(ARRAY(SELECT id FROM due)) AND d.status IN (1, 3)
+      AND d.next_attempt_at <= $2
     RETURNING d.id, d.msg_id, d.app_id, d.endpoint_id, d.attempt_count, d.trigger_type,
               d.rate_slot, d.payload
 )

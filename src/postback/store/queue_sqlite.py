@@ -17,26 +17,33 @@ from postback.store.sqliteraw import json_value, stamp, transaction
 # found one index probe at a time, with its earliest pending delivery, earliest claim end
 # and live claims.
 _HEADS = """
-WITH RECURSIVE eps(id) AS (
-    SELECT (SELECT endpoint_id FROM deliveries WHERE next_attempt_at IS NOT NULL
-            ORDER BY endpoint_id LIMIT 1)
+WITH RECURSIVE firsts(id, status, at) AS (
+    SELECT * FROM (SELECT endpoint_id, status, next_attempt_at FROM deliveries
+                   WHERE next_attempt_at IS NOT NULL
+                   ORDER BY endpoint_id, status, next_attempt_at LIMIT 1)
     UNION ALL
     SELECT (SELECT d.endpoint_id FROM deliveries d
-            WHERE d.next_attempt_at IS NOT NULL AND d.endpoint_id > eps.id
-            ORDER BY d.endpoint_id LIMIT 1)
-    FROM eps WHERE eps.id IS NOT NULL
+            WHERE d.next_attempt_at IS NOT NULL AND d.endpoint_id > f.id
+            ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1),
+           NULL, NULL
+    FROM firsts f WHERE f.id IS NOT NULL
+), heads AS MATERIALIZED (
+    SELECT f.id,
+           (SELECT d.next_attempt_at FROM deliveries d
+            WHERE d.endpoint_id = f.id AND d.status = 1 AND d.next_attempt_at IS NOT NULL
+            ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1) AS pending_at,
+           (SELECT d.next_attempt_at FROM deliveries d
+            WHERE d.endpoint_id = f.id AND d.status = 3 AND d.next_attempt_at IS NOT NULL
+            ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1) AS claim_end
+    FROM firsts f WHERE f.id IS NOT NULL
 )
-SELECT e.id, e.app_id,
-       (SELECT d.next_attempt_at FROM deliveries d
-        WHERE d.endpoint_id = e.id AND d.status = 1 AND d.next_attempt_at IS NOT NULL
-        ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1),
-       (SELECT d.next_attempt_at FROM deliveries d
-        WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at IS NOT NULL
-        ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1),
+SELECT e.id, e.app_id, h.pending_at, h.claim_end,
        e.max_in_flight, e.circuit_state, e.circuit_probe_at, e.paused_until,
-       (SELECT count(*) FROM deliveries d
-        WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at > ?1)
-FROM eps JOIN endpoints e ON e.id = eps.id
+       CASE WHEN h.pending_at <= ?1 OR h.claim_end <= ?1 THEN
+           (SELECT count(*) FROM deliveries d
+            WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at > ?1)
+       ELSE 0 END
+FROM heads h JOIN endpoints e ON e.id = h.id
 """
 # One endpoint's earliest due deliveries: pending ones and lapsed claims.
 _DUE = """
