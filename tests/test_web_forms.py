@@ -101,7 +101,8 @@ def test_a_nul_in_any_form_field_is_a_clear_message(server: ServerHandle) -> Non
     portal = portal_client(server, app_id)
     nul = "a\x00b"
     for fields, message in [
-        ({"url": HOOK + "/" + nul}, NUL_MESSAGE),
+        # The API refuses control characters in a URL before it looks for NUL in text.
+        ({"url": HOOK + "/" + nul}, FIELD_MESSAGES["url"]),
         ({"description": nul}, NUL_MESSAGE),
         ({"event_types": [nul]}, "at most 1000"),
         ({"scope": "one", "channel": nul}, "Name the product"),
