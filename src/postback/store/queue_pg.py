@@ -16,9 +16,10 @@ from postback.delivery.scheduler import ClaimPlan, QueueHead
 # (endpoint_id, status, next_attempt_at) one endpoint at a time: the cost grows with the
 # number of endpoints that have work, never with the length of any one's backlog. The first
 # entry of each endpoint is its earliest pending delivery (pending sorts before sending), or
-# if it has none, its earliest claim end. Then, only where needed, its earliest claim end
-# (past: a lapsed claim, due again) and, only for endpoints with something due, its live
-# claims. The scheduler decides from these (postback.delivery.scheduler.plan_claim).
+# if it has none, its earliest claim end. Then, only when nothing pending is due, its
+# earliest claim end (past: a lapsed claim, due again) and, only for endpoints with
+# something due, its live claims. The scheduler decides from these
+# (postback.delivery.scheduler.plan_claim).
 # Every read is ordered as that index is: with one endpoint holding a million due rows, a
 # planner that estimates "half the table" per endpoint would otherwise walk a time-ordered
 # index through that backlog to find another endpoint's first row.
@@ -35,7 +36,8 @@ WITH RECURSIVE firsts(id, status, at) AS (
 ), heads AS MATERIALIZED (
     SELECT f.id,
            CASE WHEN f.status = 1 THEN f.at END AS pending_at,
-           CASE WHEN f.status = 3 THEN f.at ELSE
+           CASE WHEN f.status = 3 THEN f.at
+                WHEN f.at > $1 THEN
                (SELECT d.next_attempt_at FROM deliveries d
                 WHERE d.endpoint_id = f.id AND d.status = 3 AND d.next_attempt_at IS NOT NULL
                 ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1)

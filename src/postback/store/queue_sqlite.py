@@ -14,8 +14,9 @@ from postback.delivery.scheduler import QueueHead, SchedulerPolicy, plan_claim
 from postback.store.sqliteraw import json_value, stamp, transaction
 
 # The same reads as queue_pg.py's (see there): every endpoint with queued deliveries,
-# found one index probe at a time, with its earliest pending delivery, earliest claim end
-# and live claims.
+# found one index probe at a time, with its earliest pending delivery, its earliest claim
+# end only when nothing pending is due (a lapsed claim could be), and its live claims only
+# when something is due.
 _HEADS = """
 WITH RECURSIVE firsts(id, status, at) AS (
     SELECT * FROM (SELECT endpoint_id, status, next_attempt_at FROM deliveries
@@ -27,15 +28,20 @@ WITH RECURSIVE firsts(id, status, at) AS (
             ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1),
            NULL, NULL
     FROM firsts f WHERE f.id IS NOT NULL
-), heads AS MATERIALIZED (
+), pending AS MATERIALIZED (
     SELECT f.id,
            (SELECT d.next_attempt_at FROM deliveries d
             WHERE d.endpoint_id = f.id AND d.status = 1 AND d.next_attempt_at IS NOT NULL
-            ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1) AS pending_at,
-           (SELECT d.next_attempt_at FROM deliveries d
-            WHERE d.endpoint_id = f.id AND d.status = 3 AND d.next_attempt_at IS NOT NULL
-            ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1) AS claim_end
+            ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1) AS pending_at
     FROM firsts f WHERE f.id IS NOT NULL
+), heads AS MATERIALIZED (
+    SELECT p.id, p.pending_at,
+           CASE WHEN p.pending_at IS NULL OR p.pending_at > ?1 THEN
+               (SELECT d.next_attempt_at FROM deliveries d
+                WHERE d.endpoint_id = p.id AND d.status = 3 AND d.next_attempt_at IS NOT NULL
+                ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1)
+           END AS claim_end
+    FROM pending p
 )
 SELECT e.id, e.app_id, h.pending_at, h.claim_end,
        e.max_in_flight, e.circuit_state, e.circuit_probe_at, e.paused_until,
