@@ -667,7 +667,11 @@ def bench_memory(db: Database, in_flight: int = 1000) -> Row:
             return store
 
         asyncio.run(_closing(setup()))
-        env = env_for(db.url, POSTBACK_WORKER_CONCURRENCY=str(in_flight))
+        env = env_for(
+            db.url,
+            POSTBACK_WORKER_CONCURRENCY=str(in_flight),
+            POSTBACK_ENDPOINT_MAX_IN_FLIGHT=str(in_flight),  # one endpoint holds them all
+        )
         with process(postback("worker"), env) as proc:
             wait_for(
                 lambda: receiver_json(hook, "/_stats")["in_flight"] >= in_flight,

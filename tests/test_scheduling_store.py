@@ -222,3 +222,23 @@ async def test_a_live_worker_keeps_its_claims(store: Store, second_store: Store)
     async with store.engine.connect() as conn:
         statuses = list(await conn.scalars(sa.select(d.status)))
     assert statuses == [MessageStatus.SUCCESS] * 2
+
+
+async def test_queue_health_tells_held_back_from_late(store: Store) -> None:
+    app_id, ep_id = await _app_endpoint(store, "down")
+    await _queue(store, app_id, 3)
+    other_app, _ = await _app_endpoint(store, "up")
+    await _queue(store, other_app, 1)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            t.endpoints.update()
+            .where(t.endpoints.c.id == ep_id)
+            .values(circuit_state=1, circuit_probe_at=utcnow() + timedelta(minutes=5))
+        )
+    await store.heartbeat("abcdefabcdef", "h", 1, 60, 30)
+    store.clock = lambda: utcnow() + timedelta(minutes=2)
+    health = await store.queue_health(overdue_after=60)
+    # The open circuit's three are held, not late; the healthy endpoint's one is late.
+    assert (health["held"], health["overdue"], health["due"]) == (3, 1, 4)
+    assert health["open_circuits"] == 1 and health["workers"] == 1
+    assert not health["healthy"]

@@ -318,9 +318,12 @@ def check(
             "overdue": f"pending, due more than {overdue_after:g}s ago",
             "scheduled": "waiting for a retry",
             "paused": "parked (endpoint disabled)",
+            "held": "due, held back by an open circuit or a Retry-After",
             "sending": "being sent (leased)",
             "stuck": f"lease expired more than {overdue_after:g}s ago",
             "oldest_due_seconds": "oldest due delivery, seconds late",
+            "open_circuits": "endpoints whose circuit is open",
+            "workers": "workers beating",
         }
         for key, label in labels.items():
             value = health[key]

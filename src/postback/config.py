@@ -164,7 +164,7 @@ class Settings:
         metadata={"help": "an endpoint failing without a success for this long is disabled"},
     )
     endpoint_max_in_flight: int = field(
-        default=50,
+        default=200,
         metadata={
             "help": "deliveries to one endpoint in flight at once, over every worker process "
             "(an endpoint's maxInFlight overrides it)"

@@ -58,7 +58,7 @@ class SchedulerPolicy:
     """The scheduler's settings (POSTBACK_ENDPOINT_MAX_IN_FLIGHT, POSTBACK_CIRCUIT_*,
     POSTBACK_RETRY_AFTER_MAX)."""
 
-    max_in_flight: int = 50
+    max_in_flight: int = 200
     failure_threshold: int = 5
     cooldown: float = 30.0
     max_cooldown: float = 600.0

@@ -127,9 +127,9 @@ class Worker:
                 await self._slot_freed.wait()
                 continue
             # A claim reads every endpoint with queued work once (postback.delivery.
-            # scheduler): with thousands of senders, claim in larger batches, not more often.
+            # scheduler): with many senders, claim in larger batches, not more often.
             want = min(
-                free, max(self.settings.worker_batch_size, self.settings.worker_concurrency // 10)
+                free, max(self.settings.worker_batch_size, self.settings.worker_concurrency // 4)
             )
             # Cleared before the claim: work queued while it runs wakes the next wait.
             self.store.work_queued.clear()

@@ -296,31 +296,47 @@ class QueueMixin:
         self._notify_work()
 
     async def queue_health(self, overdue_after: float) -> dict[str, Any]:
-        """Counts an operator needs to judge the queue: what is due, what is late, and
-        claims whose lease ran out without another worker taking them over."""
+        """Counts an operator needs to judge the queue: what is due, what is late, what is
+        held back on purpose (an open circuit, a receiver's Retry-After: one customer's
+        outage, not the queue's), and claims whose lease ran out without another worker
+        taking them over."""
         now = self.clock()
         late = now - timedelta(seconds=overdue_after)
-        d = t.deliveries.c
+        d, e = t.deliveries.c, t.endpoints.c
         pending, sending = d.status == MessageStatus.PENDING, d.status == MessageStatus.SENDING
         due = d.next_attempt_at <= now
+        # (A NULL pause must read as false, not unknown: NOT unknown would drop the row.)
+        held = (e.circuit_state != 0) | (e.paused_until.is_not(None) & (e.paused_until > now))
 
         def count(cond: Any) -> Any:
             return sa.func.count().filter(cond)
 
-        stmt = sa.select(
-            count(sa.and_(pending, due)).label("due"),
-            count(sa.and_(pending, d.next_attempt_at < late)).label("overdue"),
-            count(sa.and_(pending, d.next_attempt_at > now)).label("scheduled"),
-            count(sa.and_(pending, d.next_attempt_at.is_(None))).label("paused"),
-            count(sending).label("sending"),
-            count(sa.and_(sending, d.next_attempt_at < late)).label("stuck"),
-            sa.func.min(d.next_attempt_at).filter(sa.and_(pending, due)).label("oldest_due"),
-        ).where(d.next_attempt_at.is_not(None) | pending)
+        stmt = (
+            sa.select(
+                count(sa.and_(pending, due)).label("due"),
+                count(sa.and_(pending, d.next_attempt_at < late, ~held)).label("overdue"),
+                count(sa.and_(pending, due, held)).label("held"),
+                count(sa.and_(pending, d.next_attempt_at > now)).label("scheduled"),
+                count(sa.and_(pending, d.next_attempt_at.is_(None))).label("paused"),
+                count(sending).label("sending"),
+                count(sa.and_(sending, d.next_attempt_at < late)).label("stuck"),
+                sa.func.min(d.next_attempt_at)
+                .filter(sa.and_(pending, due, ~held))
+                .label("oldest_due"),
+            )
+            .select_from(t.deliveries.join(t.endpoints, e.id == d.endpoint_id))
+            .where(d.next_attempt_at.is_not(None) | pending)
+        )
+        circuits = sa.select(sa.func.count()).where(e.circuit_state != 0)
         async with self.engine.connect() as conn:
             row = (await conn.execute(stmt)).one()
+            open_circuits = await conn.scalar(circuits)
+            workers = await conn.scalar(sa.select(sa.func.count()).select_from(t.workers))
         health = dict(row._mapping)
         oldest = health.pop("oldest_due")
         health["oldest_due_seconds"] = (now - oldest).total_seconds() if oldest else 0.0
+        health["open_circuits"] = open_circuits
+        health["workers"] = workers
         health["healthy"] = health["overdue"] == 0 and health["stuck"] == 0
         return health
 
