@@ -210,7 +210,8 @@ def test_the_form_sets_and_clears_max_in_flight(server: ServerHandle, receiver: 
     app_id = server.svix().application.create(ApplicationIn(name="capped")).id
     portal = portal_client(server, app_id)
     new = portal.get("/portal/endpoints/new").text
-    assert 'name="max_in_flight"' in new and 'placeholder="50"' in new  # the server default
+    default = server.settings.endpoint_max_in_flight
+    assert 'name="max_in_flight"' in new and f'placeholder="{default}"' in new  # the default
     form = {"csrf": csrf_of(new), "url": receiver.url + "/hook", "max_in_flight": "7"}
     created = portal.post("/portal/endpoints/new", data=form)
     assert created.status_code == 303
@@ -218,14 +219,14 @@ def test_the_form_sets_and_clears_max_in_flight(server: ServerHandle, receiver: 
     assert _api_endpoint(server, app_id, ep_id)["maxInFlight"] == 7
     assert 'id="max-in-flight">7<' in portal.get(f"/portal/endpoints/{ep_id}").text
     edit = portal.get(f"/portal/endpoints/{ep_id}/edit").text
-    assert 'placeholder="50" value="7"' in edit and "aria-invalid" not in edit
+    assert f'placeholder="{default}" value="7"' in edit and "aria-invalid" not in edit
 
     # Empty is the server's default again.
     saved = portal.post(f"/portal/endpoints/{ep_id}/edit", data=form | {"max_in_flight": ""})
     assert saved.status_code == 303
     assert _api_endpoint(server, app_id, ep_id)["maxInFlight"] is None
     page = portal.get(f"/portal/endpoints/{ep_id}", headers={"accept-language": "pt-BR"}).text
-    assert 'id="max-in-flight">Padrão do servidor (50)<' in page
+    assert f'id="max-in-flight">Padrão do servidor ({default})<' in page
 
     # What the API refuses, the form refuses, naming the field; nothing is stored.
     for bad in ("0", "10001", "many", "2.5", "-3"):

@@ -89,10 +89,14 @@ async def test_new_work_wakes_the_worker_long_before_the_poll(
 async def test_two_workers_share_the_queue_without_duplicates(
     database_url: str, store: Store, second_store: Store, receiver: Receiver
 ) -> None:
-    url = receiver.route("/hook", ok())
+    # Each worker holds at most 20 claims and answers take 20 ms: one worker cannot keep
+    # up alone, so the other's next poll finds work too, however busy the machine.
+    url = receiver.route("/hook", hang(0.02))
     app_id = await _app_with_endpoint(store, url)
     sent = await _send(store, app_id, 120)
-    settings = _settings(database_url, worker_batch_size=10, poll_interval=0.05)
+    settings = _settings(
+        database_url, worker_batch_size=10, worker_concurrency=10, poll_interval=0.05
+    )
     workers = [Worker(store, settings), Worker(second_store, settings)]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     await _wait(lambda: len(receiver.received("/hook")) >= 120, within=30)
