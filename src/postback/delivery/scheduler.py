@@ -1,5 +1,6 @@
 """What goes out next: fair shares across applications and endpoints, per-endpoint caps,
-the circuit breaker, receivers' Retry-After and retry jitter.
+the circuit breaker and receivers' Retry-After (retry jitter is RetrySchedule's, in
+postback.domain).
 
 Pure policy, no I/O: the store applies it inside its claim and record transactions (so
 every worker process shares one state through the database), and the tests drive it on
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,14 +55,12 @@ def classify(result: AttemptResult) -> Outcome:
 
 @dataclass(frozen=True)
 class SchedulerPolicy:
-    """The scheduler's settings (POSTBACK_ENDPOINT_MAX_IN_FLIGHT, POSTBACK_CIRCUIT_*,
-    POSTBACK_RETRY_AFTER_MAX)."""
+    """The scheduler's settings (POSTBACK_ENDPOINT_MAX_IN_FLIGHT, POSTBACK_CIRCUIT_*)."""
 
     max_in_flight: int = 200
     failure_threshold: int = 5
     cooldown: float = 30.0
     max_cooldown: float = 600.0
-    retry_after_max: float = 3600.0
 
     def cooldown_after(self, opens: int) -> float:
         """The wait before the next probe after the circuit opened ``opens`` times in a
@@ -114,8 +112,7 @@ class Candidate(NamedTuple):
     endpoint_id: str
     app_id: str
     due_at: datetime
-    room: int  # deliveries it may still have in flight (cap minus live claims)
-    probe: bool  # its circuit is open and the next probe is due: one delivery, half-open
+    room: int  # deliveries it may still have in flight (cap minus live claims, or 1 probe)
 
 
 def allocate(candidates: Sequence[Candidate], limit: int) -> dict[str, int]:
@@ -191,14 +188,6 @@ def retry_after_seconds(value: str | None, now: datetime, bound: float) -> float
     return max(0.0, min(bound, seconds))
 
 
-def jittered(wait: float, fraction: float, rng: random.Random | None = None) -> float:
-    """``wait`` stretched by a random share of up to ``fraction`` of itself, so the
-    retries of many deliveries that failed together do not all come back at once."""
-    if fraction <= 0 or wait <= 0:
-        return wait
-    return wait * (1 + (rng or random).random() * fraction)
-
-
 class QueueHead(NamedTuple):
     """One endpoint with queued deliveries, as the claim's first read finds it."""
 
@@ -265,6 +254,6 @@ def plan_claim(
         caps[h.endpoint_id] = 1 if probe else cap
         if probe:
             probes.add(h.endpoint_id)
-        candidates.append(Candidate(h.endpoint_id, h.app_id, due, room, probe))
+        candidates.append(Candidate(h.endpoint_id, h.app_id, due, room))
     take = allocate(candidates, limit)
     return ClaimPlan(take, caps, frozenset(p for p in probes if p in take), next_wake)

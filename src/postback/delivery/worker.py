@@ -44,7 +44,6 @@ class Worker:
             failure_threshold=settings.circuit_failure_threshold,
             cooldown=settings.circuit_cooldown,
             max_cooldown=settings.circuit_max_cooldown,
-            retry_after_max=settings.retry_after_max,
         )
         self.sender = sender or Sender(
             timeout=settings.request_timeout,
