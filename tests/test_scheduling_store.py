@@ -242,3 +242,20 @@ async def test_queue_health_tells_held_back_from_late(store: Store) -> None:
     assert (health["held"], health["overdue"], health["due"]) == (3, 1, 4)
     assert health["open_circuits"] == 1 and health["workers"] == 1
     assert not health["healthy"]
+
+
+async def test_gauges_do_not_call_an_open_circuit_late(store: Store) -> None:
+    app_id, ep_id = await _app_endpoint(store, "down")
+    await _queue(store, app_id, 2)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            t.endpoints.update().where(t.endpoints.c.id == ep_id).values(circuit_state=1)
+        )
+    store.clock = lambda: utcnow() + timedelta(minutes=10)
+    gauges = await store.queue_gauges()
+    assert gauges["due"] == 2 and gauges["open_circuits"] == 1
+    assert gauges["oldest_due_seconds"] == 0.0  # held back, not late: the dashboard stays green
+    other_app, _ = await _app_endpoint(store, "up")
+    await _queue(store, other_app, 1)
+    store.clock = lambda: utcnow() + timedelta(minutes=20)
+    assert (await store.queue_gauges())["oldest_due_seconds"] >= 9 * 60

@@ -30,8 +30,9 @@ class MetricsQueriesMixin:
 
     async def queue_gauges(self) -> dict[str, Any]:
         """Deliveries due, scheduled, being sent and stuck, how late the oldest due one is
-        (seconds; 0 when none is due), the number of disabled endpoints, of enabled ones
-        whose circuit is open or half-open, and of those a Retry-After holds back now."""
+        that nothing holds back on purpose (seconds; 0 when none is due), the number of
+        disabled endpoints, of enabled ones whose circuit is open or half-open, and of those
+        a Retry-After holds back now."""
         now = self.clock()
         d = t.deliveries.c
         pending, sending = d.status == MessageStatus.PENDING, d.status == MessageStatus.SENDING
@@ -40,14 +41,21 @@ class MetricsQueriesMixin:
         def count(cond: Any) -> Any:
             return sa.func.count().filter(cond)
 
-        live = sa.select(
-            count(due).label("due"),
-            count(sa.and_(pending, d.next_attempt_at > now)).label("scheduled"),
-            count(sending).label("sending"),
-            count(sa.and_(sending, d.next_attempt_at < now - STUCK_AFTER)).label("stuck"),
-            sa.func.min(d.next_attempt_at).filter(due).label("oldest_due"),
-        ).where(d.next_attempt_at.is_not(None))
         e = t.endpoints.c
+        # Deliveries an open circuit or a Retry-After holds back are due but not late: one
+        # customer's outage, shown by its own gauges, not the queue falling behind.
+        held = (e.circuit_state != 0) | (e.paused_until.is_not(None) & (e.paused_until > now))
+        live = (
+            sa.select(
+                count(due).label("due"),
+                count(sa.and_(pending, d.next_attempt_at > now)).label("scheduled"),
+                count(sending).label("sending"),
+                count(sa.and_(sending, d.next_attempt_at < now - STUCK_AFTER)).label("stuck"),
+                sa.func.min(d.next_attempt_at).filter(due, ~held).label("oldest_due"),
+            )
+            .select_from(t.deliveries.join(t.endpoints, e.id == d.endpoint_id))
+            .where(d.next_attempt_at.is_not(None))
+        )
         enabled = e.disabled.is_(False)
         # One pass over the endpoints, as small a table as the dashboard's lists of them. A
         # disabled endpoint's breaker is frozen (nothing is sent to it), so it is not counted.
