@@ -69,11 +69,7 @@ class LivenessMixin:
 
     async def _hand_on_claims_of_dead(self, dead_after: float) -> int:
         w, d = t.workers.c, t.deliveries.c
-        limit: sa.ColumnElement[datetime] | datetime
-        if self.dialect == "postgresql":
-            limit = sa.func.now() - sa.text(f"interval '{float(dead_after)} seconds'")
-        else:
-            limit = self.clock() - timedelta(seconds=dead_after)
+        limit = self._server_now() - timedelta(seconds=dead_after)
         async with self.engine.begin() as conn:
             dead = list(await conn.scalars(sa.select(w.id).where(w.heartbeat_at < limit)))
             if not dead:
