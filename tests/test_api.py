@@ -193,8 +193,11 @@ def test_messages(server: ServerHandle) -> None:
     assert first.event_id == "evt-1" and first.channels == ["product-42"]
     bare = svix.message.create(app.id, MessageIn(event_type="purchase.refunded", payload={}))
     assert bare.payload == {}  # the SDK asks for with_content=false by default
-    again = svix.message.create("shop", MessageIn(event_type="x", payload={}, event_id="evt-1"))
-    assert again.id == first.id
+    # An eventId already used: Svix's 409, and nothing new is queued.
+    with pytest.raises(HttpError) as reused:
+        svix.message.create("shop", MessageIn(event_type="x", payload={}, event_id="evt-1"))
+    assert reused.value.status_code == 409 and reused.value.code == "conflict"
+    assert first.id in reused.value.detail
 
     got = svix.message.get(app.id, first.id, MessageGetOptions(with_content=True))
     assert got.payload == {"amount": 10, "buyer": {"name": "Ana"}} and got.tags == ["vip"]

@@ -14,7 +14,8 @@ MARKER = "payload-text-that-must-not-rest-in-the-cache"
 
 
 def _auth(token: str, key: str | None = None) -> dict[str, str]:
-    headers = {"authorization": f"Bearer {token}"}
+    # Rotations answer with the new key only when asked (Svix's answer is a bare 204).
+    headers = {"authorization": f"Bearer {token}", "prefer": "return=representation"}
     if key:
         headers["idempotency-key"] = key
     return headers

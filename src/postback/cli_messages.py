@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from postback.api.optins import RETURN_EXISTING
 from postback.apiclient import Api, ApiError, quote
 from postback.cli_common import (
     DEFAULT,
@@ -29,6 +30,10 @@ from postback.cli_common import (
     short_time,
     show,
 )
+
+# A message whose eventId was sent before counts as sent (its first id), not as a 409: sending
+# a file again after fixing a line sends only what is new (api/optins.py).
+SAME_EVENT = {RETURN_EXISTING: "true"}
 
 
 def _payload(text: str, where: str) -> dict:
@@ -90,7 +95,7 @@ def send(
         fail("give the event type (or --bulk FILE)")
     body = {"eventType": event_type, "payload": _read_payload(payload, file)} | extra
     with reported():
-        row = client.post(f"/api/v1/app/{quote(app)}/msg", body)
+        row = client.request("POST", f"/api/v1/app/{quote(app)}/msg", body, headers=SAME_EVENT)
     if as_json:
         print_json(row)
     else:
@@ -123,7 +128,7 @@ def _send_bulk(client: Api, app: str, event_type: str | None, path: Path, extra:
         for number, line in lines:
             try:
                 message = _bulk_message(line, event_type, extra)
-                client.post(f"/api/v1/app/{quote(app)}/msg", message)
+                client.request("POST", f"/api/v1/app/{quote(app)}/msg", message, headers=SAME_EVENT)
                 sent += 1
             except (ValueError, ApiError) as exc:
                 problems.append(f"line {number}: {getattr(exc, 'detail', exc)}")

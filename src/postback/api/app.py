@@ -37,8 +37,20 @@ health = SlashRouter(prefix="/api/v1/health", tags=["Health"])
 
 @health.get("/", status_code=204)
 async def get_health(store: StoreDep) -> Response:
+    """204 when the database answers (503 when it does not)."""
     await store.ping()
     return Response(status_code=204)
+
+
+@health.get("/ping", status_code=204)
+async def ping() -> Response:
+    """204 while the process serves requests; asks nothing of the database."""
+    return Response(status_code=204)
+
+
+# HEAD answers as GET does (Svix's server runs the same handlers for both).
+health.add_api_route("/", get_health, methods=["HEAD"], status_code=204, operation_id="head_health")
+health.add_api_route("/ping", ping, methods=["HEAD"], status_code=204, operation_id="head_ping")
 
 
 class BodyLimit:

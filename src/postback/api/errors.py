@@ -1,4 +1,7 @@
-"""Errors in Svix's shape: ``{"code", "detail"}``, and 422 with field paths."""
+"""Errors in Svix's shape: ``{"code", "detail"}``, and 422 with field paths.
+
+Every ``loc`` item is a string, as Svix's ``ValidationErrorItem.loc`` is (``list[str]``): a
+list index is written as its decimal digits (``["body", "eventTypes", "0"]``)."""
 
 from __future__ import annotations
 
@@ -53,24 +56,32 @@ class JSONValueError(HTTPException):
     nested too deep). An HTTPException, because FastAPI passes only those through from
     reading a body (anything else becomes a 400)."""
 
-    def __init__(self, loc: list[str | int], msg: str) -> None:
+    def __init__(self, loc: list[str | int], msg: str, kind: str = "value_error") -> None:
         super().__init__(422, msg)
         # A key may itself hold the lone surrogate: shown escaped, as the answer is UTF-8.
         self.loc = [
             p.encode("utf-8", "backslashreplace").decode() if isinstance(p, str) else p for p in loc
         ]
         self.msg = msg
+        self.kind = kind
+
+
+def wire_loc(loc: Any) -> list[str]:
+    """A field path as Svix writes it: strings only."""
+    return [part if isinstance(part, str) else str(part) for part in loc]
 
 
 def validation_error(loc: list[str | int], msg: str, kind: str = "value_error") -> JSONResponse:
-    return JSONResponse({"detail": [{"loc": loc, "msg": msg, "type": kind}]}, status_code=422)
+    return JSONResponse(
+        {"detail": [{"loc": wire_loc(loc), "msg": msg, "type": kind}]}, status_code=422
+    )
 
 
 def payload_violations(found: list[Violation]) -> JSONResponse:
     """A payload its event type's schema refuses: where, which rule, and why."""
     detail = [
         {
-            "loc": ["body", "payload", *v.path],
+            "loc": wire_loc(["body", "payload", *v.path]),
             "msg": f"{v.message} (schema rule: {v.rule or '/'})",
             "type": "schema_violation",
         }
@@ -82,7 +93,11 @@ def payload_violations(found: list[Violation]) -> JSONResponse:
 def _unprocessable(errors: Any, prefix: tuple[str, ...]) -> JSONResponse:
     # The input itself is left out: it may be large, or a secret.
     detail = [
-        {"loc": [*prefix, *e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+        {
+            "loc": wire_loc([*prefix, *e.get("loc", ())]),
+            "msg": e.get("msg", ""),
+            "type": e.get("type", ""),
+        }
         for e in errors
     ]
     return JSONResponse({"detail": detail}, status_code=422)
@@ -137,7 +152,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(JSONValueError)
     async def _json_value(_: Request, exc: JSONValueError) -> JSONResponse:
-        return validation_error(exc.loc, exc.msg)
+        return validation_error(exc.loc, exc.msg, exc.kind)
 
     @app.exception_handler(NotFound)
     async def _missing(_: Request, exc: NotFound) -> JSONResponse:

@@ -148,11 +148,24 @@ def _check_text(text: str, where: Path) -> None:
         )
 
 
+# Svix's type for a body it cannot decode (its ValidatedJson extractor).
+NOT_JSON = "value_error.jsondecode"
+
+
 class StrictJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             settings = self.app.state.settings
-            self._json = loads(await self.body(), settings.max_payload_depth)
+            try:
+                self._json = loads(await self.body(), settings.max_payload_depth)
+            except json.JSONDecodeError as exc:
+                # FastAPI would name the character offset as if it were a field.
+                where = f"line {exc.lineno} column {exc.colno}"
+                raise JSONValueError(["body"], f"not JSON: {exc.msg} ({where})", NOT_JSON) from None
+            except UnicodeDecodeError:
+                # FastAPI answers anything but a JSONDecodeError with a bare 400.
+                why = "not JSON: the body is not UTF-8"
+                raise JSONValueError(["body"], why, NOT_JSON) from None
         return self._json
 
 

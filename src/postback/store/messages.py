@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 Row = dict[str, Any]
 RETENTION = 90 * 86400  # Svix's default payloadRetentionPeriod: 90 days
+EXPUNGED = "EXPUNGED"  # an attempt's response body once deleted, as Svix writes it
 
 # The ingest path's statements, built once: SQLAlchemy then finds their compiled form by a
 # memoized cache key instead of walking a freshly built statement on every message.
@@ -176,6 +177,19 @@ class MessagesMixin:
                 t.messages.update().where(t.messages.c.id == msg["id"]).values(payload=None)
             )
             await _expunge_projections(conn, [msg["id"]])
+
+    async def expunge_attempt_content(self, app_id: str, msg_id: str, attempt_id: str) -> None:
+        """Replace what an endpoint answered to one attempt (Svix writes ``EXPUNGED``)."""
+        a = t.attempts.c
+        async with self.engine.begin() as conn:
+            msg = await self._get_message(conn, app_id, msg_id)
+            done = await conn.execute(
+                t.attempts.update()
+                .where(a.app_id == app_id, a.msg_id == msg["id"], a.id == attempt_id)
+                .values(response=EXPUNGED)
+            )
+            if done.rowcount == 0:
+                raise NotFound(f"attempt {attempt_id!r} not found")
 
     async def expunge_expired_payloads(self, limit: int = 1000) -> int:
         """Drop the payloads whose retention has run out (a batch at a time)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Query, Response
 
 from postback.api import models as w
 from postback.api import views
@@ -85,6 +85,15 @@ async def get_attempt(
     app: AppDep, msg_id: str, attempt_id: str, store: StoreDep
 ) -> w.MessageAttemptOut:
     return views.attempt(await store.get_attempt(app["id"], msg_id, attempt_id))
+
+
+@router.delete("/msg/{msg_id}/attempt/{attempt_id}/content", status_code=204)
+async def expunge_attempt_content(
+    app: AppDep, msg_id: str, attempt_id: str, store: StoreDep
+) -> Response:
+    """Delete what the endpoint answered to this attempt (it reads ``EXPUNGED`` after)."""
+    await store.expunge_attempt_content(app["id"], msg_id, attempt_id)
+    return Response(status_code=204)
 
 
 @router.get("/msg/{msg_id}/endpoint", response_model=w.ListResponse[w.MessageEndpointOut])

@@ -51,8 +51,9 @@ async def expire_all(
 
 @router.post("/logout", status_code=204)
 async def logout(request: Request, principal: PrincipalDep, store: StoreDep) -> Response:
-    """End the portal token this request carries."""
+    """End the portal token this request carries. Svix: "Trying to log out other tokens
+    will fail": an operator token may not (403), it is revoked with `postback token revoke`."""
     if principal.is_operator:
-        raise HTTPException(400, "operator tokens are revoked with `postback token revoke`")
+        raise HTTPException(403, "operator tokens are revoked with `postback token revoke`")
     await store.revoke_app_token(bearer_token(request))
     return Response(status_code=204)

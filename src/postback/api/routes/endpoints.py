@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from postback import ids, operations
 from postback.api import models as w
@@ -16,6 +17,7 @@ from postback.api.deps import AppDep, PageDep, PrincipalDep, SettingsDep, StoreD
 from postback.api.endpoint_rules import check_destination, no_room
 from postback.api.errors import FieldError
 from postback.api.idempotency import remember_message
+from postback.api.optins import RETURN_REPRESENTATION, prefers_representation
 from postback.api.routing import SlashRouter
 from postback.api.tasks import run_in_background
 from postback.config import Settings
@@ -133,16 +135,27 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
             raise HTTPException(403, "a read-only portal token cannot read signing secrets")
         return {"key": ep["secret"]}
 
-    @router.post("/{endpoint_id}/secret/rotate", response_model=w.EndpointSecretOut)
+    @router.post(
+        "/{endpoint_id}/secret/rotate",
+        status_code=204,
+        responses={
+            200: {
+                "model": w.EndpointSecretOut,
+                "description": "The new key, when asked with Prefer: return=representation",
+            }
+        },
+    )
     async def rotate_endpoint_secret(
         app: AppDep,
         endpoint_id: str,
         store: StoreDep,
         settings: SettingsDep,
+        request: Request,
         body: w.EndpointSecretRotateIn | None = None,
-    ) -> dict:
-        """Replace the signing secret; the SDK reads the new one from the answer. Deliveries
-        are signed with both for ``gracePeriodSeconds`` (default 24 h)."""
+    ) -> Response:
+        """Replace the signing secret: 204, as Svix. Deliveries are signed with both for
+        ``gracePeriodSeconds`` (default 24 h). ``Prefer: return=representation`` (and the
+        Svix SDKs, which read it) gets 200 with the new key (see api/optins.py)."""
         body = body or w.EndpointSecretRotateIn()
         grace = (
             settings.rotation_grace
@@ -152,7 +165,10 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         key = await operations.rotate_endpoint_secret(
             store, app["id"], endpoint_id, grace, body.key
         )
-        return {"key": key}
+        if not prefers_representation(request):
+            return Response(status_code=204)
+        applied = {"preference-applied": RETURN_REPRESENTATION}
+        return JSONResponse({"key": key}, headers=applied)
 
     @router.get("/{endpoint_id}/headers", response_model=w.EndpointHeadersOut)
     async def get_endpoint_headers(app: AppDep, endpoint_id: str, store: StoreDep) -> dict:
@@ -183,7 +199,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
 
     if customer:
 
-        @router.post("/{endpoint_id}/send-example", response_model=w.MessageOut, status_code=202)
+        @router.post("/{endpoint_id}/send-example", response_model=w.MessageOut)
         async def send_example(
             app: AppDep,
             endpoint_id: str,

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Query, Request, Response
 
 from postback import metrics
+from postback.api import errors, views
 from postback.api import models as w
-from postback.api import views
 from postback.api.deps import (
     AppDep,
     NewestFirstDep,
@@ -20,6 +20,7 @@ from postback.api.deps import (
 )
 from postback.api.errors import FieldError, payload_violations
 from postback.api.idempotency import remember_message
+from postback.api.optins import returns_existing
 from postback.api.routing import SlashRouter
 from postback.domain import encode_json
 from postback.store.errors import NotFound
@@ -57,7 +58,12 @@ async def list_messages(
     "/",
     response_model=w.MessageOut,
     status_code=202,
-    responses={200: {"model": w.MessageOut, "description": "This eventId was already sent"}},
+    responses={
+        200: {
+            "model": w.MessageOut,
+            "description": "This eventId was already sent (only with Postback-Return-Existing)",
+        }
+    },
 )
 async def create_message(
     app_id: str,
@@ -92,9 +98,14 @@ async def create_message(
         row, created = await store.create_message(app["id"], values)
     if created:
         metrics.message_accepted()
+    elif not returns_existing(request):
+        # Svix: "If a message with the same eventId already exists ... a 409 conflict".
+        return errors.error(
+            409, f"a message with eventId {body.event_id!r} already exists ({row['id']})"
+        )
     remember_message(request.scope, row["app_id"], row["id"], with_content)
-    # 200: the eventId was seen before and nothing new was queued. The body is written
-    # straight from the stored payload bytes (the documented MessageOut, byte for byte).
+    # 200 (asked for): the eventId was seen before and nothing new was queued. The body is
+    # written straight from the stored payload bytes (the documented MessageOut, byte for byte).
     return Response(
         views.message_json(row, with_content=with_content),
         status_code=202 if created else 200,
