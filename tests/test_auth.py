@@ -71,9 +71,16 @@ def _routes(server: ServerHandle) -> list[tuple[str, Route]]:
         for method in item
         if method in {"get", "post", "put", "patch", "delete"}
     ]
-    # Destructive calls last, so every other call still finds what it addresses.
+    # Destructive calls last, so every other call still finds what it addresses; of those,
+    # the expunges before the deletes (an endpoint's attempts go with it).
     order = {"GET": 0, "POST": 1, "PUT": 1, "PATCH": 1, "DELETE": 2}
-    found.sort(key=lambda mr: (mr[1].path.endswith("/logout"), order[mr[0]]))
+    found.sort(
+        key=lambda mr: (
+            mr[1].path.endswith("/logout"),
+            order[mr[0]],
+            not mr[1].path.endswith("/content"),
+        )
+    )
     assert len(found) > 30  # the whole API, not a sample
     return found
 

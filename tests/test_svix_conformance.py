@@ -14,8 +14,10 @@ from __future__ import annotations
 import collections
 import json
 import os
+import resource
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +93,15 @@ def _start(server: ServerHandle, workdir: Path, selection: list[str]) -> subproc
     return subprocess.Popen(command, cwd=workdir, env=env, stdout=output, stderr=output)
 
 
+def _cpu() -> tuple[float, float]:
+    """CPU seconds of this process (the servers) and of its finished children (the runs)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
 def _scenarios(report: Path) -> list[dict]:
     events = (json.loads(line) for line in report.read_text().splitlines() if line)
     return [e["ScenarioFinished"] for e in events if "ScenarioFinished" in e]
@@ -113,6 +124,7 @@ def servers(tmp_path: Path) -> Iterator[list[ServerHandle]]:
 def test_svix_openapi_document_finds_no_deviation(
     servers: list[ServerHandle], receiver: Receiver, tmp_path: Path
 ) -> None:
+    started, before = time.monotonic(), _cpu()
     runs = {}
     for n, (server, (name, selection)) in enumerate(zip(servers, SHARDS.items(), strict=True)):
         _seed_world(server, receiver)
@@ -146,7 +158,12 @@ def test_svix_openapi_document_finds_no_deviation(
     assert ran == set(CHECKS), ran
     every = {op.label for op in operations()}
     assert set(cases) >= every, every - set(cases)  # every operation of the document ran
-    print(f"{sum(cases.values())} cases over {len(cases)} operations")
+    servers_cpu, st_cpu = (after - first for after, first in zip(_cpu(), before, strict=True))
+    print(
+        f"{sum(cases.values())} cases over {len(cases)} operations in "
+        f"{time.monotonic() - started:.0f} s; CPU: servers {servers_cpu:.0f} s, "
+        f"schemathesis {st_cpu:.0f} s"
+    )
     # Each operation with a body got its examples (one with only a path and a flag or two
     # to vary runs out of distinct cases sooner).
     thin = {label for label, n in cases.items() if n < EXAMPLES}
