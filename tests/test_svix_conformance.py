@@ -77,6 +77,8 @@ def _start(server: ServerHandle, workdir: Path, selection: list[str]) -> subproc
         *("--max-examples", str(EXAMPLES)),
         *("--seed", str(SEED)),
         "--generation-deterministic",
+        # The hooks set the Authorization header of every request: none to generate.
+        *("--generation-with-security-parameters", "false"),
         *("--workers", "1"),
         "--continue-on-failure",
         "--no-shrink",  # a regression is reported at once, not after minutes of shrinking
@@ -151,9 +153,10 @@ def test_svix_openapi_document_finds_no_deviation(
         for case_id, results in recorder.get("checks", {}).items():
             ran |= {r["name"] for r in results}
             failures += [(label, r) for r in results if r["status"] != "success"]
-            answer = (recorder.get("interactions", {}).get(case_id) or {}).get("response")
-            if answer:
-                statuses[label].add(answer["status_code"])
+            exchange = recorder.get("interactions", {}).get(case_id) or {}
+            # (The coverage phase also sends methods the document does not have: a 405.)
+            if exchange.get("response") and exchange["request"]["method"] == label.split()[0]:
+                statuses[label].add(exchange["response"]["status_code"])
     assert not failures, failures[:20]
     assert ran == set(CHECKS), ran
     every = {op.label for op in operations()}
