@@ -177,7 +177,7 @@ messages = sa.Table(
     # PostgreSQL tx is the writing transaction's id and pollers only read below the oldest
     # transaction still writing messages (store/events.py), so a late commit can never land
     # behind a cursor. seq is filled in by the database (a default on PostgreSQL, MAX(seq) + 1
-    # on SQLite); tx by its default or by ingest_pg.py.
+    # on SQLite); tx by its default or by pg/ingest.py.
     sa.Column("seq", sa.BigInteger, nullable=True),
     sa.Column("tx", sa.BigInteger, nullable=False, server_default="0"),
     sa.UniqueConstraint("app_id", "event_id"),
