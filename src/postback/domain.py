@@ -106,6 +106,10 @@ class AttemptResult(NamedTuple):
     error: str | None = None
     # Seconds a 429 or 503 asked us to wait (Retry-After, already bounded), else None.
     retry_after: float | None = None
+    # Set when the failure was not the receiver's but postback's own infrastructure's
+    # ("proxy": the egress proxy): it is recorded, retried, and kept out of the endpoint's
+    # health (circuit breaker, auto-disable clock).
+    fault: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -1,4 +1,6 @@
-"""One webhook POST: signed headers, a timeout, no redirects, the response captured."""
+"""One webhook POST: signed headers, a timeout, no redirects, the response captured; through
+the egress proxy when one is set (delivery/egress.py), past the SSRF guard and network lists
+(delivery/ssrf.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
+from postback.delivery.egress import SOCKS_ERRORS, Egress, Proxy, proxy_failure, socks_connector
 from postback.delivery.scheduler import retry_after_seconds
 from postback.delivery.ssrf import (
     BlockedAddress,
     GuardedResolver,
+    NetworkPolicy,
     blocked_reason,
     check_address,
     literal_address,
@@ -35,39 +39,68 @@ class Sender:
         require_https: bool = False,
         resolver: AbstractResolver | None = None,
         retry_after_max: float = 3600.0,
+        policy: NetworkPolicy | None = None,
+        egress_proxy: str | None = None,
+        egress_no_proxy: str = "",
     ) -> None:
         self.timeout = timeout
         self.retry_after_max = retry_after_max
         self.require_https = require_https
-        self.allow_private_networks = allow_private_networks
+        self.policy = policy or NetworkPolicy(allow_private=allow_private_networks)
+        self.egress = Egress(egress_proxy, egress_no_proxy, policy=self.policy, resolver=resolver)
         self._resolver = resolver
         self.response_max_bytes = response_max_bytes
         self.user_agent = user_agent
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._socks: aiohttp.ClientSession | None = None  # the SOCKS proxy's, when set
 
     async def start(self) -> None:
         if self._session is None or self._session.closed:
             resolver = self._resolver
-            if not self.allow_private_networks:
-                resolver = GuardedResolver(resolver)
-            connector = aiohttp.TCPConnector(
-                limit=self.max_connections,
-                ttl_dns_cache=60,
-                enable_cleanup_closed=True,
-                resolver=resolver,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                auto_decompress=False,
-                skip_auto_headers=("User-Agent", "Content-Type"),
-            )
+            if self.policy.checks:
+                # The proxy's own name is the operator's, usually private: not judged.
+                proxy = self.egress.proxy
+                exempt = [proxy.host] if proxy is not None and not proxy.is_socks else []
+                resolver = GuardedResolver(resolver, self.policy, exempt)
+            self._session = self._new_session(aiohttp.TCPConnector(resolver=resolver, **self._pool))
+            if self.egress.proxy is not None and self.egress.proxy.is_socks:
+                # Names are judged by Egress.precheck before the tunnel is asked for.
+                self._socks = self._new_session(socks_connector(self.egress.proxy, **self._pool))
+
+    @property
+    def _pool(self) -> dict:
+        return {"limit": self.max_connections, "ttl_dns_cache": 60, "enable_cleanup_closed": True}
+
+    def _new_session(self, connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Content-Type"),
+        )
+
+    def _route(
+        self, proxy: Proxy | None, url: str, headers: dict[str, str]
+    ) -> tuple[aiohttp.ClientSession, dict]:
+        """The session and request arguments of a request through ``proxy`` (or direct)."""
+        assert self._session is not None
+        if proxy is None:
+            return self._session, {}
+        if proxy.is_socks:
+            assert self._socks is not None
+            return self._socks, {}
+        if proxy.headers and not url[:6].lower().startswith("https:"):
+            # Forwarded in the clear, the request itself carries the proxy's credentials
+            # (aiohttp puts proxy_headers on CONNECT only); never inside a TLS tunnel.
+            headers.update(proxy.headers)
+        return self._session, {"proxy": proxy.url, "proxy_headers": proxy.headers}
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._socks):
+            if session is not None:
+                await session.close()
+        self._session = self._socks = None
 
     async def __aenter__(self) -> Sender:
         await self.start()
@@ -106,34 +139,35 @@ class Sender:
                 started,
                 "not sent: POSTBACK_REQUIRE_HTTPS is set and the URL is not https",
             )
-        if not self.allow_private_networks:
-            refused = _refused_literal(delivery.url)
+        host, port = _host_port(delivery.url)
+        if self.policy.checks:
+            refused = _refused_literal(host, self.policy)
+            if refused:
+                return self._failed(delivery, at, started, refused)
+        proxy = self.egress.proxy_for(host) if host else None
+        if proxy is not None:
+            refused = await self.egress.precheck(host, port)
             if refused:
                 return self._failed(delivery, at, started, refused)
         headers = self.build_headers(delivery, int(time.time()))
+        session, via = self._route(proxy, delivery.url, headers)
         try:
-            async with self._session.post(
-                delivery.url, data=delivery.payload, headers=headers, allow_redirects=False
+            async with session.post(
+                delivery.url, data=delivery.payload, headers=headers, allow_redirects=False, **via
             ) as response:
                 body = await response.content.read(self.response_max_bytes)
                 status = response.status
                 pushback = response.headers.get("Retry-After") if status in (429, 503) else None
-        except TimeoutError:
-            return self._failed(
-                delivery, at, started, f"timed out after {self.timeout:g} s (no response)"
-            )
-        except aiohttp.InvalidURL:
-            return self._failed(delivery, at, started, "invalid URL")
-        except aiohttp.ClientConnectorError as exc:
-            blocked = blocked_reason(exc)
-            if blocked:
-                return self._failed(delivery, at, started, blocked)
-            reason = exc.os_error.strerror or str(exc.os_error)
-            return self._failed(
-                delivery, at, started, f"connection failed: {exc.host}:{exc.port}: {reason}"
-            )
-        except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
-            return self._failed(delivery, at, started, f"{type(exc).__name__}: {exc}"[:500])
+        except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError, *SOCKS_ERRORS) as exc:
+            at_proxy = proxy_failure(exc, proxy) if proxy is not None else None
+            if at_proxy is None:
+                return self._failed(delivery, at, started, self._problem(exc))
+            error, its_fault = at_proxy
+            return self._failed(delivery, at, started, error, fault="proxy" if its_fault else None)
+        if status == 407 and proxy is not None and not proxy.is_socks:
+            # Only a proxy answers 407: an http request forwarded by it was refused there.
+            error = f"proxy error: the proxy {proxy.url} refused our credentials (407)"
+            return self._failed(delivery, at, started, error, fault="proxy")
         return AttemptResult(
             delivery=delivery,
             at=at,
@@ -145,8 +179,28 @@ class Sender:
             else None,
         )
 
+    def _problem(self, exc: BaseException) -> str:
+        """The attempt's error text for what the request raised."""
+        if isinstance(exc, TimeoutError):
+            return f"timed out after {self.timeout:g} s (no response)"
+        if isinstance(exc, aiohttp.InvalidURL):
+            return "invalid URL"
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            blocked = blocked_reason(exc)
+            if blocked:
+                return blocked
+            reason = exc.os_error.strerror or str(exc.os_error)
+            return f"connection failed: {exc.host}:{exc.port}: {reason}"
+        return f"{type(exc).__name__}: {exc}"[:500]
+
     @staticmethod
-    def _failed(delivery: ClaimedDelivery, at: object, started: float, error: str) -> AttemptResult:
+    def _failed(
+        delivery: ClaimedDelivery,
+        at: object,
+        started: float,
+        error: str,
+        fault: str | None = None,
+    ) -> AttemptResult:
         return AttemptResult(
             delivery=delivery,
             at=at,  # type: ignore[arg-type]
@@ -154,21 +208,26 @@ class Sender:
             response="",
             duration_ms=_elapsed_ms(started),
             error=_text(error),
+            fault=fault,
         )
 
 
-def _refused_literal(url: str) -> str | None:
-    """The guard's verdict on a URL whose host is an address literal (aiohttp connects to
-    those without asking the resolver)."""
+def _host_port(url: str) -> tuple[str, int]:
     try:
-        host = URL(url).host or ""
+        parsed = URL(url)
+        return parsed.host or "", parsed.port or 0
     except ValueError:
-        return None  # aiohttp reports the invalid URL itself
+        return "", 0  # aiohttp reports the invalid URL itself
+
+
+def _refused_literal(host: str, policy: NetworkPolicy) -> str | None:
+    """The guard's verdict on a host that is an address literal (aiohttp connects to
+    those without asking the resolver)."""
     addr = literal_address(host)
     if addr is None:
         return None
     try:
-        check_address(host, addr)
+        check_address(host, addr, policy)
     except BlockedAddress as exc:
         return str(exc)
     return None

@@ -14,6 +14,7 @@ from postback import metrics
 from postback.config import Settings
 from postback.delivery.scheduler import SchedulerPolicy
 from postback.delivery.sender import Sender
+from postback.delivery.ssrf import policy_for
 from postback.domain import AttemptResult, ClaimedDelivery, RetrySchedule, utcnow
 from postback.store.store import Store
 
@@ -50,9 +51,11 @@ class Worker:
             response_max_bytes=settings.response_max_bytes,
             user_agent=settings.user_agent,
             max_connections=settings.worker_concurrency,
-            allow_private_networks=settings.allow_private_networks,
             retry_after_max=settings.retry_after_max,
             require_https=settings.require_https,
+            policy=policy_for(settings),
+            egress_proxy=settings.egress_proxy,
+            egress_no_proxy=settings.egress_no_proxy,
         )
         # Claims carry this id; its heartbeats keep them, and its silence hands them on.
         self.worker_id = secrets.token_hex(6)
