@@ -256,13 +256,23 @@ def endpoint_create(
     channel: Annotated[list[str] | None, typer.Option(help="only these channels (repeat)")] = None,
     description: str = "",
     uid: Annotated[str | None, typer.Option(help="your own id for it")] = None,
-    secret: Annotated[str | None, typer.Option(help="whsec_… (default: generated)")] = None,
+    secret: Annotated[
+        str | None, typer.Option(help="whsec_… or an ed25519 whsk_… (default: generated)")
+    ] = None,
+    ed25519: Annotated[
+        bool, typer.Option(help="sign with a new ed25519 key (v1a); prints its public key")
+    ] = False,
     rate: Annotated[int | None, typer.Option(help="at most this many deliveries/s")] = None,
     url: UrlOpt = DEFAULT,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add an endpoint to an application; prints its signing secret."""
+    """Add an endpoint to an application; prints its signing secret (an ed25519 endpoint's
+    public key)."""
+    if ed25519 and secret is None:
+        from postback.signing import generate_ed25519_secret  # loads cryptography: only here
+
+        secret = generate_ed25519_secret()
     body = {
         "url": endpoint_url,
         "description": description,
@@ -280,7 +290,8 @@ def endpoint_create(
         print_json(row | {"secret": key})
         return
     show_one(row, ENDPOINT_COLUMNS, title="endpoint created", as_json=False)
-    console.print(f"signing secret: {key}", highlight=False)
+    label = "public key" if key.startswith("whpk_") else "signing secret"
+    console.print(f"{label}: {key}", highlight=False)
 
 
 def _set_disabled(app: str, endpoint: str, url: str, token: str | None, disabled: bool) -> None:

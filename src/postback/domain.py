@@ -88,7 +88,7 @@ class ClaimedDelivery(NamedTuple):
     app_id: str
     endpoint_id: str
     url: str
-    secrets: tuple[bytes, ...]
+    secrets: tuple[Any, ...]  # signing.SigningKey: HMAC key bytes or an ed25519 key
     headers: dict[str, str]
     payload: bytes
     attempt_count: int

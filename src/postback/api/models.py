@@ -21,7 +21,7 @@ from pydantic.alias_generators import to_camel
 
 from postback.filters import RuleError, check_filter, check_projection
 from postback.schemas import SchemaError, check_schemas
-from postback.signing import decode_secret
+from postback.signing import decode_signing_key
 
 NAME_RE = r"^[a-zA-Z0-9\-_.]+$"
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9a-zA-Z]+$")
@@ -121,7 +121,7 @@ def check_uid(uid: str | None) -> str | None:
 
 
 def check_secret(secret: str) -> str:
-    decode_secret(secret)
+    decode_signing_key(secret)  # whsec_ (HMAC) or whsk_ (ed25519)
     return secret
 
 

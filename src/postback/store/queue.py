@@ -22,7 +22,7 @@ from postback.domain import (
     decode_json,
 )
 from postback.filters import project
-from postback.signing import decode_secret
+from postback.signing import SigningKey, decode_signing_key
 from postback.store import queue_pg, queue_sqlite
 from postback.store import schema as t
 from postback.store.errors import NotFound
@@ -56,7 +56,7 @@ class QueueMixin:
     engine: AsyncEngine
     dialect: str
     clock: Callable[[], datetime]
-    _signing_key_cache: dict[tuple[str, str], bytes]
+    _signing_key_cache: dict[tuple[str, str], SigningKey]
 
     def _notify_work(self) -> None: ...
 
@@ -146,7 +146,7 @@ class QueueMixin:
         ]
         return ClaimBatch(claims, next_wake)
 
-    def _signing_keys(self, row: Any, now: datetime) -> tuple[bytes, ...]:
+    def _signing_keys(self, row: Any, now: datetime) -> tuple[SigningKey, ...]:
         """The current secret, then rotated-out ones still inside their grace period."""
         keys = [self._signing_key(row.secret, row.endpoint_id)]
         for previous in row.previous_secrets or ():
@@ -154,7 +154,7 @@ class QueueMixin:
                 keys.append(self._signing_key(previous["secret"], row.endpoint_id))
         return tuple(keys)
 
-    def _signing_key(self, sealed: str, endpoint_id: str) -> bytes:
+    def _signing_key(self, sealed: str, endpoint_id: str) -> SigningKey:
         """A sealed secret's key bytes, opened once per process (a claim per delivery would
         otherwise decrypt its endpoint's secret each time). A new secret is sealed anew,
         so a rotation is a new entry; the cache is emptied when it grows large."""
@@ -163,7 +163,8 @@ class QueueMixin:
         if key is None:
             if len(cache) >= 10_000:
                 cache.clear()
-            key = cache[endpoint_id, sealed] = decode_secret(self._unseal(sealed, endpoint_id))
+            secret = self._unseal(sealed, endpoint_id)
+            key = cache[endpoint_id, sealed] = decode_signing_key(secret)
         return key
 
     async def record_attempts(

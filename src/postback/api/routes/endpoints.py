@@ -21,7 +21,7 @@ from postback.api.tasks import run_in_background
 from postback.config import Settings
 from postback.examples import NoSuchExample
 from postback.operations import UnknownEventType
-from postback.signing import generate_secret
+from postback.signing import generate_secret, public_secret
 from postback.store.errors import NotFound
 from postback.store.operational import OPERATIONAL_APP_ID
 from postback.store.store import Store
@@ -131,7 +131,8 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         if principal.read_only:
             # Read-only means no secrets: with the signing secret one could forge webhooks.
             raise HTTPException(403, "a read-only portal token cannot read signing secrets")
-        return {"key": ep["secret"]}
+        # An ed25519 endpoint's private key never leaves: receivers verify with its public key.
+        return {"key": public_secret(ep["secret"])}
 
     @router.post("/{endpoint_id}/secret/rotate", response_model=w.EndpointSecretOut)
     async def rotate_endpoint_secret(
@@ -152,7 +153,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         key = await operations.rotate_endpoint_secret(
             store, app["id"], endpoint_id, grace, body.key
         )
-        return {"key": key}
+        return {"key": public_secret(key)}
 
     @router.get("/{endpoint_id}/headers", response_model=w.EndpointHeadersOut)
     async def get_endpoint_headers(app: AppDep, endpoint_id: str, store: StoreDep) -> dict:
