@@ -93,6 +93,10 @@ class ClaimedDelivery(NamedTuple):
     payload: bytes
     attempt_count: int
     trigger: TriggerType
+    # Credentials toward the receiver (postback.credentials): a TLS client certificate
+    # and CA bundle, OAuth2 client credentials; None for most endpoints.
+    tls: Any = None
+    oauth: Any = None
 
 
 class AttemptResult(NamedTuple):

@@ -81,3 +81,18 @@ async def check_destination(
         raise FieldError(field, f"{exc}; deliveries may not go there") from None
     except (OSError, TimeoutError, UnicodeError):
         return  # does not resolve now: the guard decides when it is sent
+
+
+TOKEN_URL_FIELD: list[str | int] = ["body", "oauth", "tokenUrl"]
+
+
+async def check_token_url(
+    url: str, settings: Settings, field: list[str | int] | None = None
+) -> None:
+    """An OAuth2 token URL carries the client secret: https only (plain http is let through
+    only where private networks are, for local testing), and the same network policy as
+    deliveries."""
+    field = field or TOKEN_URL_FIELD
+    if not uses_https(url) and not settings.allow_private_networks:
+        raise FieldError(field, "the token URL must use https (it receives the client secret)")
+    await check_destination(url, settings, field)

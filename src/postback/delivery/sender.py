@@ -5,13 +5,19 @@ the egress proxy when one is set (delivery/egress.py), past the SSRF guard and n
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
+from postback.credentials import OAuthConfig, client_context
 from postback.delivery.egress import SOCKS_ERRORS, Egress, Proxy, proxy_failure, socks_connector
+from postback.delivery.oauth import TokenCache, TokenError, fetch_token
 from postback.delivery.scheduler import retry_after_seconds
 from postback.delivery.ssrf import (
     BlockedAddress,
@@ -21,6 +27,7 @@ from postback.delivery.ssrf import (
     check_address,
     literal_address,
 )
+from postback.delivery.tls_errors import tls_problem
 from postback.domain import AttemptResult, ClaimedDelivery, utcnow
 from postback.signing import signature_header
 
@@ -42,6 +49,7 @@ class Sender:
         policy: NetworkPolicy | None = None,
         egress_proxy: str | None = None,
         egress_no_proxy: str = "",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.timeout = timeout
         self.retry_after_max = retry_after_max
@@ -54,6 +62,8 @@ class Sender:
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._socks: aiohttp.ClientSession | None = None  # the SOCKS proxy's, when set
+        self.tokens = TokenCache(clock)  # OAuth2 access tokens, shared by deliveries
+        self._tls_contexts: dict[tuple[str, tuple[str | None, str | None]], ssl.SSLContext] = {}
 
     async def start(self) -> None:
         if self._session is None or self._session.closed:
@@ -81,20 +91,22 @@ class Sender:
         )
 
     def _route(
-        self, proxy: Proxy | None, url: str, headers: dict[str, str]
-    ) -> tuple[aiohttp.ClientSession, dict]:
-        """The session and request arguments of a request through ``proxy`` (or direct)."""
+        self, proxy: Proxy | None, url: str
+    ) -> tuple[aiohttp.ClientSession, dict, dict[str, str]]:
+        """The session, request arguments and extra headers of a request to ``url``
+        through ``proxy`` (or direct)."""
         assert self._session is not None
         if proxy is None:
-            return self._session, {}
+            return self._session, {}, {}
         if proxy.is_socks:
             assert self._socks is not None
-            return self._socks, {}
+            return self._socks, {}, {}
+        extra: dict[str, str] = {}
         if proxy.headers and not url[:6].lower().startswith("https:"):
             # Forwarded in the clear, the request itself carries the proxy's credentials
             # (aiohttp puts proxy_headers on CONNECT only); never inside a TLS tunnel.
-            headers.update(proxy.headers)
-        return self._session, {"proxy": proxy.url, "proxy_headers": proxy.headers}
+            extra = proxy.headers
+        return self._session, {"proxy": proxy.url, "proxy_headers": proxy.headers}, extra
 
     async def close(self) -> None:
         for session in (self._session, self._socks):
@@ -139,18 +151,46 @@ class Sender:
                 started,
                 "not sent: POSTBACK_REQUIRE_HTTPS is set and the URL is not https",
             )
-        host, port = _host_port(delivery.url)
+        refused, proxy = await self._refusal(delivery.url)
+        if refused:
+            return self._failed(delivery, at, started, refused)
+        headers = self.build_headers(delivery, int(time.time()))
+        session, via, extra = self._route(proxy, delivery.url)
+        headers.update(extra)
+        if delivery.tls is not None:
+            expired = delivery.tls.not_after
+            if expired is not None and expired <= at:
+                error = f"not sent: the client certificate expired at {expired.isoformat()}"
+                return self._failed(delivery, at, started, error)
+            via["ssl"] = self._tls_context(delivery)
+        post = functools.partial(self._post, delivery, at, started, session, via, proxy)
+        if delivery.oauth is None:
+            return await post(headers)
+        return await self._post_with_token(delivery, at, started, post, headers)
+
+    async def _refusal(self, url: str) -> tuple[str | None, Proxy | None]:
+        """Why a request to ``url`` may not go out (the network policy, before any proxy
+        is asked), and the proxy it goes through."""
+        host, port = _host_port(url)
         if self.policy.checks:
             refused = _refused_literal(host, self.policy)
             if refused:
-                return self._failed(delivery, at, started, refused)
+                return refused, None
         proxy = self.egress.proxy_for(host) if host else None
         if proxy is not None:
-            refused = await self.egress.precheck(host, port)
-            if refused:
-                return self._failed(delivery, at, started, refused)
-        headers = self.build_headers(delivery, int(time.time()))
-        session, via = self._route(proxy, delivery.url, headers)
+            return await self.egress.precheck(host, port), proxy
+        return None, None
+
+    async def _post(
+        self,
+        delivery: ClaimedDelivery,
+        at: datetime,
+        started: float,
+        session: aiohttp.ClientSession,
+        via: dict,
+        proxy: Proxy | None,
+        headers: dict[str, str],
+    ) -> AttemptResult:
         try:
             async with session.post(
                 delivery.url, data=delivery.payload, headers=headers, allow_redirects=False, **via
@@ -179,8 +219,67 @@ class Sender:
             else None,
         )
 
+    async def _post_with_token(
+        self,
+        delivery: ClaimedDelivery,
+        at: datetime,
+        started: float,
+        post: Callable[[dict[str, str]], Awaitable[AttemptResult]],
+        headers: dict[str, str],
+    ) -> AttemptResult:
+        """The POST with the endpoint's OAuth2 access token; on a 401, once more with a new
+        token (the receiver may have revoked the cached one)."""
+        config = delivery.oauth
+        key = (delivery.endpoint_id, config)
+        # The token replaces any Authorization header the endpoint was given.
+        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        try:
+            token = await self.tokens.get(key, lambda: self._fetch_token(config))
+        except TokenError as exc:
+            return self._failed(delivery, at, started, f"not sent: OAuth2 token request: {exc}")
+        result = await post(headers | {"authorization": f"Bearer {token}"})
+        if result.status_code != 401:
+            return result
+        try:
+            token = await self.tokens.refresh(key, token, lambda: self._fetch_token(config))
+        except TokenError as exc:
+            error = f"401 with the cached token; OAuth2 token request for a new one: {exc}"
+            return self._failed(delivery, at, started, error)
+        return await post(headers | {"authorization": f"Bearer {token}"})
+
+    async def _fetch_token(self, config: OAuthConfig) -> tuple[str, float]:
+        """A token request through the same guard, network lists and proxy as deliveries."""
+        url = config.token_url
+        if not url.lower().startswith("https://") and (
+            self.require_https or not self.policy.allow_private
+        ):
+            raise TokenError("the token URL must use https")
+        refused, proxy = await self._refusal(url)
+        if refused:
+            raise TokenError(refused)
+        session, via, extra = self._route(proxy, url)
+        try:
+            return await fetch_token(session, config, via | {"headers_extra": extra})
+        except (aiohttp.ClientError, OSError, *SOCKS_ERRORS) as exc:
+            at_proxy = proxy_failure(exc, proxy) if proxy is not None else None
+            raise TokenError(at_proxy[0] if at_proxy else self._problem(exc)) from exc
+
+    def _tls_context(self, delivery: ClaimedDelivery) -> ssl.SSLContext:
+        """The endpoint's TLS context, built once per process for each set of credentials
+        (the connection pool keys connections by it, so they are reused too)."""
+        key = (delivery.endpoint_id, delivery.tls.key)
+        context = self._tls_contexts.get(key)
+        if context is None:
+            if len(self._tls_contexts) >= 1000:
+                self._tls_contexts.clear()
+            context = self._tls_contexts[key] = client_context(delivery.tls)
+        return context
+
     def _problem(self, exc: BaseException) -> str:
         """The attempt's error text for what the request raised."""
+        tls = tls_problem(exc)
+        if tls:
+            return tls
         if isinstance(exc, TimeoutError):
             return f"timed out after {self.timeout:g} s (no response)"
         if isinstance(exc, aiohttp.InvalidURL):

@@ -165,11 +165,13 @@ class Worker:
             await asyncio.wait_for(self.store.work_queued.wait(), timeout)
 
     async def _housekeeping(self) -> None:
-        """Retention: drop expired payloads and idempotency keys, a batch a minute."""
+        """Retention: drop expired payloads and idempotency keys, a batch a minute; warn
+        of client certificates that expire within 14 days (an operational webhook)."""
         while True:
             try:
                 await self.store.expunge_expired_payloads()
                 await self.store.purge_idempotency_keys()
+                await self.store.warn_expiring_certificates()
             except Exception as exc:
                 log.warning("housekeeping failed (%s); will try again", exc)
             await asyncio.sleep(HOUSEKEEPING_EVERY)

@@ -25,6 +25,7 @@ from postback.filters import project
 from postback.signing import SigningKey, decode_signing_key
 from postback.store import queue_pg, queue_sqlite
 from postback.store import schema as t
+from postback.store.credentials import open_oauth, open_tls
 from postback.store.errors import NotFound
 from postback.store.operational import plain_successes
 from postback.store.pages import Page, PageOut, page_out, paged
@@ -56,7 +57,7 @@ class QueueMixin:
     engine: AsyncEngine
     dialect: str
     clock: Callable[[], datetime]
-    _signing_key_cache: dict[tuple[str, str], SigningKey]
+    _signing_key_cache: dict[tuple[str, str], Any]  # SigningKey or credentials
 
     def _notify_work(self) -> None: ...
 
@@ -140,6 +141,8 @@ class QueueMixin:
                 payload=r.payload or b"{}",
                 attempt_count=r.attempt_count,
                 trigger=TriggerType(r.trigger_type),
+                tls=self._opened(r.tls, r.endpoint_id, open_tls) if r.tls else None,
+                oauth=self._opened(r.oauth, r.endpoint_id, open_oauth) if r.oauth else None,
             )
             for r in details
             if r.id not in postponed
@@ -166,6 +169,16 @@ class QueueMixin:
             secret = self._unseal(sealed, endpoint_id)
             key = cache[endpoint_id, sealed] = decode_signing_key(secret)
         return key
+
+    def _opened(self, sealed: str, endpoint_id: str, parse: Callable[[str], Any]) -> Any:
+        """Sealed credentials opened once per process, as signing keys are."""
+        cache = self._signing_key_cache
+        found = cache.get((endpoint_id, sealed))
+        if found is None:
+            if len(cache) >= 10_000:
+                cache.clear()
+            found = cache[endpoint_id, sealed] = parse(self._unseal(sealed, endpoint_id))
+        return found
 
     async def record_attempts(
         self,

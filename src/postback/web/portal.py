@@ -18,6 +18,7 @@ from postback.domain import MessageStatus
 from postback.examples import NoSuchExample, example_payload
 from postback.operations import UnknownEventType, rotate_endpoint_secret, send_test_event
 from postback.signing import generate_ed25519_secret, generate_secret, is_asymmetric, public_secret
+from postback.store.credentials import CERTIFICATE_WARNING
 from postback.store.pages import Page
 from postback.store.store import Store
 from postback.web import charts
@@ -151,6 +152,12 @@ async def create_endpoint(request: Request, viewer: PortalViewer) -> Response:
     return see_other(f"/portal/endpoints/{row['id']}?notice=created")
 
 
+def _expiring(ep: dict[str, Any], now: datetime) -> bool:
+    """The client certificate expires within the 14 days the warning webhook gives."""
+    expires = ep.get("client_cert_expires_at")
+    return expires is not None and expires <= now + CERTIFICATE_WARNING
+
+
 def _echo(form: FormData) -> dict[str, Any]:
     """What was typed, shown again beside the error."""
     return {
@@ -210,6 +217,7 @@ async def endpoint_page(
         default_max_in_flight=request.app.state.settings.endpoint_max_in_flight,
         reveal=reveal,
         public_key=public_key,
+        cert_expiring=_expiring(ep, store.clock()),
         stats=stats,
         chart=chart,
         attempts=attempts.rows,
