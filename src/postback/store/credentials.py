@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -19,9 +19,10 @@ from postback.credentials import (
     parse_ca_bundle,
 )
 from postback.store import schema as t
+from postback.store.core import StoreCore
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 Row = dict[str, Any]
 ENDPOINT_CERTIFICATE_EXPIRING = "endpoint.certificate.expiring"
@@ -103,13 +104,12 @@ def open_oauth(text: str) -> OAuthConfig:
     )
 
 
-class CredentialsMixin:
-    engine: AsyncEngine
-    clock: Callable[[], datetime]
+class CredentialsMixin(StoreCore):
+    if TYPE_CHECKING:  # another part's method, declared for the type checker only
 
-    async def _emit_endpoint_event(
-        self, conn: AsyncConnection, event_type: str, ep: Row, **extra: Any
-    ) -> None: ...
+        async def _emit_endpoint_event(
+            self, conn: AsyncConnection, event_type: str, ep: Row, **extra: Any
+        ) -> None: ...
 
     async def warn_expiring_certificates(self, within: timedelta = CERTIFICATE_WARNING) -> int:
         """Send ``endpoint.certificate.expiring`` once for each client certificate that
