@@ -20,6 +20,9 @@ from tests.conftest import ServerHandle
 from tests.receivers import Received, Receiver, ok
 from tests.test_web_http import csrf_of, portal_client
 
+# Generous: a loaded machine answers slowly, and nothing here measures time.
+HTTP = httpx.Client(timeout=30)
+
 # Svix's README and tests: this secret key, its public key, and what it signs.
 SVIX_SK = (
     "whsk_6Xb/dCcHpPea21PS1N9VY/NZW723CEc77N4rJCubMbfVKIDij2HKpMKkioLlX0dRqSKJp4AJ6p9lMicMFs6Kvg=="
@@ -87,11 +90,11 @@ def test_the_api_refuses_unusable_keys_naming_the_field(server: ServerHandle) ->
     raw = base64.b64decode(SVIX_SK.removeprefix("whsk_"))
     mixed = "whsk_" + base64.b64encode(raw[:32] + raw[:32]).decode()
     for bad in (SVIX_PK, mixed, "whsk_not-base64!"):
-        answer = httpx.post(base, json={"url": "https://a.example/h", "secret": bad}, headers=auth)
+        answer = HTTP.post(base, json={"url": "https://a.example/h", "secret": bad}, headers=auth)
         assert answer.status_code == 422, bad
         assert answer.json()["detail"][0]["loc"] == ["body", "secret"]
-    ep = httpx.post(base, json={"url": "https://a.example/h"}, headers=auth).json()["id"]
-    rotated = httpx.post(f"{base}/{ep}/secret/rotate", json={"key": SVIX_PK}, headers=auth)
+    ep = HTTP.post(base, json={"url": "https://a.example/h"}, headers=auth).json()["id"]
+    rotated = HTTP.post(f"{base}/{ep}/secret/rotate", json={"key": SVIX_PK}, headers=auth)
     assert rotated.status_code == 422 and rotated.json()["detail"][0]["loc"] == ["body", "key"]
 
 
@@ -117,7 +120,7 @@ def test_rotation_keeps_the_kind_and_signs_with_both(server: ServerHandle, hook:
     ep = svix.endpoint.create(app, EndpointIn(url=hook.url + "/hook", secret=SVIX_SK))
     auth = {"authorization": f"Bearer {server.token}"}
     rotate = f"{server.url}/api/v1/app/{app}/endpoint/{ep.id}/secret/rotate"
-    answer = httpx.post(rotate, json={}, headers=auth)
+    answer = HTTP.post(rotate, json={}, headers=auth)
     new_public = answer.json()["key"]
     assert new_public.startswith("whpk_") and new_public != SVIX_PK
     assert svix.endpoint.get_secret(app, ep.id).key == new_public

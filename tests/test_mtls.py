@@ -28,6 +28,9 @@ from tests.conftest import ServerHandle
 from tests.proxies import ForwardProxy
 from tests.tls_certs import CertificateAuthority, TlsReceiver, server_context
 
+# Generous: a loaded machine answers slowly, and nothing here measures time.
+HTTP = httpx.Client(timeout=30)
+
 SERVER_CA = CertificateAuthority("receiver private CA")
 CLIENT_CA = CertificateAuthority("client CA")
 CLIENT = CLIENT_CA.issue("shop-sender")
@@ -86,15 +89,15 @@ def test_bad_pem_is_a_422_naming_the_field(server: ServerHandle) -> None:
     }
     for pem, why in cases.items():
         body = {"url": "https://hooks.example/h", "mtls": {"identity": pem}}
-        detail = _detail(httpx.post(base, json=body, headers=_auth(server)))
+        detail = _detail(HTTP.post(base, json=body, headers=_auth(server)))
         assert detail["loc"] == ["body", "mtls", "identity"] and why in detail["msg"], detail
-    ep = httpx.post(base, json={"url": "https://hooks.example/h"}, headers=_auth(server)).json()
+    ep = HTTP.post(base, json={"url": "https://hooks.example/h"}, headers=_auth(server)).json()
     mtls = f"{base}/{ep['id']}/mtls"
-    detail = _detail(httpx.put(mtls, json={"identity": "garbage"}, headers=_auth(server)))
+    detail = _detail(HTTP.put(mtls, json={"identity": "garbage"}, headers=_auth(server)))
     assert detail["loc"] == ["body", "identity"]
-    detail = _detail(httpx.put(mtls, json={"caBundle": CLIENT.key_pem}, headers=_auth(server)))
+    detail = _detail(HTTP.put(mtls, json={"caBundle": CLIENT.key_pem}, headers=_auth(server)))
     assert detail["loc"] == ["body", "caBundle"]
-    assert httpx.put(mtls, json={}, headers=_auth(server)).status_code == 422
+    assert HTTP.put(mtls, json={}, headers=_auth(server)).status_code == 422
 
 
 def test_the_key_is_sealed_and_never_shown(server: ServerHandle) -> None:
@@ -103,7 +106,7 @@ def test_the_key_is_sealed_and_never_shown(server: ServerHandle) -> None:
         "url": "https://hooks.example/h",
         "mtls": {"identity": CLIENT.identity, "caBundle": SERVER_CA.pem},
     }
-    created = httpx.post(base, json=body, headers=_auth(server))
+    created = HTTP.post(base, json=body, headers=_auth(server))
     assert created.status_code == 201, created.text
     ep = created.json()
     config = ep["mtls"]["config"]
@@ -118,9 +121,9 @@ def test_the_key_is_sealed_and_never_shown(server: ServerHandle) -> None:
     }
     answers = [
         created,
-        httpx.get(f"{base}/{ep['id']}", headers=_auth(server)),
-        httpx.get(base, headers=_auth(server)),
-        httpx.get(f"{base}/{ep['id']}/mtls", headers=_auth(server)),
+        HTTP.get(f"{base}/{ep['id']}", headers=_auth(server)),
+        HTTP.get(base, headers=_auth(server)),
+        HTTP.get(f"{base}/{ep['id']}/mtls", headers=_auth(server)),
     ]
     for answer in answers:
         assert answer.status_code == 200 or answer is created
@@ -136,8 +139,8 @@ def test_the_key_is_sealed_and_never_shown(server: ServerHandle) -> None:
     assert row["tls"].startswith("enc:v1:") and "PRIVATE" not in row["tls"]
     assert "PRIVATE KEY" not in json.dumps(row, default=str)
     # Deleted: gone, and the endpoint shows no certificate.
-    assert httpx.delete(f"{base}/{ep['id']}/mtls", headers=_auth(server)).status_code == 204
-    after = httpx.get(f"{base}/{ep['id']}", headers=_auth(server)).json()
+    assert HTTP.delete(f"{base}/{ep['id']}/mtls", headers=_auth(server)).status_code == 204
+    after = HTTP.get(f"{base}/{ep['id']}", headers=_auth(server)).json()
     assert after["mtls"] == {"enabled": False, "config": None}
     assert server.call(stored)["tls"] is None
 
@@ -146,14 +149,14 @@ def _send(server: ServerHandle, url: str, mtls: dict | None) -> list[dict]:
     """One endpoint in an application of its own, one message: its first attempt."""
     base = _base(server)
     body: dict = {"url": url} | ({"mtls": mtls} if mtls else {})
-    created = httpx.post(base, json=body, headers=_auth(server))
+    created = HTTP.post(base, json=body, headers=_auth(server))
     assert created.status_code == 201, created.text
     ep = created.json()["id"]
     app = base.rsplit("/endpoint", 1)[0]
     server.svix().message.create(app.rsplit("/", 1)[1], MessageIn(event_type="a.b", payload={}))
     deadline = datetime.now(UTC) + timedelta(seconds=20)
     while True:
-        got = httpx.get(f"{app}/attempt/endpoint/{ep}", headers=_auth(server)).json()["data"]
+        got = HTTP.get(f"{app}/attempt/endpoint/{ep}", headers=_auth(server)).json()["data"]
         if got:
             return got
         assert datetime.now(UTC) < deadline, "no attempt"

@@ -17,6 +17,9 @@ from tests.conftest import ServerHandle
 from tests.proxies import free_port
 from tests.receivers import Receiver, ok
 
+# Generous: a loaded machine answers slowly, and nothing here measures time.
+HTTP = httpx.Client(timeout=30)
+
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
@@ -30,7 +33,7 @@ def _auth(server: ServerHandle) -> dict[str, str]:
 
 
 def _endpoints(server: ServerHandle) -> str:
-    app = httpx.post(f"{server.url}/api/v1/app", json={"name": "n"}, headers=_auth(server))
+    app = HTTP.post(f"{server.url}/api/v1/app", json={"name": "n"}, headers=_auth(server))
     return f"{server.url}/api/v1/app/{app.json()['id']}/endpoint"
 
 
@@ -38,7 +41,7 @@ def _attempts(server: ServerHandle, base: str, ep: str, count: int) -> list[dict
     deadline = time.monotonic() + 20
     while True:
         app_base = base.rsplit("/endpoint", 1)[0]
-        got = httpx.get(f"{app_base}/attempt/endpoint/{ep}", headers=_auth(server))
+        got = HTTP.get(f"{app_base}/attempt/endpoint/{ep}", headers=_auth(server))
         data = got.json()["data"]
         if len(data) >= count:
             return data
@@ -93,7 +96,7 @@ def test_lists_are_checked_when_an_endpoint_is_saved(
     )
     base = _endpoints(server)
     for url in ("http://127.0.0.1:9/h", "http://[::1]:9/h", "https://93.184.216.34/h"):
-        assert httpx.post(base, json={"url": url}, headers=_auth(server)).status_code == 201, url
+        assert HTTP.post(base, json={"url": url}, headers=_auth(server)).status_code == 201, url
     refused = {
         "http://127.0.0.2:9/h": "a non-public address",
         "https://203.0.113.9/h": "in POSTBACK_DENIED_NETWORKS",
@@ -101,7 +104,7 @@ def test_lists_are_checked_when_an_endpoint_is_saved(
         "https://[::ffff:203.0.113.9]/h": "in POSTBACK_DENIED_NETWORKS",
     }
     for url, why in refused.items():
-        answer = httpx.post(base, json={"url": url}, headers=_auth(server))
+        answer = HTTP.post(base, json={"url": url}, headers=_auth(server))
         assert answer.status_code == 422, url
         (detail,) = answer.json()["detail"]
         assert detail["loc"] == ["body", "url"] and why in detail["msg"], (url, detail)
@@ -114,11 +117,11 @@ def test_lists_are_checked_when_sent(
     open_server = make_server()
     base = _endpoints(open_server)
     url = receiver.url + "/hook"
-    ep = httpx.post(base, json={"url": url}, headers=_auth(open_server)).json()["id"]
+    ep = HTTP.post(base, json={"url": url}, headers=_auth(open_server)).json()["id"]
     open_server.stop()
     server = make_server(denied_networks="127.0.0.0/8")
     app_base = base.replace(open_server.url, server.url).rsplit("/endpoint", 1)[0]
-    sent = httpx.post(
+    sent = HTTP.post(
         f"{app_base}/msg", json={"eventType": "a.b", "payload": {}}, headers=_auth(server)
     )
     assert sent.status_code == 202
@@ -136,12 +139,12 @@ def test_a_dead_proxy_leaves_the_endpoints_health_alone(
         retry_schedule=(0.05, 0.05, 0.05),
     )
     base = _endpoints(server)
-    ep = httpx.post(base, json={"url": receiver.url + "/hook"}, headers=_auth(server)).json()["id"]
+    ep = HTTP.post(base, json={"url": receiver.url + "/hook"}, headers=_auth(server)).json()["id"]
     app_base = base.rsplit("/endpoint", 1)[0]
-    httpx.post(f"{app_base}/msg", json={"eventType": "a.b", "payload": {}}, headers=_auth(server))
+    HTTP.post(f"{app_base}/msg", json={"eventType": "a.b", "payload": {}}, headers=_auth(server))
     attempts = _attempts(server, base, ep, 4)  # every attempt of the schedule, all failed
     assert all(a["response"].startswith("proxy error: cannot connect") for a in attempts)
-    endpoint = httpx.get(f"{base}/{ep}", headers=_auth(server)).json()
+    endpoint = HTTP.get(f"{base}/{ep}", headers=_auth(server)).json()
     assert endpoint["circuit"]["state"] == "closed"  # four failures, threshold two
     assert endpoint["circuit"]["failures"] == 0
     app_id = app_base.rsplit("/", 1)[1]

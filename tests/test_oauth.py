@@ -29,6 +29,9 @@ from tests.conftest import ServerHandle
 from tests.proxies import ForwardProxy, free_port
 from tests.receivers import Receiver
 
+# Generous: a loaded machine answers slowly, and nothing here measures time.
+HTTP = httpx.Client(timeout=30)
+
 
 @dataclass
 class Issuer:
@@ -264,7 +267,7 @@ def test_the_api_sets_shows_and_seals_oauth(
         "scopes": ["orders"],
         "authMethod": "clientSecretBasic",
     }
-    created = httpx.post(
+    created = HTTP.post(
         base, json={"url": hook.url + "/hook", "oauth": oauth}, headers=_auth(server)
     )
     assert created.status_code == 201, created.text
@@ -281,9 +284,9 @@ def test_the_api_sets_shows_and_seals_oauth(
             "extraParams": None,
         },
     }
-    shown = httpx.get(f"{base}/{ep['id']}/oauth", headers=_auth(server))
+    shown = HTTP.get(f"{base}/{ep['id']}/oauth", headers=_auth(server))
     assert shown.json() == ep["oauth"]
-    for answer in (created, shown, httpx.get(f"{base}/{ep['id']}", headers=_auth(server))):
+    for answer in (created, shown, HTTP.get(f"{base}/{ep['id']}", headers=_auth(server))):
         assert issuer.client_secret not in answer.text
     server.svix().message.create(app, MessageIn(event_type="a.b", payload={}))
     (got,) = hook.wait_for(1, "/hook")
@@ -291,23 +294,21 @@ def test_the_api_sets_shows_and_seals_oauth(
     stored = server.call(lambda store: store.get_endpoint(app, ep["id"]))
     assert stored["oauth"].startswith("enc:v1:") and issuer.client_secret not in stored["oauth"]
     # Svix's routes: PUT replaces (204), DELETE removes.
-    put = httpx.put(
+    put = HTTP.put(
         f"{base}/{ep['id']}/oauth", json=oauth | {"clientId": "other"}, headers=_auth(server)
     )
     assert put.status_code == 204
     assert (
-        httpx.get(f"{base}/{ep['id']}/oauth", headers=_auth(server)).json()["config"]["clientId"]
+        HTTP.get(f"{base}/{ep['id']}/oauth", headers=_auth(server)).json()["config"]["clientId"]
         == "other"
     )
     # An update that does not name oauth keeps it (the svix SDK's endpoint.update).
-    updated = httpx.put(
+    updated = HTTP.put(
         f"{base}/{ep['id']}", json={"url": hook.url + "/hook"}, headers=_auth(server)
     )
     assert updated.json()["oauth"]["enabled"] is True
-    assert httpx.delete(f"{base}/{ep['id']}/oauth", headers=_auth(server)).status_code == 204
-    assert (
-        httpx.get(f"{base}/{ep['id']}", headers=_auth(server)).json()["oauth"]["enabled"] is False
-    )
+    assert HTTP.delete(f"{base}/{ep['id']}/oauth", headers=_auth(server)).status_code == 204
+    assert HTTP.get(f"{base}/{ep['id']}", headers=_auth(server)).json()["oauth"]["enabled"] is False
 
 
 def test_bad_oauth_settings_are_422s_naming_the_field(make_server) -> None:  # type: ignore[no-untyped-def]
@@ -333,14 +334,14 @@ def test_bad_oauth_settings_are_422s_naming_the_field(make_server) -> None:  # t
         (good | {"extraParams": {"client_secret": "x"}}, ["body", "oauth"], "extraParams"),
     ]
     for oauth, loc, words in cases:
-        answer = httpx.post(
+        answer = HTTP.post(
             base, json={"url": "https://93.184.216.34/h", "oauth": oauth}, headers=_auth(server)
         )
         assert answer.status_code == 422, (oauth, answer.text)
         (detail,) = answer.json()["detail"]
         assert detail["loc"] == loc and words in detail["msg"], (oauth, detail)
-    ep = httpx.post(base, json={"url": "https://93.184.216.34/h"}, headers=_auth(server)).json()
-    put = httpx.put(
+    ep = HTTP.post(base, json={"url": "https://93.184.216.34/h"}, headers=_auth(server)).json()
+    put = HTTP.put(
         f"{base}/{ep['id']}/oauth",
         json=good | {"tokenUrl": "http://93.184.216.34/t"},
         headers=_auth(server),
