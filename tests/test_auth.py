@@ -72,13 +72,13 @@ def _routes(server: ServerHandle) -> list[tuple[str, Route]]:
         if method in {"get", "post", "put", "patch", "delete"}
     ]
     # Destructive calls last, so every other call still finds what it addresses; of those,
-    # the expunges before the deletes (an endpoint's attempts go with it).
+    # the deeper paths first (an attempt's content, an endpoint's mtls, before the endpoint).
     order = {"GET": 0, "POST": 1, "PUT": 1, "PATCH": 1, "DELETE": 2}
     found.sort(
         key=lambda mr: (
             mr[1].path.endswith("/logout"),
             order[mr[0]],
-            not mr[1].path.endswith("/content"),
+            -mr[1].path.count("/") if mr[0] == "DELETE" else 0,
         )
     )
     assert len(found) > 30  # the whole API, not a sample
