@@ -19,8 +19,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from svix.api import ApplicationIn, EndpointIn, MessageIn, Svix, SvixOptions
 
+from tests import deployfiles
 from tests.conftest import SECRET_KEY
-from tests.e2e import deployfiles
 from tests.e2e.procs import POSTBACK, Proc, free_port
 from tests.receivers import Receiver, ok
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 K8S = ROOT / "deploy" / "k8s"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -117,8 +117,12 @@ def dockerfile_user() -> str:
 
 
 def k8s_documents() -> list[dict[str, Any]]:
+    """Every resource in deploy/k8s/ (kustomization.yaml is kustomize's, not one), each with
+    the name of its file under ``_file``."""
     docs = []
     for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
         for doc in yaml.safe_load_all(path.read_text()):
             if doc is not None:
                 docs.append({**doc, "_file": path.name})
