@@ -13,14 +13,21 @@ ARG BASE_IMAGE=python:3.12-slim-bookworm
 FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_NO_CACHE_DIR=1
 WORKDIR /build
+# The dependencies first, from pyproject.toml alone: a change to the sources rebuilds only
+# the layers after COPY src.
 COPY pyproject.toml README.md ./
-COPY src ./src
-# The wheel is built from this checkout, then installed with its dependencies into a
-# virtualenv that is all the next stage copies (no compiler, pip cache or sources).
 RUN python3 -m venv /opt/postback \
  && /opt/postback/bin/pip install --upgrade pip \
- && /opt/postback/bin/pip wheel --no-deps --wheel-dir /build/dist . \
+ && python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
+print("\n".join(p["build-system"]["requires"] + p["project"]["dependencies"]))' \
+    > requirements.txt \
+ && /opt/postback/bin/pip install -r requirements.txt
+# Then the wheel, built from this checkout and installed into the virtualenv that is all
+# the next stage copies (no compiler, pip cache, sources or build tools).
+COPY src ./src
+RUN /opt/postback/bin/pip wheel --no-build-isolation --no-deps --wheel-dir /build/dist . \
  && /opt/postback/bin/pip install /build/dist/postback-*.whl \
+ && /opt/postback/bin/pip uninstall --yes setuptools wheel \
  && /opt/postback/bin/postback --help > /dev/null
 
 FROM ${BASE_IMAGE}
