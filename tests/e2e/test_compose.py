@@ -121,7 +121,7 @@ def _copied_into_image() -> dict[str, Path]:
     return copied
 
 
-def _wait(replicas: list[Replica], timeout: float = 60) -> None:
+def _wait(replicas: list[Replica], timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     pending = list(replicas)
     while pending and time.monotonic() < deadline:
@@ -196,7 +196,7 @@ def test_the_compose_topology_delivers(
             svix.message.create(app.id, MessageIn(event_type="order.paid", payload={"n": n})).id
             for n in range(MESSAGES)
         }
-        got = receiver.wait_for(MESSAGES, "/hook", timeout=60)
+        got = receiver.wait_for(MESSAGES, "/hook", timeout=120)
         assert {r.headers["webhook-id"] for r in got} == sent
         # The other replica sees the same messages: one database.
         other = Svix(TOKEN, SvixOptions(server_url=second, retry_schedule=[], timeout=10))

@@ -118,7 +118,7 @@ def test_migrate_then_serve_from_the_image(rootfs: image.Rootfs, tmp_path: Any) 
     assert subprocess.run(health_check, capture_output=True, timeout=60).returncode == 1
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Any, timeout: float = 60) -> None:
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Any, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text(errors="replace")
