@@ -125,6 +125,11 @@ def inspect(image: str) -> dict[str, Any]:
     return info
 
 
+def changes(container: str) -> list[str]:
+    """What the container's processes changed in its filesystem (podman diff: A/C/D path)."""
+    return run(["podman", "diff", container]).split()
+
+
 def healthcheck(info: dict[str, Any]) -> dict[str, Any]:
     """podman keeps the image's HEALTHCHECK beside its config; docker keeps it inside."""
     return info.get("Healthcheck") or info["Config"]["Healthcheck"]

@@ -16,6 +16,7 @@ import pytest
 from standardwebhooks import Webhook
 from svix.api import ApplicationIn, EndpointIn, MessageIn, Svix, SvixOptions
 
+from tests.conftest import SECRET_KEY
 from tests.e2e import image
 from tests.e2e.procs import free_port
 from tests.receivers import Receiver, ok
@@ -79,6 +80,8 @@ def test_migrate_then_serve_from_the_image(rootfs: image.Rootfs, tmp_path: Any) 
     assert "database is up to date" in done.stdout
     uid = int(rootfs.config["User"].split(":")[0])
     assert _stat_uid(rootfs, "/var/lib/postback/postback.db") == uid  # not root's
+    # The filesystem diff sees what a process writes (the other test counts on it).
+    assert "/var/lib/postback/postback.db" in image.changes(rootfs.container)
 
     port = free_port()
     # Loopback rather than the image's 0.0.0.0: this chroot shares the machine's network.
@@ -116,6 +119,52 @@ def test_migrate_then_serve_from_the_image(rootfs: image.Rootfs, tmp_path: Any) 
     assert '"level": "info"' in output or '"level":"info"' in output  # the image logs JSON
     # With nothing listening, the same check fails.
     assert subprocess.run(health_check, capture_output=True, timeout=60).returncode == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_api_and_worker_from_the_image_on_postgresql_write_nothing_to_it(
+    rootfs: image.Rootfs, database_url: str, tmp_path: Any
+) -> None:
+    """The many-process shape from the image: `migrate`, `api` and `worker` on PostgreSQL
+    deliver, and leave the container's filesystem as the image made it, so the Kubernetes
+    manifests' readOnlyRootFilesystem holds."""
+    port, metrics = free_port(), free_port()
+    env = {
+        "POSTBACK_DATABASE_URL": database_url,
+        "POSTBACK_SECRET_KEY": SECRET_KEY,
+        "POSTBACK_ADMIN_TOKEN": TOKEN,
+        "POSTBACK_HOST": "127.0.0.1",
+        "POSTBACK_PORT": str(port),
+        "POSTBACK_WORKER_METRICS_PORT": str(metrics),
+        "POSTBACK_ALLOW_PRIVATE_NETWORKS": "true",
+    }
+    done = subprocess.run(
+        rootfs.command(rootfs.entrypoint("migrate"), env), capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    procs = {}
+    for name in ("api", "worker"):
+        log = (tmp_path / f"{name}.log").open("wb")
+        procs[name] = subprocess.Popen(
+            rootfs.command(rootfs.entrypoint(name), env), stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, procs["api"], tmp_path / "api.log")
+        _deliver_one(url)
+        # The worker's own health check, as the compose file and the manifests ask it.
+        check = rootfs.command(
+            ["python3", "/opt/postback/healthcheck.py", str(metrics), "/metrics"]
+        )
+        assert subprocess.run(check, capture_output=True, timeout=60).returncode == 0
+    finally:
+        codes = {}
+        for name, proc in procs.items():
+            proc.terminate()
+            codes[name] = proc.wait(30)
+    logs = {n: (tmp_path / f"{n}.log").read_text(errors="replace") for n in procs}
+    assert codes == {"api": 0, "worker": 0}, logs
+    assert image.changes(rootfs.container) == [], logs
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Any, timeout: float = 120) -> None:
