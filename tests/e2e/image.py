@@ -30,9 +30,11 @@ IMAGE = "localhost/postback-test:latest"
 BUILD_STAGE = "localhost/postback-test:build"
 SUITE = "bookworm"
 PACKAGES = ("python3", "python3-venv", "ca-certificates")
-# The base trusts what this machine trusts (a proxy of its own may sign the registries' TLS),
-# and pip, which carries its own CA list, is told to use the system's.
-HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+# The build's RUN steps trust what this machine trusts (a proxy of its own may sign the
+# registries' TLS, with a CA made when the machine starts): its certificates are mounted
+# over the image's while they run, so neither the base nor the layers depend on them. pip,
+# which carries its own CA list, is told to use the system's.
+HOST_CERTS = Path("/etc/ssl/certs")
 BASE_ENV = ("PIP_CERT=/etc/ssl/certs/ca-certificates.crt",)
 SLIM = ("path-exclude=/usr/share/doc/*", "path-exclude=/usr/share/man/*")
 
@@ -71,9 +73,6 @@ def _base_recipe() -> tuple[list[str], str]:
     args = ["mmdebstrap", "--variant=apt", "--include=" + ",".join(PACKAGES)]
     args += [f"--dpkgopt={opt}" for opt in SLIM]
     digest = hashlib.sha256(repr((SUITE, args, BASE_ENV)).encode())
-    if HOST_CA.exists():
-        args.append(f"--customize-hook=upload {HOST_CA} {HOST_CA}")
-        digest.update(HOST_CA.read_bytes())
     return [*args, SUITE], digest.hexdigest()[:16]
 
 
@@ -96,6 +95,11 @@ def base_image() -> str:
                     old.unlink()
         changes = [f"--change=ENV {env}" for env in BASE_ENV]
         run(["podman", "import", *changes, str(tarball), name])
+        # Bases of older recipes go (the images built on them were pruned with them).
+        listed = run(["podman", "images", "--format={{.Repository}}:{{.Tag}}"]).split()
+        stale = [i for i in listed if i.startswith(name.split(":")[0] + ":") and i != name]
+        if stale:
+            subprocess.run(["podman", "rmi", "--force", *stale], capture_output=True)
     return name
 
 
@@ -108,6 +112,7 @@ def build_image(base: str) -> str:
         "--format=docker",  # the OCI format has no HEALTHCHECK
         f"--label={LABEL}",
         f"--build-arg=BASE_IMAGE={base}",
+        *([f"--volume={HOST_CERTS}:{HOST_CERTS}:ro"] if HOST_CERTS.is_dir() else []),
         "--file",
         str(ROOT / "Dockerfile"),
     ]
