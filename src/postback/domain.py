@@ -93,6 +93,8 @@ class ClaimedDelivery(NamedTuple):
     payload: bytes
     attempt_count: int
     trigger: TriggerType
+    # The message's W3C traceparent (its ingest span, or the caller's): attempts join it.
+    trace_context: str | None = None
 
 
 class AttemptResult(NamedTuple):

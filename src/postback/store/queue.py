@@ -140,6 +140,7 @@ class QueueMixin:
                 payload=r.payload or b"{}",
                 attempt_count=r.attempt_count,
                 trigger=TriggerType(r.trigger_type),
+                trace_context=r.trace_context,
             )
             for r in details
             if r.id not in postponed

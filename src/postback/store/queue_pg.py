@@ -95,7 +95,7 @@ WITH pick AS (
 SELECT c.id, c.msg_id, c.app_id, c.endpoint_id, c.attempt_count, c.trigger_type, e.url,
        e.secret, NULLIF(e.previous_secrets, 'null'), NULLIF(e.headers, '{}'),
        e.throttle_rate, c.rate_slot, COALESCE(c.payload, m.payload) AS payload,
-       a.throttle_rate
+       a.throttle_rate, m.trace_context
 FROM claimed c
 JOIN endpoints e ON e.id = c.endpoint_id
 JOIN messages m ON m.id = c.msg_id
@@ -113,7 +113,7 @@ WHERE id = ANY($1::text[]) AND circuit_state <> 0
 Claimed = namedtuple(
     "Claimed",
     "id msg_id app_id endpoint_id attempt_count trigger_type url secret previous_secrets "
-    "headers throttle_rate rate_slot payload app_throttle_rate",
+    "headers throttle_rate rate_slot payload app_throttle_rate trace_context",
 )
 
 

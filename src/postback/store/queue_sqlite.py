@@ -75,7 +75,7 @@ _DETAILS = """
 SELECT d.id, d.msg_id, d.app_id, d.endpoint_id, d.attempt_count, d.trigger_type, e.url,
        e.secret, NULLIF(e.previous_secrets, 'null'), NULLIF(e.headers, '{{}}'),
        e.throttle_rate, d.rate_slot,
-       COALESCE(d.payload, m.payload), a.throttle_rate
+       COALESCE(d.payload, m.payload), a.throttle_rate, m.trace_context
 FROM deliveries d
 JOIN endpoints e ON e.id = d.endpoint_id
 JOIN messages m ON m.id = d.msg_id
@@ -86,7 +86,7 @@ ORDER BY d.id
 Claimed = namedtuple(
     "Claimed",
     "id msg_id app_id endpoint_id attempt_count trigger_type url secret previous_secrets "
-    "headers throttle_rate rate_slot payload app_throttle_rate",
+    "headers throttle_rate rate_slot payload app_throttle_rate trace_context",
 )
 
 _PRESENT = "SELECT id FROM deliveries WHERE id IN ({marks})"
