@@ -38,9 +38,14 @@ RETRYABLE = frozenset({429, 502, 503, 504})
 # ---- protobuf wire format ----------------------------------------------------------------
 
 
+_SMALL = [bytes((n,)) for n in range(0x80)]
+
+
 def varint(n: int) -> bytes:
     if n < 0x80:
-        return bytes((n,))
+        return _SMALL[n]
+    if n < 0x4000:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -51,7 +56,7 @@ def varint(n: int) -> bytes:
 
 def ld(tag: int, payload: bytes) -> bytes:
     """A length-delimited field (``tag`` is field number << 3 | 2, below 128)."""
-    return bytes((tag,)) + varint(len(payload)) + payload
+    return _SMALL[tag] + varint(len(payload)) + payload
 
 
 def text(tag: int, value: str) -> bytes:
@@ -148,10 +153,11 @@ def encode_sdk_span(span: Any) -> bytes:
     return b"".join(out)
 
 
-def scope_spans(name: str, version: str | None, spans: Sequence[bytes]) -> bytes:
-    """A ScopeSpans message: scope (name 1, version 2), then each span (field 2)."""
+def scope_spans(name: str, version: str | None, tagged: Sequence[bytes]) -> bytes:
+    """A ScopeSpans message: scope (name 1, version 2), then the spans, each already
+    tagged as field 2 (``ld(0x12, span)``)."""
     scope = text(0x0A, name) + (text(0x12, version) if version else b"")
-    return ld(0x0A, scope) + b"".join(ld(0x12, s) for s in spans)
+    return ld(0x0A, scope) + b"".join(tagged)
 
 
 def export_request(resource: Mapping[str, Any], scopes: Sequence[bytes]) -> bytes:
@@ -254,19 +260,19 @@ class OtlpHttpExporter:
         )
 
     def encode(self, spans: Sequence[Any]) -> bytes:
+        # Each scope's spans as ScopeSpans' field 2, tagged (postback's own records come
+        # tagged, several spans each).
         ours: list[bytes] = []
         others: dict[tuple[str, str | None], list[bytes]] = {}
         for span in spans:
-            own: Callable[[], list[bytes]] | None = getattr(span, "otlp_spans", None)
+            own: Callable[[], bytes] | None = getattr(span, "otlp_spans", None)
             if own is not None:
-                ours.extend(own())
+                ours.append(own())
                 continue
             scope = span.instrumentation_scope
             key = (scope.name, scope.version) if scope else ("", None)
-            if key == ("postback", self.scope_version):
-                ours.append(encode_sdk_span(span))
-            else:
-                others.setdefault(key, []).append(encode_sdk_span(span))
+            into = ours if key == ("postback", self.scope_version) else others.setdefault(key, [])
+            into.append(ld(0x12, encode_sdk_span(span)))
         scopes = [scope_spans(n, v, s) for (n, v), s in others.items()]
         if ours:
             scopes.insert(0, scope_spans("postback", self.scope_version, ours))

@@ -183,6 +183,19 @@ class RequestSpans:
             context.detach(token)
 
 
+def fastapi_options() -> dict[str, Any]:
+    """FastAPI's arguments: FastAPI versions with OpenTelemetry of their own would trace
+    each request a second time (and its dependencies, endpoint and serialization) once a
+    tracer provider is set; RequestSpans is the one request span, in every version."""
+    import inspect
+
+    from fastapi import FastAPI
+
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        return {"telemetry": {"tracing": False}}
+    return {}
+
+
 @contextmanager
 def _ingest_span(event_type: str) -> Iterator[Any]:
     with tracer.start_as_current_span(
@@ -203,7 +216,8 @@ def stored_context(span: Any, caller: str | None) -> str | None:
     tracing off, the caller's own traceparent (if it is one), so a tracing worker still
     joins the caller's trace and receivers can be given it."""
     if span is None:
-        return caller if parse_traceparent(caller) else None
+        found = parse_traceparent(caller)
+        return traceparent(*found) if found else None
     ctx = span.get_span_context()
     return traceparent(ctx.trace_id, ctx.span_id, int(ctx.trace_flags))
 

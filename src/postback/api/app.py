@@ -160,6 +160,7 @@ def create_app(settings: Settings, store: Store | None = None, *, worker: bool =
         description="Webhook delivery with a Svix-compatible API and Standard Webhooks signatures.",
         lifespan=lifespan,
         redirect_slashes=False,
+        **tracing.fastapi_options(),
     )
     app.state.settings = settings
     app.state.store = store

@@ -3,16 +3,19 @@ postback.claim, POST (the HTTP client span) and postback.record.
 
 Loaded only when tracing is on (postback.tracing.attempt_tracer). An attempt's spans are
 one AttemptSpans object, filled in as the attempt goes and written as OTLP in the
-exporter's thread from fragments encoded once (postback.otlp): the SDK's span objects cost
-more per span than this costs per attempt. Never the payload, headers or the URL's path,
-query or credentials: the endpoint's id and the URL's host and port.
+exporter's thread (postback.otlp), from fragments encoded once per process, endpoint or
+batch: the SDK's span objects cost more per span than this costs per attempt. Never the
+payload, headers or the URL's path, query or credentials: the endpoint's id and the URL's
+host and port.
 """
 
 from __future__ import annotations
 
 import random
+import struct
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from postback import otlp, tracing
@@ -20,7 +23,9 @@ from postback import otlp, tracing
 if TYPE_CHECKING:
     from postback.domain import AttemptResult, ClaimedDelivery
 
-_Q = otlp._Q
+K = TypeVar("K")
+_pack = struct.Struct("<Q").pack
+_rand = random.randbytes
 
 
 def _head(name: str, kind: int) -> bytes:
@@ -28,67 +33,81 @@ def _head(name: str, kind: int) -> bytes:
     return otlp.text(0x2A, name) + b"\x30" + bytes((kind,))
 
 
-def _key(key: str) -> bytes:
-    return otlp.text(0x0A, key)
+def _attr(key: str, value: Any) -> bytes:
+    """A span attribute (field 9)."""
+    return otlp.key_value(0x4A, key, value)
 
 
-def _attr(key: bytes, value: bytes) -> bytes:
-    """A span attribute (field 9) from a pre-encoded key and an encoded AnyValue."""
-    return otlp.ld(0x4A, key + otlp.ld(0x12, value))
-
-
-def _int(key: bytes, value: int) -> bytes:
-    return _attr(key, b"\x18" + otlp.varint(value))
-
-
-def _str(key: bytes, value: str) -> bytes:
-    return _attr(key, otlp.text(0x0A, value))
+def _cached(cache: dict[K, bytes], key: K, make: Callable[[], bytes]) -> bytes:
+    found = cache.get(key)
+    if found is None:
+        if len(cache) > 10_000:
+            cache.clear()
+        found = cache[key] = make()
+    return found
 
 
 _ATTEMPT = _head("postback.attempt", 1)
 _CLAIM = _head("postback.claim", 1)
 _RECORD = _head("postback.record", 1)
-_SEND = _head("POST", 3) + otlp.key_value(0x4A, "http.request.method", "POST")
-_K_MSG, _K_APP = _key("postback.message.id"), _key("postback.app.id")
-_K_EP = _key("postback.endpoint.id")
-_K_NUMBER, _K_TRIGGER = _key("postback.attempt.number"), _key("postback.attempt.trigger")
-_K_HOST, _K_PORT = _key("server.address"), _key("server.port")
-_K_CODE, _K_ERROR = _key("http.response.status_code"), _key("error.type")
-_K_BATCH = _key("postback.batch.size")
-_TRIGGERS = {0: _str(_K_TRIGGER, "scheduled"), 1: _str(_K_TRIGGER, "manual")}
+_SEND = _head("POST", 3) + _attr("http.request.method", "POST")
+_TRIGGERS = {0: _attr("postback.attempt.trigger", "scheduled")}
+_TRIGGERS[1] = _attr("postback.attempt.trigger", "manual")
 _ERROR = otlp.status(2)
-_CHILD_FLAGS = otlp.span_flags(1, False)
-_hosts: dict[str, bytes] = {}
+_CHILD = otlp.span_flags(1, False)  # sampled; the parent (the attempt) is local
+_UNDER_REMOTE = otlp.span_flags(1, True)  # under the message's context, from elsewhere
+_ROOT = otlp.span_flags(1, None)
+_ints: dict[tuple[str, int], bytes] = {}
+_strs: dict[tuple[str, str], bytes] = {}
+_endpoints: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 
 
-def _host(url: str) -> bytes:
-    """server.address and server.port of a URL, encoded once per URL."""
-    found = _hosts.get(url)
+def _int(key: str, value: int) -> bytes:
+    return _cached(_ints, (key, value), lambda: _attr(key, value))
+
+
+def _str(key: str, value: str) -> bytes:
+    return _cached(_strs, (key, value), lambda: _attr(key, value))
+
+
+def _endpoint(endpoint_id: str, url: str) -> tuple[bytes, bytes]:
+    """postback.endpoint.id, and for the client span also server.address and server.port
+    (the URL's host and port, nothing else of it)."""
+    found = _endpoints.get((endpoint_id, url))
     if found is None:
-        if len(_hosts) > 10_000:
-            _hosts.clear()
+        if len(_endpoints) > 10_000:
+            _endpoints.clear()
         try:
             parts = urlsplit(url)
             host = parts.hostname or ""
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             host, port = "", 0
-        found = _hosts[url] = _str(_K_HOST, host) + _int(_K_PORT, port)
+        ep = _attr("postback.endpoint.id", endpoint_id)
+        where = _attr("server.address", host) + _attr("server.port", port)
+        found = _endpoints[endpoint_id, url] = (ep, ep + where)
     return found
 
 
-def _span(
-    tid: bytes, sid: int, parent: bytes, head: bytes, start: int, end: int, *rest: bytes
-) -> bytes:
-    return b"".join(
-        (tid, b"\x12\x08", sid.to_bytes(8, "big"), parent, head, b"\x39", _Q.pack(start),
-         b"\x41", _Q.pack(end), *rest)
-    )  # fmt: skip
+class Window:
+    """A claim's or a record's batch: its times as span fields, and its size."""
+
+    __slots__ = ("end", "size", "start", "times")
+
+    def __init__(self, start: int, end: int, size: int) -> None:
+        self.start, self.end = _pack(start), _pack(end)
+        self.times = b"\x39" + self.start + b"\x41" + self.end
+        self.size = _int("postback.batch.size", size)
+
+
+def _tagged(span: bytes) -> bytes:
+    """A span as ScopeSpans' field 2."""
+    return b"\x12" + otlp.varint(len(span)) + span
 
 
 class AttemptSpans:
     """One attempt's four spans. The batch processor reads only ``context`` (sampled: an
-    attempt is made into spans only if it is)."""
+    attempt is made into spans only if it is); the exporter calls ``otlp_spans``."""
 
     __slots__ = (
         "attempt_id",
@@ -97,67 +116,80 @@ class AttemptSpans:
         "parent_id",
         "record",
         "result",
-        "send",
+        "send_end",
         "send_id",
+        "send_start",
         "trace_id",
     )
     context: Any = None  # a sampled SpanContext, set by AttemptTracer
 
     def __init__(
-        self,
-        delivery: ClaimedDelivery,
-        trace_id: int,
-        parent_id: int,
-        claim: tuple[int, int, int],
+        self, delivery: ClaimedDelivery, trace_id: bytes, parent_id: bytes, claim: Window
     ) -> None:
         self.delivery = delivery
-        self.trace_id, self.parent_id = trace_id, parent_id
-        self.attempt_id, self.send_id = random.getrandbits(64) or 1, random.getrandbits(64) or 1
-        self.claim = claim  # (start ns, end ns, batch size)
-        self.send = self.record = (0, 0, 0)
+        self.trace_id, self.parent_id = trace_id, parent_id  # 16 and 8 (or 0) bytes
+        self.attempt_id, self.send_id = _rand(8), _rand(8)
+        self.claim = claim
+        self.record: Window | None = None
+        self.send_start = self.send_end = 0
         self.result: AttemptResult | None = None
 
     def traceparent(self) -> str:
         """What the receiver is given: this attempt's HTTP client span, sampled."""
-        return tracing.traceparent(self.trace_id, self.send_id, 1)
+        return f"00-{self.trace_id.hex()}-{self.send_id.hex()}-01"
 
-    def otlp_spans(self) -> list[bytes]:
-        d, res = self.delivery, self.result
-        tid = b"\x0a\x10" + self.trace_id.to_bytes(16, "big")
-        under = b"\x22\x08" + self.attempt_id.to_bytes(8, "big")
-        failed = res is None or not res.ok
-        ep = _str(_K_EP, d.endpoint_id)
-        send = [ep, _host(d.url)]
-        if res is not None and res.status_code:
-            send.append(_int(_K_CODE, res.status_code))
+    def otlp_spans(self) -> bytes:
+        d, res, claim, record = self.delivery, self.result, self.claim, self.record
+        assert record is not None and res is not None
+        tid = b"\x0a\x10" + self.trace_id
+        under = b"\x22\x08" + self.attempt_id
+        ep, ep_where = _endpoint(d.endpoint_id, d.url)
+        code = res.status_code
+        failed = not res.ok
+        outcome = _int("http.response.status_code", code) if code else b""
         if failed:
-            why = str(res.status_code) if res is not None and res.status_code else "no_response"
-            send += (_str(_K_ERROR, why), _ERROR)
-        send.append(_CHILD_FLAGS)
-        if self.parent_id:  # the message's ingest span (or its caller), in another process
-            parent = b"\x22\x08" + self.parent_id.to_bytes(8, "big")
-            flags = otlp.span_flags(1, True)
+            why = str(code) if code else "no_response"
+            outcome += _str("error.type", why) + _ERROR
+        if self.parent_id:
+            parent, flags = b"\x22\x08" + self.parent_id, _UNDER_REMOTE
         else:
-            parent, flags = b"", otlp.span_flags(1, None)
-        bits = random.getrandbits
-        claim, record = self.claim, self.record
-        return [
-            _span(
-                tid, self.attempt_id, parent, _ATTEMPT, claim[0], record[1],
-                _str(_K_MSG, d.msg_id), _str(_K_APP, d.app_id), ep,
-                _int(_K_NUMBER, d.attempt_count + 1), _TRIGGERS.get(int(d.trigger), b""),
-                _ERROR if failed else b"", flags,
-            ),
-            _span(
-                tid, bits(64) or 1, under, _CLAIM, claim[0], claim[1],
-                _int(_K_BATCH, claim[2]), _CHILD_FLAGS,
-            ),
-            _span(tid, self.send_id, under, _SEND, self.send[0], self.send[1], *send),
-            _span(
-                tid, bits(64) or 1, under, _RECORD, record[0], record[1],
-                _int(_K_BATCH, record[2]), _CHILD_FLAGS,
-            ),
-        ]  # fmt: skip
+            parent, flags = b"", _ROOT
+        attempt = (
+            tid, b"\x12\x08", self.attempt_id, parent, _ATTEMPT, b"\x39", claim.start,
+            b"\x41", record.end, otlp.key_value(0x4A, "postback.message.id", d.msg_id),
+            _str("postback.app.id", d.app_id), ep,
+            _int("postback.attempt.number", d.attempt_count + 1),
+            _TRIGGERS.get(int(d.trigger), b""), _ERROR if failed else b"", flags,
+        )  # fmt: skip
+        send = (
+            tid, b"\x12\x08", self.send_id, under, _SEND, b"\x39", _pack(self.send_start),
+            b"\x41", _pack(self.send_end), ep_where, outcome, _CHILD,
+        )  # fmt: skip
+        return b"".join(
+            (
+                _tagged(b"".join(attempt)),
+                _tagged(
+                    b"".join((tid, b"\x12\x08", _rand(8), under, _CLAIM, claim.times, claim.size,
+                              _CHILD))
+                ),
+                _tagged(b"".join(send)),
+                _tagged(
+                    b"".join((tid, b"\x12\x08", _rand(8), under, _RECORD, record.times,
+                              record.size, _CHILD))
+                ),
+            )
+        )  # fmt: skip
+
+
+def _stored(context: str | None) -> tuple[bytes, bytes, int] | None:
+    """(trace id, span id, flags) of a message's stored traceparent (written by
+    postback.tracing.stored_context: version 00, 55 characters)."""
+    if context is None or len(context) != 55:
+        return None
+    try:
+        return bytes.fromhex(context[3:35]), bytes.fromhex(context[36:52]), int(context[53:], 16)
+    except ValueError:
+        return None
 
 
 class AttemptTracer:
@@ -172,20 +204,22 @@ class AttemptTracer:
         self.rule, self.bound = sampler
         self.open: dict[str, AttemptSpans] = {}
 
-    def _sampled(self, trace_id: int, parent: tuple[int, int, int] | None) -> bool:
+    def _sampled(self, trace_id: bytes, parent: tuple[bytes, bytes, int] | None) -> bool:
         if self.rule == "parent" and parent is not None:
             return bool(parent[2] & 1)
         if self.rule == "sdk":
-            return tracing.sampled_by_sdk(trace_id, parent)
-        return (trace_id & 0xFFFFFFFFFFFFFFFF) < self.bound
+            ints = (int.from_bytes(parent[0]), int.from_bytes(parent[1]), parent[2])
+            return tracing.sampled_by_sdk(int.from_bytes(trace_id), ints if parent else None)
+        # The SDK's TraceIdRatioBased rule: the trace id's low 64 bits below the bound.
+        return int.from_bytes(trace_id[8:]) < self.bound
 
     def claimed(self, claims: list[ClaimedDelivery], started: int) -> None:
-        window = (started, time.time_ns(), len(claims))
+        window = Window(started, time.time_ns(), len(claims))
         for claim in claims:
-            parent = tracing.parse_traceparent(claim.trace_context)
-            trace_id = parent[0] if parent else random.getrandbits(128) or 1
+            parent = _stored(claim.trace_context)
+            trace_id = parent[0] if parent else _rand(16)
             if self._sampled(trace_id, parent):
-                parent_id = parent[1] if parent else 0
+                parent_id = parent[1] if parent else b""
                 self.open[claim.delivery_id] = AttemptSpans(claim, trace_id, parent_id, window)
 
     def traceparent(self, claim: ClaimedDelivery) -> str | None:
@@ -197,14 +231,15 @@ class AttemptTracer:
     def sent(self, claim: ClaimedDelivery, started: int) -> None:
         spans = self.open.get(claim.delivery_id)
         if spans is not None:
-            spans.send = (started, time.time_ns(), 0)
+            spans.send_start, spans.send_end = started, time.time_ns()
 
     def recorded(self, results: list[AttemptResult], started: int) -> None:
-        window = (started, time.time_ns(), len(results))
+        window: Window | None = None
         on_end, pop = self.processor.on_end, self.open.pop
         for result in results:
             spans = pop(result.delivery.delivery_id, None)
             if spans is not None:
+                window = window or Window(started, time.time_ns(), len(results))
                 spans.result, spans.record = result, window
                 on_end(spans)
 
