@@ -149,7 +149,7 @@ def encode_sdk_span(span: Any) -> bytes:
     if span.dropped_links:
         out.append(b"\x70" + varint(span.dropped_links))
     out.append(status(span.status.status_code.value, span.status.description))
-    out.append(span_flags(int(ctx.trace_flags), None if parent is None else parent.is_remote))
+    out.append(span_flags(int(ctx.trace_flags), bool(parent is not None and parent.is_remote)))
     return b"".join(out)
 
 
