@@ -81,6 +81,9 @@ def _tracing(process: str) -> Iterator[None]:
     except ValueError as exc:  # otlp.ExportError: a variable it cannot follow
         console.print(f"[red]configuration error:[/] {exc}")
         raise typer.Exit(2) from None
+    except tracing.MissingSDK as exc:  # an optional extra: the service runs without it
+        console.print(f"[yellow]{exc}[/]")
+        on = False
     if on:
         from postback.otlp import endpoint_from_env
 

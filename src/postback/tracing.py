@@ -35,6 +35,10 @@ _sampler: tuple[str, int] = ("parent", 1 << 64)
 TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
+class MissingSDK(RuntimeError):
+    """Tracing is asked for, but opentelemetry-sdk (the ``otel`` extra) is missing."""
+
+
 def configured(env: Mapping[str, str] | None = None) -> bool:
     """Whether the OTEL_* variables ask for traces."""
     env = os.environ if env is None else env
@@ -52,14 +56,20 @@ def configured(env: Mapping[str, str] | None = None) -> bool:
 
 def setup(process: str) -> bool:
     """Start tracing for this process (``serve``, ``api`` or ``worker``) if configured.
-    Raises otlp.ExportError for variables it cannot follow."""
+    Raises otlp.ExportError for variables it cannot follow, MissingSDK without the SDK."""
     global tracer, _provider, _processor, _sampler
     if _provider is not None or not configured():
         return _provider is not None
-    from opentelemetry import trace
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider, sampling
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider, sampling
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError as exc:
+        raise MissingSDK(
+            f"OTEL_* variables ask for traces but the OpenTelemetry SDK is not installed "
+            f"({exc.name}): pip install 'postback[otel]'; running without tracing"
+        ) from None
 
     from postback.otlp import OtlpHttpExporter
 

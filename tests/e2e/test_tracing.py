@@ -166,3 +166,34 @@ def test_one_message_traced_from_the_caller_to_its_attempt(
         assert PAYLOAD_MARK.encode() not in body
         assert URL_SECRET.encode() not in body
         assert b"whsec_" not in body and TOKEN.encode() not in body
+
+
+def test_serve_on_sqlite_traces_the_same_tree(tmp_path: Path, collector: Collector) -> None:
+    port = free_port()
+    env = env_for("sqlite:///./postback.db", POSTBACK_PORT=str(port), POSTBACK_ADMIN_TOKEN=TOKEN)
+    env |= _otel(collector, POSTBACK_SEND_TRACEPARENT="true")
+    url = f"http://127.0.0.1:{port}"
+    serve = Proc(["serve"], env, tmp_path)
+    with Receiver() as hooks:
+        try:
+            wait_healthy(url, serve)
+            svix = Svix(TOKEN, SvixOptions(server_url=url, retry_schedule=[], timeout=10))
+            app = svix.application.create(ApplicationIn(name="shop"))
+            svix.endpoint.create(app.id, EndpointIn(url=hooks.route("/hook", ok())))
+            caller_trace, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+            msg_id = _post(url, app.id, f"00-{caller_trace}-{caller_span}-01")
+            (got,) = hooks.wait_for(1, "/hook", timeout=30)
+        finally:
+            assert serve.stop() == 0, serve.output()
+    spans = collector.wait_for(lambda got: any(s.name == "postback.record" for s in got))
+    traced = [s for s in spans if s.trace_id == caller_trace]
+    assert {s.resource["postback.process"] for s in traced} == {"serve"}
+    request = _one(traced, name="POST /api/v1/app/{app_id}/msg/")
+    ingest = _one(traced, name="postback.ingest")
+    attempt = _one(traced, name="postback.attempt")
+    send = _one(traced, name="POST")
+    assert request.parent_id == caller_span and ingest.parent_id == request.span_id
+    assert attempt.parent_id == ingest.span_id
+    assert attempt.attributes["postback.message.id"] == msg_id
+    assert send.parent_id == attempt.span_id
+    assert got.headers["traceparent"] == f"00-{caller_trace}-{send.span_id}-01"
