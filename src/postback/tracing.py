@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 tracer: Any = None
 _provider: Any = None
 _processor: Any = None
+_exporter: Any = None
 _sampler: tuple[str, int] = ("parent", 1 << 64)
 
 TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -57,7 +58,7 @@ def configured(env: Mapping[str, str] | None = None) -> bool:
 def setup(process: str) -> bool:
     """Start tracing for this process (``serve``, ``api`` or ``worker``) if configured.
     Raises otlp.ExportError for variables it cannot follow, MissingSDK without the SDK."""
-    global tracer, _provider, _processor, _sampler
+    global tracer, _provider, _processor, _exporter, _sampler
     if _provider is not None or not configured():
         return _provider is not None
     try:
@@ -76,7 +77,7 @@ def setup(process: str) -> bool:
     resource = Resource.create({"service.version": __version__, "postback.process": process})
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": "postback"}))
-    exporter = OtlpHttpExporter.from_env(dict(resource.attributes), __version__)
+    exporter = _exporter = OtlpHttpExporter.from_env(dict(resource.attributes), __version__)
     provider = TracerProvider(resource=resource)  # its sampler: OTEL_TRACES_SAMPLER/_ARG
     _processor = BatchSpanProcessor(exporter)  # type: ignore[arg-type]
     provider.add_span_processor(_processor)
@@ -89,10 +90,12 @@ def setup(process: str) -> bool:
 
 def shutdown() -> None:
     """Export what is queued and stop (the batch processor's thread flushes first)."""
-    global tracer, _provider, _processor
+    global tracer, _provider, _processor, _exporter
     if _provider is not None:
+        _processor.force_flush(5000)  # what is queued, retries included
+        _exporter.shutdown()  # then no more waiting for a collector that does not answer
         _provider.shutdown()
-    tracer = _provider = _processor = None
+    tracer = _provider = _processor = _exporter = None
 
 
 def _worker_sampler(sampling: Any) -> tuple[str, int]:
@@ -176,8 +179,8 @@ class RequestSpans:
 
         try:
             await self.app(scope, receive, sending)
-        except Exception as exc:
-            span.record_exception(exc)
+        except Exception as exc:  # its type only: an error's message may quote input
+            span.set_attribute("error.type", type(exc).__qualname__)
             code = code or 500
             raise
         finally:
@@ -208,10 +211,21 @@ def fastapi_options() -> dict[str, Any]:
 
 @contextmanager
 def _ingest_span(event_type: str) -> Iterator[Any]:
+    from opentelemetry import trace
+
+    # Not the SDK's exception event or status text: an error's message may quote input.
     with tracer.start_as_current_span(
-        "postback.ingest", attributes={"postback.event_type": event_type}
+        "postback.ingest",
+        attributes={"postback.event_type": event_type},
+        record_exception=False,
+        set_status_on_exception=False,
     ) as span:
-        yield span
+        try:
+            yield span
+        except Exception as exc:
+            span.set_attribute("error.type", type(exc).__qualname__)
+            span.set_status(trace.Status(trace.StatusCode.ERROR))
+            raise
 
 
 def ingest(event_type: str) -> Any:
