@@ -15,6 +15,7 @@ from postback import metrics, tracing
 from postback.config import Settings
 from postback.delivery.scheduler import SchedulerPolicy
 from postback.delivery.sender import Sender
+from postback.delivery.slots import Slots
 from postback.domain import AttemptResult, ClaimedDelivery, RetrySchedule, utcnow
 from postback.store.store import Store
 
@@ -64,23 +65,18 @@ class Worker:
         # its attempt or its wait for a sender takes; the lease only ends the claims of a
         # worker that can no longer beat. It spans a few beats, so one late beat loses none.
         senders = settings.worker_concurrency
-        self.max_held = senders + min(senders, settings.worker_batch_size)
+        self.slots = Slots(senders + min(senders, settings.worker_batch_size))
         self.lease_seconds = max(settings.lease_seconds, 4 * settings.worker_heartbeat)
         self.shutdown_grace = (
             settings.request_timeout + 1 if shutdown_grace is None else shutdown_grace
         )
         self._stopping = asyncio.Event()
-        self._slot_freed = asyncio.Event()
         # Claims wait here for one of the worker_concurrency sender coroutines, which live
         # as long as the worker (a task per delivery cost more than the delivery's HTTP
         # bookkeeping). ``_sending`` maps each sender to the claim it is sending.
         self._claims: asyncio.Queue[ClaimedDelivery | None] = asyncio.Queue()
         self._senders: list[asyncio.Task[None]] = []
         self._sending: dict[int, ClaimedDelivery] = {}
-        # Claims not yet recorded (being sent, or sent and waiting for the recorder). A slot
-        # is freed only once its attempt is written: if sending outran recording, results
-        # would pile up in memory until their leases ran out and other workers resent them.
-        self._unrecorded = 0
         self._results: list[AttemptResult] = []
         self._results_ready = asyncio.Event()
         self.delivered = 0  # attempts recorded by this worker, for tests and metrics
@@ -90,7 +86,7 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._slot_freed.set()
+        self.slots.wake()
         self.store.work_queued.set()
 
     async def run(self) -> None:
@@ -123,10 +119,9 @@ class Worker:
     async def _claim_loop(self) -> None:
         backoff = 0.0
         while not self._stopping.is_set():
-            free = self.max_held - self._unrecorded
+            free = self.slots.free
             if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
+                await self.slots.wait_free()
                 continue
             # A claim reads every endpoint with queued work once (postback.delivery.
             # scheduler): with many senders, claim in larger batches, not more often.
@@ -147,7 +142,7 @@ class Worker:
                 log.warning("claiming deliveries failed (%s); retrying in %.1fs", exc, backoff)
                 await self._sleep(backoff)
                 continue
-            self._unrecorded += len(claimed)
+            self.slots.take(len(claimed))
             if self.tracer is not None and claimed:
                 self.tracer.claimed(claimed, started)
             for claim in claimed:
@@ -202,11 +197,6 @@ class Worker:
 
     # ---- sending and recording -------------------------------------------------------
 
-    def _free_slots(self, count: int) -> None:
-        """``count`` claims are done with (recorded, released or lost): claim more."""
-        self._unrecorded -= count
-        self._slot_freed.set()
-
     async def _send_loop(self, n: int) -> None:
         """One sender: takes claims until it is handed None (the worker is stopping)."""
         claims, sending, send = self._claims, self._sending, self.sender.send
@@ -224,7 +214,7 @@ class Worker:
                 log.exception("sending %s failed unexpectedly; its lease will expire", claim.msg_id)
                 if tracer is not None:
                     tracer.forget([claim])
-                self._free_slots(1)
+                self.slots.give_back(1)
                 continue
             finally:
                 del sending[n]
@@ -255,7 +245,7 @@ class Worker:
                     metrics.attempts_recorded(batch)
                     if self.tracer is not None:
                         self.tracer.recorded(batch, started)
-                    self._free_slots(len(batch))
+                    self.slots.give_back(len(batch))
                     # Their endpoints have room again: claim now, not at the next poll.
                     self.store.work_queued.set()
                     backoff = 0.0
@@ -296,6 +286,6 @@ class Worker:
         if leftover:
             if self.tracer is not None:
                 self.tracer.forget(leftover)
-            self._free_slots(len(leftover))
+            self.slots.give_back(len(leftover))
             with contextlib.suppress(Exception):
                 await self.store.release_claims(leftover)
