@@ -53,7 +53,7 @@ def _post(url: str, app_id: str, caller: str | None) -> str:
     if caller:
         headers["traceparent"] = caller
     body = {"eventType": "purchase.approved", "payload": {"mark": PAYLOAD_MARK}}
-    r = httpx.post(f"{url}/api/v1/app/{app_id}/msg/", json=body, headers=headers, timeout=10)
+    r = httpx.post(f"{url}/api/v1/app/{app_id}/msg/", json=body, headers=headers, timeout=30)
     assert r.status_code == 202, r.text
     return r.json()["id"]
 
@@ -81,8 +81,8 @@ def test_one_message_traced_from_the_caller_to_its_attempt(
     api = Proc(["api"], env | _otel(collector), tmp_path)
     with Receiver() as hooks:
         try:
-            wait_healthy(url, api)
-            svix = Svix(TOKEN, SvixOptions(server_url=url, retry_schedule=[], timeout=10))
+            wait_healthy(url, api, timeout=120)
+            svix = Svix(TOKEN, SvixOptions(server_url=url, retry_schedule=[], timeout=30))
             app = svix.application.create(ApplicationIn(name="shop"))
             hook = hooks.route("/hook", ok()) + f"?token={URL_SECRET}"
             endpoint = svix.endpoint.create(app.id, EndpointIn(url=hook))
@@ -94,14 +94,14 @@ def test_one_message_traced_from_the_caller_to_its_attempt(
                 ["worker"], env | _otel(collector, POSTBACK_SEND_TRACEPARENT="true"), tmp_path
             )
             try:
-                (first,) = hooks.wait_for(1, "/hook", timeout=30)
+                (first,) = hooks.wait_for(1, "/hook", timeout=90)
             finally:
                 assert worker.stop() == 0, worker.output()
             # The default: no traceparent for receivers (the attempt is still traced).
             msg_off = _post(url, app.id, None)
             worker = Proc(["worker"], env | _otel(collector), tmp_path)
             try:
-                second = hooks.wait_for(2, "/hook", timeout=30)[1]
+                second = hooks.wait_for(2, "/hook", timeout=90)[1]
             finally:
                 assert worker.stop() == 0, worker.output()
         finally:
@@ -109,7 +109,7 @@ def test_one_message_traced_from_the_caller_to_its_attempt(
 
     # Each process flushed its spans when it stopped.
     spans = collector.wait_for(
-        lambda got: sum(s.name == "postback.attempt" for s in got) >= 2, timeout=10
+        lambda got: sum(s.name == "postback.attempt" for s in got) >= 2, timeout=30
     )
     assert {s.resource["service.name"] for s in spans} == {"postback-e2e"}
     traced = [s for s in spans if s.trace_id == caller_trace]
@@ -176,13 +176,13 @@ def test_serve_on_sqlite_traces_the_same_tree(tmp_path: Path, collector: Collect
     serve = Proc(["serve"], env, tmp_path)
     with Receiver() as hooks:
         try:
-            wait_healthy(url, serve)
-            svix = Svix(TOKEN, SvixOptions(server_url=url, retry_schedule=[], timeout=10))
+            wait_healthy(url, serve, timeout=120)
+            svix = Svix(TOKEN, SvixOptions(server_url=url, retry_schedule=[], timeout=30))
             app = svix.application.create(ApplicationIn(name="shop"))
             svix.endpoint.create(app.id, EndpointIn(url=hooks.route("/hook", ok())))
             caller_trace, caller_span = secrets.token_hex(16), secrets.token_hex(8)
             msg_id = _post(url, app.id, f"00-{caller_trace}-{caller_span}-01")
-            (got,) = hooks.wait_for(1, "/hook", timeout=30)
+            (got,) = hooks.wait_for(1, "/hook", timeout=90)
         finally:
             assert serve.stop() == 0, serve.output()
     spans = collector.wait_for(lambda got: any(s.name == "postback.record" for s in got))
