@@ -141,9 +141,11 @@ def bench_worker(db: h.Database, count: int = 2000, rounds: int = 3) -> h.Row:
             app_id, _ = await h.make_app(store, [hook + "/w"])
             best = {"off": float("inf"), "on": float("inf")}
             cpu = {"off": float("inf"), "on": float("inf")}
+            pairs: list[float] = []  # each round's traced rate over its untraced one
             done = 0
             try:
                 for n in range(rounds):
+                    rate: dict[str, float] = {}
                     for mode in ("off", "on") if n % 2 == 0 else ("on", "off"):
                         await _enqueue_traced(store, app_id, count)
                         done += count
@@ -167,12 +169,12 @@ def bench_worker(db: h.Database, count: int = 2000, rounds: int = 3) -> h.Row:
                                 cpu[mode] = min(cpu[mode], used / (done - first_cpu[1]))
                         first = min(h.receiver_json(hook, "/_times").values())
                         best[mode] = min(best[mode], finished - first)
-                        print(
-                            f"    round {n + 1} {mode}: {count / (finished - first):,.0f}/s",
-                            flush=True,
-                        )
+                        rate[mode] = count / (finished - first)
+                        print(f"    round {n + 1} {mode}: {rate[mode]:,.0f}/s", flush=True)
+                    pairs.append(rate["on"] / rate["off"])
             finally:
                 await store.close()
+            print(f"    traced/untraced per round: {', '.join(f'{p:.2f}' for p in pairs)}")
             return best["off"], best["on"], cpu["off"], cpu["on"], sink.stats()["spans"]
 
         off, on, cpu_off, cpu_on, spans = asyncio.run(measure())
