@@ -1,6 +1,6 @@
 """The worker's hot statements on PostgreSQL, each one round trip on the driver's
 connection: reading the queue's heads, claiming under the endpoints' locks, recording a
-batch of plain successes. queue_sqlite.py does the same on SQLite, row for row."""
+batch of plain successes. sqlite/queue.py does the same on SQLite, row for row."""
 
 from __future__ import annotations
 
