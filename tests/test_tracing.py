@@ -354,3 +354,30 @@ async def test_a_message_keeps_its_trace_context_to_its_claim(store: Store) -> N
     assert claims[traced["id"]].trace_context == CALLER
     assert claims[plain["id"]].trace_context is None
     assert (await store.get_message(app["id"], traced["id"]))["trace_context"] == CALLER
+
+
+def test_untraced_server_keeps_and_passes_on_the_callers_context(
+    make_server: Any, receiver: Any
+) -> None:
+    """Tracing off (no OTEL variables), POSTBACK_SEND_TRACEPARENT on: the caller's
+    traceparent is kept with the message and given to the receiver as it came."""
+    import httpx
+    from svix.api import ApplicationIn, EndpointIn
+
+    from tests.receivers import ok
+
+    server = make_server(send_traceparent=True)
+    svix = server.svix()
+    app = svix.application.create(ApplicationIn(name="shop"))
+    svix.endpoint.create(app.id, EndpointIn(url=receiver.route("/hook", ok())))
+    auth = {"authorization": f"Bearer {server.token}"}
+    body = {"eventType": "a", "payload": {}}
+    url = f"{server.url}/api/v1/app/{app.id}/msg/"
+    sent = httpx.post(url, json=body, headers=auth | {"traceparent": CALLER}, timeout=30)
+    plain = httpx.post(url, json=body, headers=auth | {"traceparent": "nonsense"}, timeout=30)
+    assert sent.status_code == plain.status_code == 202
+    got = {r.headers["webhook-id"]: r for r in receiver.wait_for(2, "/hook", timeout=30)}
+    assert got[sent.json()["id"]].headers["traceparent"] == CALLER
+    assert "traceparent" not in got[plain.json()["id"]].headers
+    stored = server.call(lambda s: s.get_message(app.id, sent.json()["id"]))
+    assert stored["trace_context"] == CALLER
