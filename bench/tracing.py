@@ -248,7 +248,7 @@ def bench_off_hooks(rounds: int = 200_000) -> h.Row:
 
     assert tracing.tracer is None
     claim = ClaimedDelivery(
-        "d", "l", "m", "a", "e", "http://x/", (b"k",), {}, b"{}", 0, TriggerType.SCHEDULED, None
+        "d", "l", "m", "a", "e", "http://x/", (b"k",), {}, b"{}", 0, TriggerType.SCHEDULED
     )
     header = None  # the caller sent no traceparent: the usual case
 

@@ -229,7 +229,7 @@ def _claim(n: int, context: str | None, url: str = "https://u:pw@hooks.shop:8443
 
     return ClaimedDelivery(
         f"dlv_{n}", "lease", f"msg_{n}", "app_1", "ep_1", url, (b"k",), {}, b"{}", 2,
-        TriggerType.MANUAL, context,
+        TriggerType.MANUAL, trace_context=context,
     )  # fmt: skip
 
 

@@ -56,7 +56,9 @@ class Claimed(NamedTuple):
     rate_slot: bool
     payload: bytes | None
     app_throttle_rate: int | None
-    trace_context: str | None  # the message's traceparent (postback.tracing)
+    tls: str | None = None  # sealed credentials toward the receiver (store/credentials.py)
+    oauth: str | None = None
+    trace_context: str | None = None  # the message's traceparent (postback.tracing)
 
 
 class Success(NamedTuple):

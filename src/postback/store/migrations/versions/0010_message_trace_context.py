@@ -1,7 +1,7 @@
 """messages keep a trace context: the traceparent their attempts are traced under
 
 Revision ID: 0010
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-02
 
 A nullable column without a default: adding it rewrites nothing on PostgreSQL (a catalog
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0009"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
