@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import typer
 
-from postback import cli, config_doc
+from postback import cli
+from postback.cli import config_doc
 from postback.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,19 +1,19 @@
-"""Client commands for what the operator sets up: applications, event types (one at a time
-or a whole catalog file), endpoints."""
+"""``postback endpoint``: where an application's webhooks go. Create, read, change, delete,
+switch off and on; the secret, headers, test events and recovery are in endpoint_tools."""
 
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
-from postback.apiclient import Api, ApiError, quote
-from postback.cli_common import (
+from postback.cli.applications import MetadataOpt, metadata
+from postback.cli.client import quote
+from postback.cli.common import (
     DEFAULT,
     AppArg,
+    Column,
     JsonOpt,
     LimitOpt,
     TokenOpt,
@@ -21,215 +21,88 @@ from postback.cli_common import (
     api,
     console,
     fail,
+    ident,
     print_json,
-    progress_bar,
+    read_json,
     reported,
-    short_time,
+    said,
     show,
     show_one,
-    when,
 )
 
-app_cli = typer.Typer(help="Applications: one per customer of yours.", no_args_is_help=True)
-event_type_cli = typer.Typer(help="The event-type catalog.", no_args_is_help=True)
 endpoint_cli = typer.Typer(
     help="Endpoints: where an application's webhooks go.", no_args_is_help=True
 )
 
 EndpointArg = Annotated[str, typer.Argument(help="endpoint id or uid")]
 
-APP_COLUMNS = (
-    ("id", lambda r: r["id"]),
-    ("uid", lambda r: r.get("uid")),
-    ("name", lambda r: r["name"]),
-    ("created", lambda r: short_time(r["createdAt"])),
-)
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except OSError as exc:
-        fail(f"cannot read {what} {path}: {exc.strerror}")
-    except ValueError as exc:
-        fail(f"{what} {path} is not JSON: {exc}")
-
-
-# ---- applications --------------------------------------------------------------------
-
-
-@app_cli.command("list")
-def app_list(
-    url: UrlOpt = DEFAULT, token: TokenOpt = None, limit: LimitOpt = 100, as_json: JsonOpt = False
-) -> None:
-    """List applications, newest first."""
-    with reported():
-        rows = list(api(url, token).pages("/api/v1/app", limit=limit, order="descending"))
-    show(rows, APP_COLUMNS, title="applications", as_json=as_json)
-
-
-@app_cli.command("create")
-def app_create(
-    name: str,
-    uid: Annotated[str | None, typer.Option(help="your own id for it")] = None,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create an application."""
-    with reported():
-        row = api(url, token).post("/api/v1/app", {"name": name, "uid": uid})
-    show_one(row, APP_COLUMNS, title="application created", as_json=as_json)
-
-
-@app_cli.command("get")
-def app_get(
-    app: AppArg, url: UrlOpt = DEFAULT, token: TokenOpt = None, as_json: JsonOpt = False
-) -> None:
-    """Show one application."""
-    with reported():
-        row = api(url, token).get(f"/api/v1/app/{quote(app)}")
-    show_one(row, APP_COLUMNS, title="application", as_json=as_json)
-
-
-# ---- event types ---------------------------------------------------------------------
-
-EVENT_TYPE_COLUMNS = (
-    ("name", lambda r: r["name"]),
-    ("group", lambda r: r.get("groupName")),
-    ("schemas", lambda r: sorted(r.get("schemas") or {})),
-    ("description", lambda r: r.get("description")),
-    ("archived", lambda r: "yes" if r.get("archived") else ""),
-)
-
-
-@event_type_cli.command("list")
-def event_type_list(
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    limit: LimitOpt = 250,
-    archived: Annotated[bool, typer.Option(help="include archived event types")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """List the event-type catalog."""
-    with reported():
-        rows = list(
-            api(url, token).pages(
-                "/api/v1/event-type",
-                limit=limit,
-                include_archived=str(archived).lower(),
-                with_content="true",
-            )
-        )
-    show(rows, EVENT_TYPE_COLUMNS, title="event types", as_json=as_json)
-
-
-@event_type_cli.command("create")
-def event_type_create(
-    name: str,
-    description: Annotated[str, typer.Option(help="what happened, for your customers")] = "",
-    schema: Annotated[
-        Path | None, typer.Option(help="a JSON Schema file: the payload's version 1")
-    ] = None,
-    group: Annotated[str | None, typer.Option(help="group name, for the portal")] = None,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create an event type, optionally with a JSON Schema for its payload."""
-    body: dict[str, Any] = {"name": name, "description": description, "groupName": group}
-    if schema is not None:
-        body["schemas"] = {"1": _read_json(schema, "schema")}
-    with reported():
-        row = api(url, token).post("/api/v1/event-type", body)
-    show_one(row, EVENT_TYPE_COLUMNS, title="event type created", as_json=as_json)
-
-
-def _event_type_in(entry: dict) -> dict:
-    """A catalog entry as the API takes it; Svix's singular ``featureFlag`` is accepted."""
-    body = dict(entry)
-    flag = body.pop("featureFlag", None)
-    if flag and not body.get("featureFlags"):
-        body["featureFlags"] = [flag]
-    return body
-
-
-def _upsert(client: Api, entry: dict) -> str:
-    """Create the event type, or replace it when the name is taken; says which."""
-    body = _event_type_in(entry)
-    try:
-        client.post("/api/v1/event-type", body)
-        return "created"
-    except ApiError as exc:
-        if exc.status != 409:
-            raise
-    name = body.pop("name")
-    client.put(f"/api/v1/event-type/{quote(name)}", body)
-    return "updated"
-
-
-def _examples(entry: dict) -> int:
-    schemas = entry.get("schemas") or {}
-    newest = schemas[max(schemas, key=lambda v: int(v) if v.isdigit() else 0)] if schemas else {}
-    return len(newest.get("examples") or []) if isinstance(newest, dict) else 0
-
-
-@event_type_cli.command("import")
-def event_type_import(
-    file: Annotated[Path, typer.Argument(help='catalog: {"name", "description", "eventTypes"}')],
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create or update every event type of a catalog file; exit 1 if any failed."""
-    catalog = _read_json(file, "catalog")
-    entries = catalog.get("eventTypes") if isinstance(catalog, dict) else None
-    if not isinstance(entries, list) or not all(
-        isinstance(e, dict) and isinstance(e.get("name"), str) for e in entries
-    ):
-        fail(f'{file} is not a catalog: expected {{"eventTypes": [{{"name": ...}}, ...]}}')
-    client = api(url, token)
-    results = []
-    for entry in entries:
-        try:
-            outcome, detail = _upsert(client, entry), ""
-        except ApiError as exc:
-            outcome, detail = "failed", exc.detail
-        results.append(
-            {
-                "name": entry["name"],
-                "result": outcome,
-                "schemas": sorted(entry.get("schemas") or {}),
-                "examples": _examples(entry),
-                "detail": detail,
-            }
-        )
-    columns = [(k, lambda r, k=k: r[k]) for k in ("name", "result", "schemas", "examples")]
-    columns.append(("detail", lambda r: r["detail"]))
-    title = f"catalog {catalog.get('name') or file.name}"
-    show(results, columns, title=title, as_json=as_json)
-    failed = sum(r["result"] == "failed" for r in results)
-    if not as_json:
-        counts = {k: sum(r["result"] == k for r in results) for k in ("created", "updated")}
-        console.print(f"{counts['created']} created, {counts['updated']} updated, {failed} failed")
-    if failed:
-        raise typer.Exit(1)
-
-
-# ---- endpoints -----------------------------------------------------------------------
-
 ENDPOINT_COLUMNS = (
-    ("id", lambda r: r["id"]),
-    ("url", lambda r: r["url"]),
-    ("event types", lambda r: r.get("filterTypes") or r.get("eventTypes") or "all"),
-    ("channels", lambda r: r.get("channels") or ""),
-    ("disabled", lambda r: "DISABLED" if r.get("disabled") else ""),
-    ("description", lambda r: r.get("description")),
+    ident("id", lambda r: r["id"]),
+    Column("url", lambda r: r["url"]),
+    Column("event types", lambda r: r.get("filterTypes") or r.get("eventTypes") or "all"),
+    Column("channels", lambda r: r.get("channels") or ""),
+    Column("filter", lambda r: r.get("filter")),
+    Column("projection", lambda r: r.get("projection")),
+    Column("disabled", lambda r: "DISABLED" if r.get("disabled") else ""),
+    Column("description", lambda r: r.get("description")),
 )
 
 
-def _endpoints(app: str) -> str:
+def endpoints_path(app: str) -> str:
     return f"/api/v1/app/{quote(app)}/endpoint"
+
+
+def endpoint_path(app: str, endpoint: str) -> str:
+    return f"{endpoints_path(app)}/{quote(endpoint)}"
+
+
+# What an endpoint receives and how fast: the same options on create and update.
+EventTypeOpt = Annotated[
+    list[str] | None, typer.Option("--event-type", "-e", help="only these (repeat)")
+]
+ChannelOpt = Annotated[list[str] | None, typer.Option(help="only these channels (repeat)")]
+FilterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--filter", help='payload rules as JSON, e.g. \'{"data.product.id": {"$in": ["p1"]}}\''
+    ),
+]
+ProjectionOpt = Annotated[
+    str | None,
+    typer.Option(help='the fields it gets, as JSON, e.g. \'{"include": ["data.id"]}\''),
+]
+RateOpt = Annotated[int | None, typer.Option(help="at most this many deliveries/s")]
+InFlightOpt = Annotated[
+    int | None, typer.Option(help="deliveries in flight to it at once, over every worker")
+]
+UidOpt = Annotated[str | None, typer.Option(help="your own id for it")]
+
+
+def endpoint_body(
+    *,
+    description: str | None,
+    uid: str | None,
+    event_type: list[str] | None,
+    channel: list[str] | None,
+    payload_filter: str | None,
+    projection: str | None,
+    rate: int | None,
+    max_in_flight: int | None,
+    meta: list[str] | None,
+) -> dict[str, Any]:
+    """The options given, as the API's endpoint fields (what was not given is left out)."""
+    body = {
+        "description": description,
+        "uid": uid,
+        "filterTypes": event_type or None,
+        "channels": channel or None,
+        "filter": read_json(payload_filter, "--filter") if payload_filter else None,
+        "projection": read_json(projection, "--projection") if projection else None,
+        "throttleRate": rate,
+        "maxInFlight": max_in_flight,
+        "metadata": metadata(meta),
+    }
+    return {k: v for k, v in body.items() if v is not None}
 
 
 @endpoint_cli.command("list")
@@ -242,7 +115,7 @@ def endpoint_list(
 ) -> None:
     """List an application's endpoints."""
     with reported():
-        rows = list(api(url, token).pages(_endpoints(app), limit=limit))
+        rows = list(api(url, token).pages(endpoints_path(app), limit=limit))
     show(rows, ENDPOINT_COLUMNS, title="endpoints", as_json=as_json)
 
 
@@ -250,94 +123,167 @@ def endpoint_list(
 def endpoint_create(
     app: AppArg,
     endpoint_url: Annotated[str, typer.Argument(metavar="URL", help="where to POST webhooks")],
-    event_type: Annotated[
-        list[str] | None, typer.Option("--event-type", "-e", help="only these (repeat)")
-    ] = None,
-    channel: Annotated[list[str] | None, typer.Option(help="only these channels (repeat)")] = None,
+    event_type: EventTypeOpt = None,
+    channel: ChannelOpt = None,
+    payload_filter: FilterOpt = None,
+    projection: ProjectionOpt = None,
     description: str = "",
-    uid: Annotated[str | None, typer.Option(help="your own id for it")] = None,
+    uid: UidOpt = None,
     secret: Annotated[str | None, typer.Option(help="whsec_… (default: generated)")] = None,
-    rate: Annotated[int | None, typer.Option(help="at most this many deliveries/s")] = None,
+    rate: RateOpt = None,
+    max_in_flight: InFlightOpt = None,
+    meta: MetadataOpt = None,
     url: UrlOpt = DEFAULT,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add an endpoint to an application; prints its signing secret."""
-    body = {
-        "url": endpoint_url,
-        "description": description,
-        "uid": uid,
-        "secret": secret,
-        "throttleRate": rate,
-        "filterTypes": event_type or None,
-        "channels": channel or None,
-    }
+    body = {"url": endpoint_url, "secret": secret} | endpoint_body(
+        description=description,
+        uid=uid,
+        event_type=event_type,
+        channel=channel,
+        payload_filter=payload_filter,
+        projection=projection,
+        rate=rate,
+        max_in_flight=max_in_flight,
+        meta=meta,
+    )
     client = api(url, token)
     with reported():
-        row = client.post(_endpoints(app), {k: v for k, v in body.items() if v is not None})
-        key = client.get(f"{_endpoints(app)}/{quote(row['id'])}/secret")["key"]
+        row = client.post(endpoints_path(app), {k: v for k, v in body.items() if v is not None})
+        key = client.get(f"{endpoint_path(app, row['id'])}/secret")["key"]
     if as_json:
         print_json(row | {"secret": key})
         return
     show_one(row, ENDPOINT_COLUMNS, title="endpoint created", as_json=False)
-    console.print(f"signing secret: {key}", highlight=False)
+    console.print(f"signing secret: {key}", highlight=False, soft_wrap=True)
 
 
-def _set_disabled(app: str, endpoint: str, url: str, token: str | None, disabled: bool) -> None:
+@endpoint_cli.command("get")
+def endpoint_get(
+    app: AppArg,
+    endpoint: EndpointArg,
+    url: UrlOpt = DEFAULT,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one endpoint: what it receives, and whether it is switched off and why."""
     with reported():
-        row = api(url, token).patch(f"{_endpoints(app)}/{quote(endpoint)}", {"disabled": disabled})
-    console.print(f"{row['id']} {'disabled' if row.get('disabled') else 'enabled'}")
+        row = api(url, token).get(endpoint_path(app, endpoint))
+    show_one(row, ENDPOINT_COLUMNS, title="endpoint", as_json=as_json)
+    if not as_json and row.get("disabledReason"):
+        console.print(f"disabled: {row['disabledReason']}", highlight=False, soft_wrap=True)
+
+
+class Clearable(StrEnum):
+    event_types = "event-types"
+    channels = "channels"
+    filter = "filter"
+    projection = "projection"
+    rate = "rate"
+    max_in_flight = "max-in-flight"
+
+
+_CLEARED = {
+    Clearable.event_types: "filterTypes",
+    Clearable.channels: "channels",
+    Clearable.filter: "filter",
+    Clearable.projection: "projection",
+    Clearable.rate: "throttleRate",
+    Clearable.max_in_flight: "maxInFlight",
+}
+
+
+@endpoint_cli.command("update")
+def endpoint_update(
+    app: AppArg,
+    endpoint: EndpointArg,
+    endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="a new URL")] = None,
+    event_type: EventTypeOpt = None,
+    channel: ChannelOpt = None,
+    payload_filter: FilterOpt = None,
+    projection: ProjectionOpt = None,
+    description: Annotated[str | None, typer.Option(help="a new description")] = None,
+    uid: UidOpt = None,
+    rate: RateOpt = None,
+    max_in_flight: InFlightOpt = None,
+    meta: MetadataOpt = None,
+    clear: Annotated[
+        list[Clearable] | None, typer.Option(help="remove this restriction or limit (repeat)")
+    ] = None,
+    url: UrlOpt = DEFAULT,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change an endpoint (what is not given stays; --clear removes a restriction)."""
+    body: dict[str, Any] = {"url": endpoint_url} if endpoint_url else {}
+    body |= endpoint_body(
+        description=description,
+        uid=uid,
+        event_type=event_type,
+        channel=channel,
+        payload_filter=payload_filter,
+        projection=projection,
+        rate=rate,
+        max_in_flight=max_in_flight,
+        meta=meta,
+    )
+    for field in clear or ():
+        if _CLEARED[field] in body:
+            fail(f"--clear {field.value} and a new value for it: give one")
+        body[_CLEARED[field]] = None
+    if not body:
+        fail("nothing to change: see --help for what can be")
+    with reported():
+        row = api(url, token).patch(endpoint_path(app, endpoint), body)
+    show_one(row, ENDPOINT_COLUMNS, title="endpoint updated", as_json=as_json)
+
+
+@endpoint_cli.command("delete")
+def endpoint_delete(
+    app: AppArg,
+    endpoint: EndpointArg,
+    url: UrlOpt = DEFAULT,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete an endpoint; what was waiting for it is not sent."""
+    with reported():
+        api(url, token).delete(endpoint_path(app, endpoint))
+    said(f"deleted endpoint {endpoint}", {"id": endpoint, "deleted": True}, as_json=as_json)
+
+
+def _set_disabled(
+    app: str, endpoint: str, url: str, token: str | None, disabled: bool, as_json: bool
+) -> None:
+    with reported():
+        row = api(url, token).patch(endpoint_path(app, endpoint), {"disabled": disabled})
+    if as_json:
+        print_json(row)
+    else:
+        console.print(f"{row['id']} {'disabled' if row.get('disabled') else 'enabled'}")
 
 
 @endpoint_cli.command("disable")
 def endpoint_disable(
-    app: AppArg, endpoint: EndpointArg, url: UrlOpt = DEFAULT, token: TokenOpt = None
+    app: AppArg,
+    endpoint: EndpointArg,
+    url: UrlOpt = DEFAULT,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Stop delivering to an endpoint; its pending deliveries wait."""
-    _set_disabled(app, endpoint, url, token, True)
+    _set_disabled(app, endpoint, url, token, True, as_json)
 
 
 @endpoint_cli.command("enable")
 def endpoint_enable(
-    app: AppArg, endpoint: EndpointArg, url: UrlOpt = DEFAULT, token: TokenOpt = None
-) -> None:
-    """Deliver to an endpoint again; what waited is sent now."""
-    _set_disabled(app, endpoint, url, token, False)
-
-
-@endpoint_cli.command("recover")
-def endpoint_recover(
     app: AppArg,
     endpoint: EndpointArg,
-    since: Annotated[str, typer.Option(help="how far back: 2h, 3d, or an ISO time")],
-    until: Annotated[str | None, typer.Option(help="up to (default: now)")] = None,
-    wait: Annotated[bool, typer.Option(help="follow the background task to its end")] = True,
-    timeout: Annotated[float, typer.Option(help="seconds to follow it at most")] = 600,
     url: UrlOpt = DEFAULT,
     token: TokenOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Send again every failed delivery to an endpoint in a time window."""
-    client = api(url, token)
-    window = {"since": when(since), "until": when(until) if until else None}
-    base = f"{_endpoints(app)}/{quote(endpoint)}"
-    with reported():
-        total = client.get(f"{base}/stats", **window)["fail"]
-        task = client.post(f"{base}/recover", {k: v for k, v in window.items() if v})
-    console.print(f"recover task {task['id']}: {total} failed deliveries in the window")
-    if not wait:
-        return
-    deadline = time.monotonic() + timeout
-    with reported(), progress_bar("recovering") as progress:
-        bar = progress.add_task("recover", total=total or None)
-        while True:
-            task = client.get(f"/api/v1/background-task/{quote(task['id'])}")
-            progress.update(bar, completed=task["data"].get("recovered", 0))
-            if task["status"] != "running" or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-    recovered = task["data"].get("recovered", 0)
-    if task["status"] == "failed":
-        fail(f"recover task {task['id']} failed after {recovered} deliveries")
-    if task["status"] == "running":
-        fail(f"recover task {task['id']} still running after {timeout:g}s ({recovered} so far)")
-    console.print(f"recovered {recovered} deliveries; they are being sent again")
+    """Deliver to an endpoint again; what waited is sent now."""
+    _set_disabled(app, endpoint, url, token, False, as_json)

@@ -1,20 +1,21 @@
-"""Client commands for traffic: send messages (one, or a JSON-lines file in bulk), list
-attempts, and tail attempts as they happen."""
+"""Client commands for messages: send (one, or a JSON-lines file in bulk), ``postback
+message`` list/get/expunge and where one went, and ``postback events`` (the pull feed)."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from rich.json import JSON
 
-from postback.apiclient import Api, ApiError, quote
-from postback.cli_common import (
+from postback.cli.client import Api, ApiError, quote
+from postback.cli.common import (
     DEFAULT,
     AppArg,
+    Column,
     JsonOpt,
     LimitOpt,
     TokenOpt,
@@ -23,11 +24,15 @@ from postback.cli_common import (
     console,
     errors,
     fail,
+    ident,
     print_json,
     progress_bar,
     reported,
+    said,
     short_time,
     show,
+    show_one,
+    when,
 )
 
 
@@ -73,18 +78,21 @@ def send(
     event_id: Annotated[str | None, typer.Option(help="dedupe key within the app")] = None,
     channel: Annotated[list[str] | None, typer.Option(help="channel (repeat)")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="tag (repeat)")] = None,
+    deliver_at: Annotated[
+        str | None, typer.Option(help="send it later: an ISO time (with its timezone)")
+    ] = None,
     url: UrlOpt = DEFAULT,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Send a message to an application's endpoints (or many, with --bulk)."""
     client = api(url, token)
-    extra = {"eventId": event_id, "channels": channel, "tags": tag}
+    extra = {"eventId": event_id, "channels": channel, "tags": tag, "deliverAt": deliver_at}
     extra = {k: v for k, v in extra.items() if v}
     if bulk is not None:
         if event_id:
             fail("--event-id names one message; with --bulk put an eventId on each line")
-        _send_bulk(client, app, event_type, bulk, extra)
+        _send_bulk(client, app, event_type, bulk, extra, as_json)
         return
     if event_type is None:
         fail("give the event type (or --bulk FILE)")
@@ -109,7 +117,9 @@ def _bulk_message(line: str, event_type: str | None, extra: dict) -> dict:
     return extra | message
 
 
-def _send_bulk(client: Api, app: str, event_type: str | None, path: Path, extra: dict) -> None:
+def _send_bulk(
+    client: Api, app: str, event_type: str | None, path: Path, extra: dict, as_json: bool
+) -> None:
     try:
         lines = [
             (n, line) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()
@@ -119,7 +129,7 @@ def _send_bulk(client: Api, app: str, event_type: str | None, path: Path, extra:
     problems: list[str] = []
     sent = 0
     with progress_bar("sending") as progress:
-        bar = progress.add_task("send", total=len(lines))
+        bar = progress.add_task("send", total=len(lines), visible=not as_json)
         for number, line in lines:
             try:
                 message = _bulk_message(line, event_type, extra)
@@ -130,131 +140,140 @@ def _send_bulk(client: Api, app: str, event_type: str | None, path: Path, extra:
                 if isinstance(exc, ApiError) and exc.status in (0, 401, 403):
                     break  # every other line would fail the same way
             progress.advance(bar)
-    console.print(f"sent {sent} of {len(lines)} messages")
-    for problem in problems[:20]:
-        errors.print(f"[red]{problem}[/]", highlight=False)
+    if as_json:
+        print_json({"sent": sent, "lines": len(lines), "problems": problems})
+    else:
+        console.print(f"sent {sent} of {len(lines)} messages")
+        for problem in problems[:20]:
+            errors.print(f"[red]{problem}[/]", highlight=False)
     if problems:
         raise typer.Exit(1)
 
 
-# ---- attempts ------------------------------------------------------------------------
+# ---- the message log -----------------------------------------------------------------
 
+message_cli = typer.Typer(help="The message log: what was sent, and where it went.")
+MsgArg = Annotated[str, typer.Argument(help="message id, or the eventId it was sent with")]
 
-def _code(attempt: dict) -> str:
-    code = attempt.get("responseStatusCode") or 0
-    return str(code) if code else "no answer"
-
-
-ATTEMPT_COLUMNS = (
-    ("time", lambda r: short_time(r["timestamp"])),
-    ("attempt", lambda r: r["id"]),
-    ("message", lambda r: r["msgId"]),
-    ("endpoint", lambda r: r["endpointId"]),
-    ("code", _code),
-    ("status", lambda r: r.get("statusText") or r["status"]),
-    ("ms", lambda r: r.get("responseDurationMs")),
-    ("trigger", lambda r: "manual" if r.get("triggerType") == 1 else "scheduled"),
+MESSAGE_COLUMNS = (
+    Column("time", lambda r: short_time(r["timestamp"])),
+    ident("id", lambda r: r["id"]),
+    Column("event type", lambda r: r["eventType"]),
+    ident("event id", lambda r: r.get("eventId")),
+    Column("channels", lambda r: r.get("channels")),
+    Column("tags", lambda r: r.get("tags")),
 )
 
 
-def attempts(
+def _messages(app: str) -> str:
+    return f"/api/v1/app/{quote(app)}/msg"
+
+
+@message_cli.command("list")
+def message_list(
     app: AppArg,
-    msg: Annotated[str | None, typer.Option("--msg", help="a message's attempts")] = None,
-    endpoint: Annotated[str | None, typer.Option(help="an endpoint's attempts")] = None,
+    event_type: Annotated[
+        list[str] | None, typer.Option("--event-type", "-e", help="only these (repeat)")
+    ] = None,
+    channel: Annotated[str | None, typer.Option(help="only this channel")] = None,
+    tag: Annotated[str | None, typer.Option(help="only this tag")] = None,
+    since: Annotated[str | None, typer.Option(help="after: 2h, 3d, or an ISO time")] = None,
+    until: Annotated[str | None, typer.Option(help="before: 2h, 3d, or an ISO time")] = None,
     limit: LimitOpt = 50,
     url: UrlOpt = DEFAULT,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delivery attempts of a message or of an endpoint, newest first."""
-    if (msg is None) == (endpoint is None):
-        fail("give exactly one of --msg or --endpoint")
-    path = (
-        f"/api/v1/app/{quote(app)}/attempt/msg/{quote(msg)}"
-        if msg is not None
-        else f"/api/v1/app/{quote(app)}/attempt/endpoint/{quote(endpoint or '')}"
-    )
+    """An application's messages, newest first (payloads in --json)."""
+    params = {
+        "event_types": event_type or None,
+        "channel": channel,
+        "tag": tag,
+        "after": when(since) if since else None,
+        "before": when(until) if until else None,
+        "with_content": str(as_json).lower(),
+    }
     with reported():
-        rows = list(api(url, token).pages(path, limit=limit, with_content="false"))
-    show(rows, ATTEMPT_COLUMNS, title="attempts", as_json=as_json)
+        rows = list(api(url, token).pages(_messages(app), limit=limit, **params))
+    show(rows, MESSAGE_COLUMNS, title="messages", as_json=as_json)
 
 
-def _print_attempt(attempt: dict, urls: dict[str, str], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(attempt), flush=True)
-        return
-    code = attempt.get("responseStatusCode") or 0
-    style = "green" if 200 <= code <= 299 else "magenta" if code == 0 else "red"
-    console.print(
-        f"{short_time(attempt['timestamp'])} [{style}]{_code(attempt):>9}[/] "
-        f"{attempt.get('responseDurationMs', 0):>6} ms  {attempt['msgId']}  "
-        f"{attempt['endpointId']} {urls.get(attempt['endpointId'], '')}",
-        highlight=False,
-    )
-    sys.stdout.flush()
-
-
-def _newest_attempts(client: Api, app: str, endpoint: str) -> list[dict]:
-    path = f"/api/v1/app/{quote(app)}/attempt/endpoint/{quote(endpoint)}"
-    return client.get(path, limit=250, with_content="false")["data"]
-
-
-def tail(
+@message_cli.command("get")
+def message_get(
     app: AppArg,
-    endpoint: Annotated[
-        list[str] | None, typer.Option(help="only these endpoints (repeat; default: all)")
-    ] = None,
-    interval: Annotated[float, typer.Option(min=0.05, help="seconds between polls")] = 1.0,
-    count: Annotated[int | None, typer.Option(help="stop after this many attempts")] = None,
-    seconds: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    msg: MsgArg,
     url: UrlOpt = DEFAULT,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Follow new delivery attempts live, coloured by outcome (Ctrl-C stops).
-
-    Green: a 2xx answer; red: another status; magenta: no answer at all."""
-    client = api(url, token)
-    stop_at = time.monotonic() + seconds if seconds is not None else None
-    shown = 0
-    # Attempt ids sort by time: what is at or below the newest id seen is old news. The
-    # first poll only notes where each endpoint stands; endpoints added later start empty.
-    newest: dict[str, str] = {}
-    first = True
-    try:
-        with reported():
-            while True:
-                urls = _watched(client, app, endpoint)
-                fresh: list[dict] = []
-                for ep_id in urls:
-                    last = newest.get(ep_id, "")
-                    rows = [r for r in _newest_attempts(client, app, ep_id) if r["id"] > last]
-                    if rows:
-                        newest[ep_id] = max(r["id"] for r in rows)
-                    if not first:
-                        fresh.extend(rows)
-                if first:
-                    errors.print(f"following {len(urls)} endpoint(s); Ctrl-C stops")
-                first = False
-                for attempt in sorted(fresh, key=lambda r: r["id"]):
-                    _print_attempt(attempt, urls, as_json)
-                    shown += 1
-                    if count is not None and shown >= count:
-                        return
-                if stop_at is not None and time.monotonic() >= stop_at:
-                    return
-                time.sleep(interval)
-    except KeyboardInterrupt:
+    """One message with its payload; by id or by the eventId it was sent with."""
+    with reported():
+        row = api(url, token).get(f"{_messages(app)}/{quote(msg)}")
+    if as_json:
+        print_json(row)
         return
+    show_one(row, MESSAGE_COLUMNS, title="message", as_json=False)
+    console.print(JSON.from_data(row["payload"]))
 
 
-def _watched(client: Api, app: str, only: list[str] | None) -> dict[str, str]:
-    """Endpoint id → URL of the endpoints to follow (looked up each poll: new endpoints
-    join in)."""
-    rows: list[dict[str, Any]] = list(
-        client.pages(f"/api/v1/app/{quote(app)}/endpoint", limit=1000)
-    )
-    wanted = set(only or [])
-    return {
-        r["id"]: r["url"] for r in rows if not wanted or r["id"] in wanted or r.get("uid") in wanted
-    }
+@message_cli.command("expunge")
+def message_expunge(
+    app: AppArg,
+    msg: MsgArg,
+    url: UrlOpt = DEFAULT,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a message's payload now (the message and its attempts stay)."""
+    with reported():
+        api(url, token).delete(f"{_messages(app)}/{quote(msg)}/content")
+    said(f"payload of {msg} deleted", {"id": msg, "expunged": True}, as_json=as_json)
+
+
+DESTINATION_COLUMNS = (
+    ident("endpoint", lambda r: r["id"]),
+    Column("url", lambda r: r["url"]),
+    Column("status", lambda r: r.get("statusText") or r["status"]),
+    Column("next attempt", lambda r: short_time(r.get("nextAttempt"))),
+    Column("note", lambda r: r.get("note")),
+)
+
+
+@message_cli.command("endpoints")
+def message_endpoints(
+    app: AppArg,
+    msg: MsgArg,
+    limit: LimitOpt = 250,
+    url: UrlOpt = DEFAULT,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Where a message went, and where it did not and why."""
+    with reported():
+        rows = list(api(url, token).pages(f"{_messages(app)}/{quote(msg)}/endpoint", limit=limit))
+    show(rows, DESTINATION_COLUMNS, title="endpoints of the message", as_json=as_json)
+
+
+def events(
+    app: AppArg,
+    after: Annotated[str | None, typer.Option(help="the cursor a previous call printed")] = None,
+    event_type: Annotated[
+        list[str] | None, typer.Option("--event-type", "-e", help="only these (repeat)")
+    ] = None,
+    channel: Annotated[str | None, typer.Option(help="only this channel")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=250, help="at most this many")] = 50,
+    url: UrlOpt = DEFAULT,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pull an application's messages, oldest first, from a cursor; prints the next cursor.
+    (For a receiver that cannot take webhooks: it polls instead.)"""
+    params = {"after": after, "event_types": event_type or None, "channel": channel}
+    with reported():
+        page = api(url, token).get(f"/api/v1/app/{quote(app)}/events", limit=limit, **params)
+    if as_json:
+        print_json(page)
+        return
+    show(page["data"], MESSAGE_COLUMNS, title="events", as_json=False)
+    if page.get("iterator"):
+        print(f"next: --after {page['iterator']}")
