@@ -94,8 +94,9 @@ def attempts(
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delivery attempts of a message or of an endpoint, newest first, with what the
-    receiver answered (the full answer: `postback attempt get`)."""
+    """Delivery attempts of a message or an endpoint, newest first, with the answers.
+
+    The receiver's answer is cut short here; `postback attempt get` shows all of it."""
     if (msg is None) == (endpoint is None):
         fail("give exactly one of --msg or --endpoint")
     path = (

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from postback.cli.common import Column, JsonOpt, ident, print_json, said, show
 from postback.cli.server import DatabaseOpt, console, load_settings
 from postback.config import Settings
 
@@ -34,10 +35,10 @@ def _with_store(settings: Settings, work: Any, *, migrate: bool = True) -> Any:
     return asyncio.run(run())
 
 
-def migrate(database_url: DatabaseOpt = None) -> None:
+def migrate(database_url: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
     """Create or upgrade the database schema."""
     _with_store(load_settings(database_url=database_url), None)
-    console.print("database is up to date")
+    said("database is up to date", {"migrated": True}, as_json=as_json)
 
 
 def check(
@@ -49,10 +50,11 @@ def check(
         float,
         typer.Option(help="seconds a transaction writing messages may hold the events feed back"),
     ] = 5.0,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Report the delivery queue's and the events feed's health from the database; exit 1 if
-    anything is stuck or held back."""
+    """Report the delivery queue's and the events feed's health from the database.
+
+    Exits 1 if anything is stuck or held back."""
     settings = load_settings(database_url=database_url)
 
     async def read(store: Store) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -61,7 +63,7 @@ def check(
     health, feed = _with_store(settings, read, migrate=False)
     healthy = health["healthy"] and not feed["held_back"]
     if as_json:
-        console.print_json(data=health | {"feed": feed, "healthy": healthy})
+        print_json(health | {"feed": feed, "healthy": healthy})
     else:
         table = Table(title="delivery queue")
         table.add_column("measure")
@@ -108,40 +110,43 @@ def _session(s: dict[str, Any], doing: str) -> str:
 token_app = typer.Typer(help="Operator tokens: create (shown once), list, revoke.")
 
 
+TOKEN_COLUMNS = (
+    ident("id", lambda r: r["id"]),
+    Column("name", lambda r: r["name"]),
+    Column("created", lambda r: f"{r['created_at']:%Y-%m-%d %H:%M}"),
+    Column("revoked", lambda r: f"{r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else ""),
+)
+
+
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="what the token is for")] = "cli",
     database_url: DatabaseOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create an operator token. It is printed once; only its hash is stored."""
     settings = load_settings(database_url=database_url)
     token_id, token = _with_store(settings, lambda s: s.create_operator_token(name))
+    if as_json:
+        print_json({"id": token_id, "name": name, "token": token})
+        return
     console.print(f"created {token_id} ({name}); the token, shown only now:")
     print(token)
 
 
 @token_app.command("list")
-def token_list(
-    database_url: DatabaseOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
-) -> None:
+def token_list(database_url: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
     """List operator tokens (ids and names; the tokens themselves are not kept)."""
     settings = load_settings(database_url=database_url)
     rows = _with_store(settings, lambda s: s.list_operator_tokens())
     if as_json:
-        console.print_json(data=[{k: str(v) if v else v for k, v in r.items()} for r in rows])
+        print_json([{k: str(v) if v else v for k, v in r.items()} for r in rows])
         return
-    table = Table(title="operator tokens")
-    for column in ("id", "name", "created", "revoked"):
-        table.add_column(column)
-    for r in rows:
-        revoked = f"{r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else ""
-        table.add_row(r["id"], r["name"], f"{r['created_at']:%Y-%m-%d %H:%M}", revoked)
-    console.print(table)
+    show(rows, TOKEN_COLUMNS, title="operator tokens", as_json=False)
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: str, database_url: DatabaseOpt = None) -> None:
+def token_revoke(token_id: str, database_url: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
     """Revoke an operator token by its id (see `postback token list`)."""
     from postback.store.errors import NotFound
 
@@ -151,4 +156,8 @@ def token_revoke(token_id: str, database_url: DatabaseOpt = None) -> None:
     except NotFound as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
-    console.print(f"revoked {token_id}; it stops working within seconds on every server")
+    said(
+        f"revoked {token_id}; it stops working within seconds on every server",
+        {"id": token_id, "revoked": True},
+        as_json=as_json,
+    )

@@ -81,8 +81,10 @@ def secret_rotate(
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Replace the signing secret and print the new one. The old one keeps signing beside it
-    for the grace period, so receivers can switch without missing a delivery."""
+    """Replace the signing secret and print the new one.
+
+    The old one keeps signing beside it for the grace period, so receivers can switch
+    without missing a delivery."""
     client = api(url, token)
     body = {k: v for k, v in {"key": key, "gracePeriodSeconds": grace}.items() if v is not None}
     with reported():
@@ -178,8 +180,9 @@ def endpoint_test(
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Send a test event to this endpoint alone: the event type's example payload, signed
-    and recorded like any other message (see its attempts with `postback attempts --msg`)."""
+    """Send a test event (the event type's example payload) to this endpoint alone.
+
+    It is signed and recorded like any other message: `postback attempts --msg` shows it."""
     body: dict[str, Any] = {"eventType": event_type, "exampleIndex": example}
     if payload is not None:
         body["payload"] = read_json(payload, "--payload")

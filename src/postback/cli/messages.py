@@ -266,8 +266,9 @@ def events(
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Pull an application's messages, oldest first, from a cursor; prints the next cursor.
-    (For a receiver that cannot take webhooks: it polls instead.)"""
+    """Pull an application's messages from a cursor, oldest first (the feed to poll).
+
+    Prints the next cursor: pass it as --after to carry on where this call stopped."""
     params = {"after": after, "event_types": event_type or None, "channel": channel}
     with reported():
         page = api(url, token).get(f"/api/v1/app/{quote(app)}/events", limit=limit, **params)
