@@ -12,6 +12,7 @@ from typing import Annotated, Any, NamedTuple, NoReturn
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -93,9 +94,9 @@ def ident(name: str, get: Callable[[dict], Any]) -> Column:
 
 
 def show(rows: Sequence[dict], columns: Sequence[Column], *, title: str, as_json: bool) -> None:
-    """Rows as a table (people) or as the API's JSON objects (scripts). Ids are never
-    broken across lines, so they can be copied: when the terminal is too narrow for a table
-    that keeps them whole, each row is printed as ``name: value`` lines instead."""
+    """Rows as a table (people) or as the API's JSON objects (scripts). No id, URL or other
+    word is broken across lines, so each can be copied: when the terminal is too narrow for
+    a table that keeps every word whole, each row is printed as ``name  value`` lines."""
     if as_json:
         print_json(list(rows))
         return
@@ -105,12 +106,19 @@ def show(rows: Sequence[dict], columns: Sequence[Column], *, title: str, as_json
         table.add_column(c.name, no_wrap=c.ident, overflow="ellipsis" if c.ident else "fold")
     for line in cells:
         table.add_row(*line)
-    if _ids_whole(table, columns, cells):
+    if _fits(table) and _ids_whole(table, columns, cells):
         console.print(table)
     else:
         _records(title, columns, cells)
     if not rows:
         console.print(f"no {title}")
+
+
+def _fits(table: Table) -> bool:
+    """Whether the table fits with each cell wrapped at spaces only (Rich's minimum width
+    of a column is its longest word; of an id column, the whole id)."""
+    unbounded = console.options.update_width(10_000)  # else the measure is capped at the width
+    return Measurement.get(console, unbounded, table).minimum <= console.width
 
 
 def _ids_whole(table: Table, columns: Sequence[Column], cells: list[list[str]]) -> bool:
