@@ -4,8 +4,10 @@
 - database.py: ``migrate``, ``check``, ``token`` (they open the database themselves)
 - applications.py, event_types.py, endpoints.py, endpoint_tools.py: the resources, over the
   HTTP API (client.py, a small urllib client; common.py: options, errors, tables and JSON)
+- operational.py: the same endpoint commands for the operator's operational webhooks
 - messages.py, attempts.py: sending, the message log, attempts, ``tail``
 - listen.py: ``listen``, a local receiver that verifies signatures
+- connection.py: ``health`` and ``logout``
 
 The client commands load no server code, so they start quickly."""
 
@@ -16,12 +18,14 @@ import typer
 from postback.cli import (
     applications,
     attempts,
+    connection,
     database,
     endpoint_tools,
     endpoints,
     event_types,
     listen,
     messages,
+    operational,
     server,
 )
 from postback.cli.server import ensure_operator_token
@@ -39,6 +43,7 @@ app.add_typer(database.token_app, name="token")
 app.add_typer(applications.app_cli, name="app")
 app.add_typer(event_types.event_type_cli, name="event-type")
 app.add_typer(endpoints.endpoint_cli, name="endpoint")
+app.add_typer(operational.operational_cli, name="operational-endpoint")
 app.add_typer(endpoint_tools.task_cli, name="task")
 app.command()(messages.send)
 app.add_typer(messages.message_cli, name="message")
@@ -48,6 +53,8 @@ app.add_typer(attempts.attempt_cli, name="attempt")
 app.command()(attempts.resend)
 app.command()(attempts.tail)
 app.command()(listen.listen)
+app.command()(connection.health)
+app.command()(connection.logout)
 app.command("config-doc")(server.config_doc_command)
 
 

@@ -97,13 +97,14 @@ def attempts(
     """Delivery attempts of a message or an endpoint, newest first, with the answers.
 
     The receiver's answer is cut short here; `postback attempt get` shows all of it."""
-    if (msg is None) == (endpoint is None):
-        fail("give exactly one of --msg or --endpoint")
-    path = (
-        f"/api/v1/app/{quote(app)}/attempt/msg/{quote(msg)}"
-        if msg is not None
-        else f"/api/v1/app/{quote(app)}/attempt/endpoint/{quote(endpoint or '')}"
-    )
+    if msg is None and endpoint is None:
+        fail("give --msg, --endpoint, or both")
+    if msg is not None:  # of one message, to one endpoint or to all
+        path = f"/api/v1/app/{quote(app)}/attempt/msg/{quote(msg)}"
+        only = {"endpoint_id": endpoint}
+    else:
+        path = f"/api/v1/app/{quote(app)}/attempt/endpoint/{quote(endpoint or '')}"
+        only = {}
     with reported():
         rows = list(
             api(url, token).pages(
@@ -115,6 +116,7 @@ def attempts(
                 event_types=event_type or None,
                 after=when(since) if since else None,
                 before=when(until) if until else None,
+                **only,
             )
         )
     show(rows, ATTEMPT_COLUMNS, title="attempts", as_json=as_json)

@@ -48,7 +48,14 @@ ENDPOINT_COLUMNS = (
 )
 
 
+# In place of an application: the operator's own endpoints for operational webhooks
+# (postback.cli.operational). No command-line argument can hold a NUL.
+OPERATIONAL = "\x00operational"
+
+
 def endpoints_path(app: str) -> str:
+    if app == OPERATIONAL:
+        return "/api/v1/operational-webhook/endpoint"
     return f"/api/v1/app/{quote(app)}/endpoint"
 
 
