@@ -22,6 +22,7 @@ from harness import (
 from postback import ids
 from postback.domain import MessageStatus, TriggerType, utcnow
 from postback.store import schema as t
+from postback.store.routing import new_delivery
 from postback.store.store import Store
 
 
@@ -64,7 +65,7 @@ async def _fill_queue(store: Store, app_id: str, future: int) -> None:
                 for _ in range(n_messages)
             ],
         )
-        template = Store._new_delivery(
+        template = new_delivery(
             "tmpl", "tmpl", app_id, now + dt.timedelta(days=1), now
         )  # column values the SQL copies
         tomorrow = template["next_attempt_at"]
@@ -90,7 +91,7 @@ async def _fill_queue(store: Store, app_id: str, future: int) -> None:
                 "sealed": sealed,
             },
         )
-        if store.dialect == "postgresql":
+        if store.backend.name == "postgresql":
             await conn.execute(sa.text("ANALYZE deliveries"))
 
 

@@ -19,7 +19,7 @@ from postback.domain import AttemptResult, MessageStatus, RetrySchedule, utcnow
 from postback.signing import generate_secret
 from postback.store import schema as t
 from postback.store.migrate import migrate
-from postback.store.sqliteraw import sqlite_thread
+from postback.store.sqlite.raw import sqlite_thread
 from postback.store.store import Store
 from tests.conftest import SECRET_BOX
 

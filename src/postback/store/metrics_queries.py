@@ -10,24 +10,20 @@ so they are left to ``postback check``.)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from postback.delivery.scheduler import Circuit
 from postback.domain import MessageStatus
 from postback.store import schema as t
+from postback.store.core import StoreCore
 
 STUCK_AFTER = timedelta(seconds=60)  # a lease this far past its end is counted as stuck
 
 
-class MetricsQueriesMixin:
-    engine: AsyncEngine
-    clock: Callable[[], datetime]
-
+class MetricsQueriesMixin(StoreCore):
     async def queue_gauges(self) -> dict[str, Any]:
         """Deliveries due, scheduled, being sent and stuck, how late the oldest due one is
         that nothing holds back on purpose (seconds; 0 when none is due), the number of

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import secrets as _secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from postback import ids
-from postback.delivery.scheduler import DEFAULT_POLICY, ClaimBatch, SchedulerPolicy, plan_claim
+from postback.delivery.scheduler import DEFAULT_POLICY, ClaimBatch, SchedulerPolicy
 from postback.domain import (
     AttemptResult,
     ClaimedDelivery,
@@ -23,16 +22,15 @@ from postback.domain import (
 )
 from postback.filters import project
 from postback.signing import decode_secret
-from postback.store import queue_pg, queue_sqlite
 from postback.store import schema as t
+from postback.store.backend import Success
+from postback.store.core import StoreCore
 from postback.store.errors import NotFound
 from postback.store.operational import plain_successes
 from postback.store.pages import Page, PageOut, page_out, paged
-from postback.store.pgraw import raw_connection
-from postback.store.sqliteraw import sqlite_thread
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 Row = dict[str, Any]
 
@@ -52,33 +50,33 @@ _MOVE_ON = (
 )
 
 
-class QueueMixin:
-    engine: AsyncEngine
-    dialect: str
-    clock: Callable[[], datetime]
-    _signing_key_cache: dict[tuple[str, str], bytes]
+class Outcome(NamedTuple):
+    """Where an attempt leaves its delivery."""
 
-    def _notify_work(self) -> None: ...
+    status: MessageStatus
+    next_attempt_at: datetime | None
+    attempt_count: int  # scheduled attempts made so far
 
-    async def _announce_work(self, conn: AsyncConnection) -> None: ...
 
-    def _unseal(self, stored: str, endpoint_id: str) -> str: ...
+class QueueMixin(StoreCore):
+    if TYPE_CHECKING:  # other parts' methods, declared for the type checker only
 
-    async def _get_message(self, conn: AsyncConnection, app_id: str, msg_id: str) -> Row: ...
+        async def _reserve_rate_slots(
+            self, conn: AsyncConnection, rows: Any, now: datetime, lease: str
+        ) -> set[str]: ...
 
-    async def _get_endpoint(self, conn: AsyncConnection, app_id: str, id_or_uid: str) -> Row: ...
+        async def _track_health(
+            self,
+            conn: AsyncConnection,
+            results: Any,
+            outcomes: Any,
+            disable_after: float | None,
+            policy: SchedulerPolicy,
+        ) -> None: ...
 
-    def _json_list_has(self, column: Any, value: str) -> sa.ColumnElement[bool]: ...
+        async def _close_circuits(self, ep_ids: Sequence[str]) -> None: ...
 
-    async def _reserve_rate_slots(
-        self, conn: AsyncConnection, rows: Any, now: datetime, lease: str
-    ) -> set[str]: ...
-
-    async def _track_health(
-        self, conn: AsyncConnection, results: Any, outcomes: Any, disable_after: float | None
-    ) -> None: ...
-
-    def _filter_messages(self, stmt: Any, *filters: Any) -> Any: ...
+        def _filter_messages(self, stmt: Any, *filters: Any) -> Any: ...
 
     # ---- the worker's side -----------------------------------------------------------
 
@@ -111,18 +109,7 @@ class QueueMixin:
         now = self.clock()
         lease = _secrets.token_hex(8)
         until = now + timedelta(seconds=lease_seconds)
-        if self.dialect == "postgresql":
-            async with raw_connection(self.engine) as (raw, _):
-                plan = plan_claim(await queue_pg.read_heads(raw, now), now, limit, policy)
-                details: list[Any] = []
-                if plan.take:
-                    details = await queue_pg.claim(raw, plan, now, until, lease, worker)
-            next_wake = plan.next_wake
-        else:
-            async with sqlite_thread(self.engine) as run:
-                details, next_wake = await run(
-                    queue_sqlite.claim, now, limit, until, lease, worker, policy
-                )
+        details, next_wake = await self.backend.claim(now, limit, until, lease, worker, policy)
         postponed: set[str] = set()
         if any((r.throttle_rate or r.app_throttle_rate) and not r.rate_slot for r in details):
             async with self.engine.begin() as conn:
@@ -183,9 +170,9 @@ class QueueMixin:
         now = self.clock()
         outcomes = [_outcome(res, schedule, now) for res in results]
         if plain_successes(results, outcomes):
-            # The usual batch: one tuple per attempt, in _RECORD_SUCCESSES's column order.
+            # The usual batch: the backend records it in one statement.
             done = [
-                (
+                Success(
                     ids.new_id(ids.ATTEMPT),
                     dl.delivery_id,
                     dl.lease,
@@ -203,11 +190,7 @@ class QueueMixin:
                 for res, (_, _, count) in zip(results, outcomes, strict=True)
                 for dl in (res.delivery,)
             ]
-            if self.dialect == "postgresql":
-                not_closed = await self._record_successes_pg(done, now)
-            else:
-                async with sqlite_thread(self.engine) as run:
-                    not_closed = await run(queue_sqlite.record_successes, done, now)
+            not_closed = await self.backend.record_successes(done, now)
             if not_closed:
                 await self._close_circuits(not_closed)
             return
@@ -264,19 +247,6 @@ class QueueMixin:
             except DBAPIError:
                 if not tries_left:
                     raise
-
-    async def _record_successes_pg(self, done: list[tuple[Any, ...]], now: datetime) -> list[str]:
-        """The usual batch on PostgreSQL — nothing but plain successes — in one statement:
-        attempts, deliveries and endpoints' failure clocks (what record_attempts does in
-        three, plus the SQLAlchemy work per row). Retried on a deadlock like the rest."""
-        for tries_left in (2, 1, 0):
-            try:
-                async with raw_connection(self.engine) as (raw, _):
-                    return await queue_pg.record_successes(raw, done, now)
-            except asyncpg.exceptions.DeadlockDetectedError:
-                if not tries_left:
-                    raise
-        raise AssertionError("unreachable")
 
     async def release_claims(self, claims: Sequence[ClaimedDelivery]) -> None:
         """Hand unfinished claims back (graceful shutdown): due again at once."""
@@ -417,7 +387,7 @@ class QueueMixin:
                 if event_types:
                     sub = sub.where(m.event_type.in_(list(event_types)))
                 if channel:
-                    sub = sub.where(self._json_list_has(m.channels, channel))
+                    sub = sub.where(self.backend.json_list_has(m.channels, channel))
                 stmt = stmt.where(a.msg_id.in_(sub))
             if before:
                 stmt = stmt.where(a.created_at < before)
@@ -501,17 +471,15 @@ class QueueMixin:
         return {s.text: counts.get(s.text, 0) for s in MessageStatus}
 
 
-def _outcome(
-    res: AttemptResult, schedule: RetrySchedule, now: datetime
-) -> tuple[MessageStatus, datetime | None, int]:
+def _outcome(res: AttemptResult, schedule: RetrySchedule, now: datetime) -> Outcome:
     """The delivery's status, next due time and scheduled-attempt count after ``res``."""
     dl = res.delivery
     if dl.trigger is TriggerType.MANUAL:
         # A manual resend is one extra try; it does not restart the retry schedule.
         status = MessageStatus.SUCCESS if res.ok else MessageStatus.FAIL
-        return status, None, dl.attempt_count
+        return Outcome(status, None, dl.attempt_count)
     count = dl.attempt_count + 1
     if res.ok:
-        return MessageStatus.SUCCESS, None, count
+        return Outcome(MessageStatus.SUCCESS, None, count)
     next_at = schedule.next_attempt_at(count, now)
-    return (MessageStatus.PENDING if next_at else MessageStatus.FAIL), next_at, count
+    return Outcome(MessageStatus.PENDING if next_at else MessageStatus.FAIL, next_at, count)
