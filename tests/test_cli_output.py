@@ -69,6 +69,17 @@ def test_every_command_is_run_by_a_test() -> None:
     assert untested == []
 
 
+def test_every_command_is_in_the_cli_reference() -> None:
+    reference = (TESTS.parent / "docs" / "cli.md").read_text()
+    missing = [
+        " ".join(path)
+        for path in _commands(_root())
+        if f"postback {' '.join(path)}" not in reference
+        and not (path[0] == "operational-endpoint" and f"`{' '.join(path[1:])}`" in reference)
+    ]
+    assert missing == []
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_ids_are_never_broken_at_80_columns(
     server: ServerHandle, app_id: str, receiver: Receiver
