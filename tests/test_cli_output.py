@@ -19,7 +19,7 @@ from tests.receivers import Receiver, ok
 
 __all__ = ["app_id", "receiver"]  # fixtures, used by name
 
-TESTS = Path(__file__).resolve().parent
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 # Commands that run a service or a receiver, or write a file: no object to print as JSON.
 NO_JSON = {"serve", "api", "worker", "listen", "config-doc"}
 ID = re.compile(r"\b(?:app|ep|msg|atmpt)_[0-9A-Za-z]+\b")
@@ -56,11 +56,9 @@ def test_every_command_but_the_services_has_json() -> None:
 
 
 def test_every_command_is_run_by_a_test() -> None:
-    """Each command's words appear, quoted and in order, in a call of one of the test
-    modules that run the real `postback` (this file, test_cli*.py, e2e/, test_docs.py)."""
-    sources = [p.read_text() for p in [*TESTS.glob("test_cli*.py"), *TESTS.glob("e2e/*.py")]]
-    sources += [(TESTS / "test_feed_busy.py").read_text(), (TESTS / "test_docs.py").read_text()]
-    text = "\n".join(sources)
+    """Each command's words appear, quoted and in order, in a test module (the ones that
+    run the real `postback`: the test_cli modules, e2e/, test_feed_busy.py for check)."""
+    text = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py") if p != Path(__file__))
     untested = []
     for path in _commands(_root()):
         words = r",\s*".join(f'"{re.escape(w)}"' for w in path)
@@ -70,7 +68,7 @@ def test_every_command_is_run_by_a_test() -> None:
 
 
 def test_every_command_is_in_the_cli_reference() -> None:
-    reference = (TESTS.parent / "docs" / "cli.md").read_text()
+    reference = (ROOT / "docs" / "cli.md").read_text()
     missing = [
         " ".join(path)
         for path in _commands(_root())
