@@ -14,6 +14,7 @@ from postback import metrics
 from postback.config import Settings
 from postback.delivery.scheduler import SchedulerPolicy
 from postback.delivery.sender import Sender
+from postback.delivery.slots import Slots
 from postback.domain import AttemptResult, ClaimedDelivery, RetrySchedule, utcnow
 from postback.store.store import Store
 
@@ -63,23 +64,18 @@ class Worker:
         # its attempt or its wait for a sender takes; the lease only ends the claims of a
         # worker that can no longer beat. It spans a few beats, so one late beat loses none.
         senders = settings.worker_concurrency
-        self.max_held = senders + min(senders, settings.worker_batch_size)
+        self.slots = Slots(senders + min(senders, settings.worker_batch_size))
         self.lease_seconds = max(settings.lease_seconds, 4 * settings.worker_heartbeat)
         self.shutdown_grace = (
             settings.request_timeout + 1 if shutdown_grace is None else shutdown_grace
         )
         self._stopping = asyncio.Event()
-        self._slot_freed = asyncio.Event()
         # Claims wait here for one of the worker_concurrency sender coroutines, which live
         # as long as the worker (a task per delivery cost more than the delivery's HTTP
         # bookkeeping). ``_sending`` maps each sender to the claim it is sending.
         self._claims: asyncio.Queue[ClaimedDelivery | None] = asyncio.Queue()
         self._senders: list[asyncio.Task[None]] = []
         self._sending: dict[int, ClaimedDelivery] = {}
-        # Claims not yet recorded (being sent, or sent and waiting for the recorder). A slot
-        # is freed only once its attempt is written: if sending outran recording, results
-        # would pile up in memory until their leases ran out and other workers resent them.
-        self._unrecorded = 0
         self._results: list[AttemptResult] = []
         self._results_ready = asyncio.Event()
         self.delivered = 0  # attempts recorded by this worker, for tests and metrics
@@ -87,7 +83,7 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._slot_freed.set()
+        self.slots.wake()
         self.store.work_queued.set()
 
     async def run(self) -> None:
@@ -120,10 +116,9 @@ class Worker:
     async def _claim_loop(self) -> None:
         backoff = 0.0
         while not self._stopping.is_set():
-            free = self.max_held - self._unrecorded
+            free = self.slots.free
             if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
+                await self.slots.wait_free()
                 continue
             # A claim reads every endpoint with queued work once (postback.delivery.
             # scheduler): with many senders, claim in larger batches, not more often.
@@ -143,7 +138,7 @@ class Worker:
                 log.warning("claiming deliveries failed (%s); retrying in %.1fs", exc, backoff)
                 await self._sleep(backoff)
                 continue
-            self._unrecorded += len(claimed)
+            self.slots.take(len(claimed))
             for claim in claimed:
                 self._claims.put_nowait(claim)
             if len(claimed) < want:
@@ -196,11 +191,6 @@ class Worker:
 
     # ---- sending and recording -------------------------------------------------------
 
-    def _free_slots(self, count: int) -> None:
-        """``count`` claims are done with (recorded, released or lost): claim more."""
-        self._unrecorded -= count
-        self._slot_freed.set()
-
     async def _send_loop(self, n: int) -> None:
         """One sender: takes claims until it is handed None (the worker is stopping)."""
         claims, sending, send = self._claims, self._sending, self.sender.send
@@ -210,7 +200,7 @@ class Worker:
                 result = await send(claim)
             except Exception:  # the sender reports failures as results; this is a bug
                 log.exception("sending %s failed unexpectedly; its lease will expire", claim.msg_id)
-                self._free_slots(1)
+                self.slots.give_back(1)
                 continue
             finally:
                 del sending[n]
@@ -238,7 +228,7 @@ class Worker:
                     )
                     self.delivered += len(batch)
                     metrics.attempts_recorded(batch)
-                    self._free_slots(len(batch))
+                    self.slots.give_back(len(batch))
                     # Their endpoints have room again: claim now, not at the next poll.
                     self.store.work_queued.set()
                     backoff = 0.0
@@ -277,6 +267,6 @@ class Worker:
         self._senders = []
         self._sending.clear()
         if leftover:
-            self._free_slots(len(leftover))
+            self.slots.give_back(len(leftover))
             with contextlib.suppress(Exception):
                 await self.store.release_claims(leftover)

@@ -17,6 +17,7 @@ from postback.store.dashboard import DashboardMixin
 from postback.store.engine import create_engine
 from postback.store.errors import Conflict, NotFound
 from postback.store.events import EventsMixin
+from postback.store.history import HistoryMixin
 from postback.store.idempotency import IdempotencyMixin
 from postback.store.liveness import LivenessMixin
 from postback.store.messages import MessagesMixin
@@ -47,6 +48,7 @@ class Store(
     TasksMixin,
     RateLimitMixin,
     QueueMixin,
+    HistoryMixin,
     LivenessMixin,
     EventsMixin,
     DashboardMixin,
