@@ -41,16 +41,16 @@ def without_app(command: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-for name, command in [
-    ("list", endpoints.endpoint_list),
-    ("create", endpoints.endpoint_create),
-    ("get", endpoints.endpoint_get),
-    ("update", endpoints.endpoint_update),
-    ("delete", endpoints.endpoint_delete),
-    ("disable", endpoints.endpoint_disable),
-    ("enable", endpoints.endpoint_enable),
+for name, command, summary in [
+    ("list", endpoints.endpoint_list, "List your operational-webhook endpoints."),
+    ("create", endpoints.endpoint_create, "Add one; prints its signing secret."),
+    ("get", endpoints.endpoint_get, "Show one."),
+    ("update", endpoints.endpoint_update, "Change one (what is not given stays)."),
+    ("delete", endpoints.endpoint_delete, "Delete one."),
+    ("disable", endpoints.endpoint_disable, "Stop sending to it; what is due waits."),
+    ("enable", endpoints.endpoint_enable, "Send to it again."),
 ]:
-    operational_cli.command(name)(without_app(command))
+    operational_cli.command(name, help=summary)(without_app(command))
 secret_cli.command("show")(without_app(endpoint_tools.secret_show))
 secret_cli.command("rotate")(without_app(endpoint_tools.secret_rotate))
 headers_cli.command("show")(without_app(endpoint_tools.headers_show))
