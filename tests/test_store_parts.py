@@ -42,9 +42,9 @@ def test_the_parts_in_any_order_make_the_same_store() -> None:
     reordered = type("Reordered", tuple(reversed(bases)), {"connect": Store.connect})
     for cls in Store.__mro__[1:-1]:
         for name in _own_names(cls):
-            assert inspect.getattr_static(reordered, name) is inspect.getattr_static(
-                Store, name
-            ), name
+            assert inspect.getattr_static(reordered, name) is inspect.getattr_static(Store, name), (
+                name
+            )
 
 
 def test_every_part_derives_from_the_core() -> None:

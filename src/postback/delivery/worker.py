@@ -15,7 +15,7 @@ from postback.config import Settings
 from postback.delivery.scheduler import SchedulerPolicy
 from postback.delivery.sender import Sender
 from postback.delivery.slots import Slots
-from postback.domain import AttemptResult, ClaimedDelivery, RetrySchedule, utcnow
+from postback.domain import PARK_AHEAD, AttemptResult, ClaimedDelivery, RetrySchedule, utcnow
 from postback.store.store import Store
 
 log = logging.getLogger("postback.worker")
@@ -23,6 +23,9 @@ log = logging.getLogger("postback.worker")
 MAX_BACKOFF = 10.0
 RECORD_COALESCE = 0.002  # seconds the recorder waits for a fuller batch
 HOUSEKEEPING_EVERY = 60.0
+# Parked deliveries are moved back PARK_AHEAD before they are due; checking four times in
+# that span leaves every one of them at least 45 s in the queue before its time.
+WAKE_PARKED_EVERY = PARK_AHEAD.total_seconds() / 4
 
 
 class Worker:
@@ -97,10 +100,11 @@ class Worker:
         listener = asyncio.create_task(self.store.listen_for_work(), name="postback-listen")
         housekeeper = asyncio.create_task(self._housekeeping(), name="postback-housekeeping")
         heart = asyncio.create_task(self._heartbeat_loop(), name="postback-heartbeat")
+        waker = asyncio.create_task(self._wake_parked_loop(), name="postback-wake-parked")
         try:
             await self._claim_loop()
         finally:
-            for task in (listener, housekeeper, heart):
+            for task in (listener, housekeeper, heart, waker):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -165,6 +169,18 @@ class Worker:
             except Exception as exc:
                 log.warning("housekeeping failed (%s); will try again", exc)
             await asyncio.sleep(HOUSEKEEPING_EVERY)
+
+    async def _wake_parked_loop(self) -> None:
+        """Deliveries parked far ahead (a late retry, a scheduled message) back into the
+        queue shortly before they are due (Store.wake_parked)."""
+        while True:
+            try:
+                moved = await self.store.wake_parked()
+                while moved >= 5000:  # a big batch: take the next one now
+                    moved = await self.store.wake_parked()
+            except Exception as exc:
+                log.warning("waking parked deliveries failed (%s); will try again", exc)
+            await asyncio.sleep(WAKE_PARKED_EVERY)
 
     async def _heartbeat_loop(self) -> None:
         """Liveness: beat, keep this worker's claims, hand on those of dead workers."""

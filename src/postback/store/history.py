@@ -18,6 +18,10 @@ from postback.store.errors import NotFound
 from postback.store.pages import Page, PageOut, page_out, paged
 
 Row = dict[str, Any]
+# When a delivery is next tried, parked or not (store/schema.py, deliveries).
+_next_attempt_at = sa.func.coalesce(t.deliveries.c.next_attempt_at, t.deliveries.c.wake_at).label(
+    "next_attempt_at"
+)
 
 
 class HistoryMixin(StoreCore):
@@ -39,6 +43,7 @@ class HistoryMixin(StoreCore):
                 "status": MessageStatus.PENDING,
                 "trigger_type": TriggerType.MANUAL,
                 "next_attempt_at": now,
+                "wake_at": None,
                 "lease": None,
                 "updated_at": now,
             }
@@ -130,7 +135,7 @@ class HistoryMixin(StoreCore):
         async with self.engine.connect() as conn:
             msg = await self._get_message(conn, app_id, msg_id)
             stmt = (
-                sa.select(t.endpoints, d.status, d.next_attempt_at, d.note)
+                sa.select(t.endpoints, d.status, _next_attempt_at, d.note)
                 .join(t.deliveries, d.endpoint_id == e.id)
                 .where(d.msg_id == msg["id"])
             )
@@ -155,7 +160,7 @@ class HistoryMixin(StoreCore):
         async with self.engine.connect() as conn:
             ep = await self._get_endpoint(conn, app_id, endpoint_id)
             stmt = (
-                sa.select(t.messages, d.status, d.next_attempt_at)
+                sa.select(t.messages, d.status, _next_attempt_at)
                 .join(t.deliveries, d.msg_id == m.id)
                 .where(d.endpoint_id == ep["id"])
             )

@@ -63,8 +63,13 @@ class MetricsQueriesMixin(StoreCore):
             ),
             count(sa.and_(enabled, e.paused_until > now)).label("paused_endpoints"),
         )
+        # Parked deliveries (due later than PARK_AHEAD) are scheduled too, out of that index.
+        parked = sa.select(sa.func.count()).where(
+            d.wake_at.is_not(None), d.status == MessageStatus.PENDING
+        )
         async with self.engine.connect() as conn:
             gauges = dict((await conn.execute(live)).one()._mapping)
+            gauges["scheduled"] += int(await conn.scalar(parked) or 0)
             counts = (await conn.execute(endpoints)).one()._mapping
             gauges |= {k: int(v or 0) for k, v in counts.items()}
         oldest = gauges.pop("oldest_due")

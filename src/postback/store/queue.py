@@ -13,11 +13,13 @@ from sqlalchemy.exc import DBAPIError
 from postback import ids
 from postback.delivery.scheduler import DEFAULT_POLICY, ClaimBatch, SchedulerPolicy
 from postback.domain import (
+    PARK_AHEAD,
     AttemptResult,
     ClaimedDelivery,
     MessageStatus,
     RetrySchedule,
     TriggerType,
+    queue_times,
 )
 from postback.signing import decode_secret
 from postback.store import schema as t
@@ -191,12 +193,14 @@ class QueueMixin(StoreCore):
         updates, rows = [], []
         for res, (status, next_at, count) in zip(results, outcomes, strict=True):
             dl = res.delivery
+            queued = queue_times(next_at, now)  # a late retry is parked
             updates.append(
                 {
                     "b_id": dl.delivery_id,
                     "b_lease": dl.lease,
                     "status": status,
-                    "next_attempt_at": next_at,
+                    "next_attempt_at": queued[0],
+                    "wake_at": queued[1],
                     "attempt_count": count,
                     "b_now": now,
                 }
@@ -259,6 +263,34 @@ class QueueMixin(StoreCore):
             await self._announce_work(conn)
         self._notify_work()
 
+    async def wake_parked(self, limit: int = 5000) -> int:
+        """Move parked deliveries due within PARK_AHEAD back into the queue (a batch of up
+        to ``limit``, earliest first), so claims see them before they are due; returns how
+        many. Any number of workers may run it at once: a row moves once."""
+        now = self.clock()
+        d, e = t.deliveries.c, t.endpoints.c
+        soon = (
+            sa.select(d.id)
+            .where(
+                d.wake_at <= now + PARK_AHEAD,
+                d.status == MessageStatus.PENDING,
+                d.endpoint_id.in_(sa.select(e.id).where(e.disabled.is_(False))),
+            )
+            .order_by(d.wake_at)
+            .limit(limit)
+        )
+        async with self.engine.begin() as conn:
+            moved = await conn.execute(
+                t.deliveries.update()
+                .where(d.id.in_(soon.scalar_subquery()), d.wake_at.is_not(None))
+                .values(next_attempt_at=d.wake_at, wake_at=None)
+            )
+            if moved.rowcount:
+                await self._announce_work(conn)
+        if moved.rowcount:
+            self._notify_work()
+        return int(moved.rowcount or 0)
+
     async def queue_health(self, overdue_after: float) -> dict[str, Any]:
         """Counts an operator needs to judge the queue: what is due, what is late, what is
         held back on purpose (an open circuit, a receiver's Retry-After: one customer's
@@ -280,8 +312,12 @@ class QueueMixin(StoreCore):
                 count(sa.and_(pending, due)).label("due"),
                 count(sa.and_(pending, d.next_attempt_at < late, ~held)).label("overdue"),
                 count(sa.and_(pending, due, held)).label("held"),
-                count(sa.and_(pending, d.next_attempt_at > now)).label("scheduled"),
-                count(sa.and_(pending, d.next_attempt_at.is_(None))).label("paused"),
+                count(sa.and_(pending, (d.next_attempt_at > now) | d.wake_at.is_not(None))).label(
+                    "scheduled"
+                ),
+                count(sa.and_(pending, d.next_attempt_at.is_(None), d.wake_at.is_(None))).label(
+                    "paused"
+                ),
                 count(sending).label("sending"),
                 count(sa.and_(sending, d.next_attempt_at < late)).label("stuck"),
                 sa.func.min(d.next_attempt_at)

@@ -9,7 +9,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from postback import ids
-from postback.domain import MessageStatus, TriggerType, decode_json, endpoint_wants
+from postback.domain import (
+    MessageStatus,
+    TriggerType,
+    decode_json,
+    endpoint_wants,
+    queue_times,
+)
 from postback.filters import compile_filter, project
 
 Row = dict[str, Any]
@@ -60,7 +66,9 @@ def route(row: Row, endpoints: Iterable[Routable], *, everyone: bool = False) ->
             if ep.payload_filter and not everyone:
                 why = compile_filter(ep.payload_filter)(doc)
             if why is not None:
-                delivery.update(status=MessageStatus.CANCELED, next_attempt_at=None, note=why)
+                delivery.update(
+                    status=MessageStatus.CANCELED, next_attempt_at=None, wake_at=None, note=why
+                )
             elif ep.projection:
                 delivery["payload"] = project(doc, ep.projection)
         deliveries.append(delivery)
@@ -68,6 +76,8 @@ def route(row: Row, endpoints: Iterable[Routable], *, everyone: bool = False) ->
 
 
 def new_delivery(msg_id: str, ep_id: str, app_id: str, due: datetime, now: datetime) -> Row:
+    """A pending delivery due at ``due`` (parked if that is far ahead: domain.queue_times)."""
+    next_at, wake_at = queue_times(due, now)
     return {
         "id": ids.new_id(ids.DELIVERY),
         "msg_id": msg_id,
@@ -76,7 +86,8 @@ def new_delivery(msg_id: str, ep_id: str, app_id: str, due: datetime, now: datet
         "status": MessageStatus.PENDING,
         "attempt_count": 0,
         "trigger_type": TriggerType.SCHEDULED,
-        "next_attempt_at": due,
+        "next_attempt_at": next_at,
+        "wake_at": wake_at,
         "lease": None,
         "payload": None,
         "note": None,

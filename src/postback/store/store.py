@@ -282,10 +282,14 @@ class Store(
         stmt = t.deliveries.update().where(
             c.endpoint_id == ep_id, c.status == MessageStatus.PENDING
         )
-        if paused:
-            stmt = stmt.where(c.next_attempt_at.is_not(None)).values(next_attempt_at=None)
+        if paused:  # parked ones too: enabling makes every paused delivery due at once
+            stmt = stmt.where(c.next_attempt_at.is_not(None) | c.wake_at.is_not(None)).values(
+                next_attempt_at=None, wake_at=None
+            )
         else:
-            stmt = stmt.where(c.next_attempt_at.is_(None)).values(next_attempt_at=self.clock())
+            stmt = stmt.where(c.next_attempt_at.is_(None), c.wake_at.is_(None)).values(
+                next_attempt_at=self.clock()
+            )
         await conn.execute(stmt)
         if not paused:
             # Enabled again: whoever enabled it expects it to be tried now, so the breaker

@@ -80,6 +80,7 @@ class TasksMixin(StoreCore):
                             .values(
                                 status=MessageStatus.PENDING,
                                 next_attempt_at=now,
+                                wake_at=None,
                                 attempt_count=0,
                                 trigger_type=TriggerType.SCHEDULED,
                                 lease=None,

@@ -62,13 +62,13 @@ m AS (
     RETURNING id
 ), d AS (
     INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count,
-                            trigger_type, next_attempt_at, lease, rate_slot, payload, note,
-                            created_at, updated_at)
-    SELECT x.id, x.msg_id, x.endpoint_id, x.app_id, x.status, 0, 0, x.due, NULL, false,
+                            trigger_type, next_attempt_at, wake_at, lease, rate_slot, payload,
+                            note, created_at, updated_at)
+    SELECT x.id, x.msg_id, x.endpoint_id, x.app_id, x.status, 0, 0, x.due, x.wake, NULL, false,
            x.payload, x.note, x.at, x.at
     FROM (SELECT r->>0 AS id, r->>1 AS msg_id, r->>2 AS endpoint_id, r->>3 AS app_id,
                  (r->>4)::smallint AS status, (r->>5)::timestamptz AS due, p.body AS payload,
-                 r->>6 AS note, (r->>7)::timestamptz AS at
+                 r->>6 AS note, (r->>7)::timestamptz AS at, (r->>8)::timestamptz AS wake
           FROM jsonb_array_elements($11::jsonb) WITH ORDINALITY AS j(r, n)
           JOIN unnest($12::bytea[]) WITH ORDINALITY AS p(body, n) ON p.n = j.n) AS x
     JOIN m ON m.id = x.msg_id
@@ -159,6 +159,7 @@ async def _write(engine: AsyncEngine, items: list[tuple[Row, bool]]) -> Written:
                         d["next_attempt_at"],
                         d["note"],
                         m["created_at"],
+                        d["wake_at"],
                     )
                     for d, m in deliveries
                 ]

@@ -35,15 +35,15 @@ _INSERT_MESSAGE = (
     "INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags,"
     " created_at, deliver_at, expunge_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_LIVE_ENDPOINTS = (  # NULLIF: an unset JSON column holds JSON null (see ingest_pg.py)
+_LIVE_ENDPOINTS = (  # NULLIF: an unset JSON column holds JSON null (see pg/ingest.py)
     "SELECT id, NULLIF(event_types, 'null'), NULLIF(channels, 'null'),"
     " NULLIF(payload_filter, 'null'), NULLIF(projection, 'null')"
     " FROM endpoints WHERE app_id = ? AND disabled = 0"
 )
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count,"
-    " trigger_type, next_attempt_at, lease, rate_slot, payload, note, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, 0, 0, ?, NULL, 0, ?, ?, ?, ?)"
+    " trigger_type, next_attempt_at, wake_at, lease, rate_slot, payload, note, created_at,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, NULL, 0, ?, ?, ?, ?)"
 )
 
 
@@ -125,6 +125,7 @@ def _write_one(
                     app_id,
                     int(d["status"]),
                     stamp(d["next_attempt_at"]),
+                    stamp(d["wake_at"]),
                     d["payload"],
                     d["note"],
                     created,
