@@ -4,10 +4,12 @@ switch off and on; the secret, headers, test events and recovery are in endpoint
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from postback.cli import credentials
 from postback.cli.applications import MetadataOpt, metadata
 from postback.cli.client import quote
 from postback.cli.common import (
@@ -136,16 +138,57 @@ def endpoint_create(
     projection: ProjectionOpt = None,
     description: str = "",
     uid: UidOpt = None,
-    secret: Annotated[str | None, typer.Option(help="whsec_… (default: generated)")] = None,
+    secret: Annotated[
+        str | None, typer.Option(help="whsec_… or an ed25519 whsk_… (default: generated)")
+    ] = None,
+    ed25519: Annotated[
+        bool, typer.Option(help="sign with a new ed25519 key (v1a); prints its public key")
+    ] = False,
     rate: RateOpt = None,
     max_in_flight: InFlightOpt = None,
     meta: MetadataOpt = None,
+    client_cert: Annotated[
+        Path | None, typer.Option(help="mTLS: PEM certificate (key inside, or --client-key)")
+    ] = None,
+    client_key: Annotated[Path | None, typer.Option(help="mTLS: PEM private key")] = None,
+    ca_bundle: Annotated[
+        Path | None, typer.Option(help="PEM CA certificates trusted for the receiver")
+    ] = None,
+    oauth_token_url: Annotated[
+        str | None, typer.Option(help="OAuth2 client credentials: the token endpoint (https)")
+    ] = None,
+    oauth_client_id: Annotated[str | None, typer.Option(help="OAuth2 client id")] = None,
+    oauth_client_secret: Annotated[
+        str | None,
+        typer.Option(help="OAuth2 client secret", envvar="POSTBACK_OAUTH_CLIENT_SECRET"),
+    ] = None,
+    oauth_scope: Annotated[list[str] | None, typer.Option(help="OAuth2 scope (repeat)")] = None,
+    oauth_audience: Annotated[str | None, typer.Option(help="OAuth2 audience parameter")] = None,
+    oauth_auth_method: Annotated[
+        str, typer.Option(help="how the client secret is sent: basic or body")
+    ] = "basic",
     url: UrlOpt = DEFAULT,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add an endpoint to an application; prints its signing secret."""
-    body = {"url": endpoint_url, "secret": secret} | endpoint_body(
+    """Add an endpoint to an application; prints its signing secret.
+
+    An ed25519 endpoint prints its public key instead."""
+    if ed25519 and secret is None:
+        secret = credentials.ed25519_secret()
+    body = {
+        "url": endpoint_url,
+        "secret": secret,
+        "mtls": credentials.mtls_body(client_cert, client_key, ca_bundle),
+        "oauth": credentials.oauth_body(
+            oauth_token_url,
+            oauth_client_id,
+            oauth_client_secret,
+            oauth_scope,
+            oauth_audience,
+            oauth_auth_method,
+        ),
+    } | endpoint_body(
         description=description,
         uid=uid,
         event_type=event_type,
@@ -164,7 +207,7 @@ def endpoint_create(
         print_json(row | {"secret": key})
         return
     show_one(row, ENDPOINT_COLUMNS, title="endpoint created", as_json=False)
-    console.print(f"signing secret: {key}", highlight=False, soft_wrap=True)
+    console.print(f"{credentials.key_label(key)}: {key}", highlight=False, soft_wrap=True)
 
 
 @endpoint_cli.command("get")

@@ -148,6 +148,15 @@ endpoints = sa.Table(
     sa.Column("circuit_failures", sa.Integer, nullable=False, server_default="0"),
     sa.Column("circuit_opens", sa.Integer, nullable=False, server_default="0"),
     sa.Column("paused_until", UTCDateTime(), nullable=True),
+    # Credentials presented to the receiver, sealed like the secret (JSON inside): the
+    # client certificate with its key and a CA bundle; OAuth2 client credentials. The
+    # *_info columns are what may be shown; the expiry columns drive the warning webhook.
+    sa.Column("tls", sa.Text, nullable=True),
+    sa.Column("tls_info", Json, nullable=True),
+    sa.Column("oauth", sa.Text, nullable=True),
+    sa.Column("oauth_info", Json, nullable=True),
+    sa.Column("client_cert_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("client_cert_warned_at", UTCDateTime(), nullable=True),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("app_id", "uid"),

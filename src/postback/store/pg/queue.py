@@ -61,16 +61,8 @@ FROM heads h JOIN endpoints e ON e.id = h.id
 
 # The endpoints this claim takes from, locked in id order; one another worker is claiming
 # from right now is skipped (it has that endpoint's room in hand).
-#
-# The claim's commit does not wait for its WAL to reach the disk (synchronous_commit off,
-# for this transaction only). A claim lost in a crash of the server is harmless: its
-# deliveries are still pending, so they are claimed again (at least once holds, as when a
-# lease runs out), and whatever a worker records after it is committed durably, which
-# flushes the WAL up to and including the claim. It saves a disk flush per claim.
 LOCK_ENDPOINTS = """
-WITH lazy AS (SELECT set_config('synchronous_commit', 'off', true))
-SELECT id FROM endpoints, lazy WHERE id = ANY($1::text[])
-ORDER BY id FOR NO KEY UPDATE OF endpoints SKIP LOCKED
+SELECT id FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED
 """
 
 # Under those locks, in a snapshot taken after them: each endpoint's room counted again
@@ -109,7 +101,7 @@ WITH pick AS (
 SELECT c.id, c.msg_id, c.app_id, c.endpoint_id, c.attempt_count, c.trigger_type, e.url,
        e.secret, NULLIF(e.previous_secrets, 'null'), NULLIF(e.headers, '{}'),
        e.throttle_rate, c.rate_slot, COALESCE(c.payload, m.payload) AS payload,
-       a.throttle_rate
+       a.throttle_rate, e.tls, e.oauth
 FROM claimed c
 JOIN endpoints e ON e.id = c.endpoint_id
 JOIN messages m ON m.id = c.msg_id

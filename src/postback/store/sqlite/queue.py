@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from postback.delivery.scheduler import QueueHead, SchedulerPolicy, plan_claim
 from postback.store.backend import Claimed, Success
@@ -79,7 +79,7 @@ _DETAILS = """
 SELECT d.id, d.msg_id, d.app_id, d.endpoint_id, d.attempt_count, d.trigger_type, e.url,
        e.secret, NULLIF(e.previous_secrets, 'null'), NULLIF(e.headers, '{{}}'),
        e.throttle_rate, d.rate_slot,
-       COALESCE(d.payload, m.payload), a.throttle_rate
+       COALESCE(d.payload, m.payload), a.throttle_rate, e.tls, e.oauth
 FROM deliveries d
 JOIN endpoints e ON e.id = d.endpoint_id
 JOIN messages m ON m.id = d.msg_id
@@ -127,20 +127,7 @@ async def claim(
     """Backend.claim on SQLite: planned and leased in one transaction in the connection's
     thread (one writer at a time: the plan cannot go stale under it)."""
     async with sqlite_thread(engine) as run:
-        return await run(_claim_lazily_durable, now, limit, until, lease, worker, policy)
-
-
-def _claim_lazily_durable(db: sqlite3.Connection, *args: Any) -> Any:
-    """A claim's commit does not wait for the disk (synchronous=NORMAL in WAL mode, for this
-    transaction only). A claim lost to a power cut is harmless: its deliveries are still
-    pending, so they are claimed again (at least once holds), and the next durable commit
-    (a recorded attempt, an accepted message) flushes the WAL with the claim in it. A crash
-    of the process loses nothing either way. It saves a disk flush per claim."""
-    db.execute("PRAGMA synchronous=NORMAL")
-    try:
-        return _claim(db, *args)
-    finally:
-        db.execute("PRAGMA synchronous=FULL")
+        return await run(_claim, now, limit, until, lease, worker, policy)
 
 
 async def record_successes(
