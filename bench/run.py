@@ -8,7 +8,7 @@ separate processes (``bench/receiver.py``); the process under test is pinned to 
 The table is printed and appended, with date, commit and machine, to ``bench/RESULTS.md``.
 This file is the entry point and the list of figures; harness.py has what they share, and
 each benchmark lives in a module of its own (throughput.py, latency.py, claims.py,
-memory.py, rules.py, scheduling.py).
+memory.py, rules.py, scheduling.py, tracing.py).
 PostgreSQL rows need a server (``POSTBACK_BENCH_PG``, default
 ``postgresql://postgres@127.0.0.1:5432/postgres``); without one they are skipped.
 """
@@ -30,6 +30,7 @@ import memory
 import rules
 import scheduling
 import throughput
+import tracing
 
 # name (for --only), the benchmark, and whether it runs on each database (else on the last).
 PLAN: list[tuple[str, Callable[[h.Database], h.Row], bool]] = [
@@ -44,14 +45,19 @@ PLAN: list[tuple[str, Callable[[h.Database], h.Row], bool]] = [
     ("isolation", scheduling.bench_isolation, True),
     ("slow-receivers", scheduling.bench_slow_receivers, True),
     ("claim-backlog", scheduling.bench_claim_beside_backlog, True),
+    ("tracing", tracing.bench_worker, True),
+    ("tracing-off", lambda db: tracing.bench_off_hooks(), False),
+    ("tracing-api", tracing.bench_api, True),
 ]
+ON_REQUEST = {"tracing-api"}  # run with --only, not in a plain `make bench`
 
 
 def main() -> None:
-    everything = ",".join(name for name, _, _ in PLAN)
+    everything = ",".join(name for name, _, _ in PLAN if name not in ON_REQUEST)
+    names = ",".join(name for name, _, _ in PLAN)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bare", nargs=4, metavar=("URL", "N", "CONCURRENCY", "ROUNDS"))
-    parser.add_argument("--only", help=f"comma-separated: {everything}")
+    parser.add_argument("--only", help=f"comma-separated: {names}")
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
 
