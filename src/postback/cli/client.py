@@ -1,5 +1,6 @@
-"""A small client for postback's HTTP API, used by the CLI. The standard library's urllib is
-enough for one request at a time and keeps the CLI free of another dependency."""
+"""A small client for postback's HTTP API, used by the client commands. The standard
+library's urllib is enough for one request at a time and keeps the CLI free of another
+dependency."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ class Api:
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         """One call; returns the decoded JSON (None for an empty answer). ``raw_body`` is
-        sent as is (JSON bytes already encoded, so a payload is sent exactly as given)."""
+        sent as is (JSON bytes already encoded, so a payload is sent exactly as given);
+        ``headers`` are added to the request's own."""
         url = self.base + path
         query = {k: v for k, v in (params or {}).items() if v is not None}
         if query:
@@ -92,6 +94,9 @@ class Api:
 
     def patch(self, path: str, body: Any) -> Any:
         return self.request("PATCH", path, body)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
 
     def pages(self, path: str, *, limit: int, **params: Any) -> Iterator[dict]:
         """Items of a listing, following ``iterator`` until ``limit`` items or the end."""
