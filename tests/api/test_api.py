@@ -28,7 +28,7 @@ from svix.exceptions import HttpError, HTTPValidationError
 
 from postback.api import views
 from postback.domain import encode_json
-from tests.conftest import ServerHandle
+from tests.support.server import ServerHandle
 
 
 def test_health_and_openapi(server: ServerHandle) -> None:

@@ -11,8 +11,9 @@ import pytest
 from svix.api import ApplicationIn, AppPortalAccessIn, EndpointIn, EventTypeIn, MessageIn
 from svix.exceptions import HttpError
 
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, ok
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, ok
+from tests.support.server import ServerHandle
 
 MISSING_APP = "app_" + "0" * 26
 # Routes under an application that stay the operator's even for that application's portal.
@@ -38,10 +39,9 @@ def _tenant(server: ServerHandle, receiver: Receiver, name: str) -> Tenant:
     app = svix.application.create(ApplicationIn(name=name, uid=name))
     ep = svix.endpoint.create(app.id, EndpointIn(url=receiver.route(f"/{name}", ok())))
     msg = svix.message.create(app.id, MessageIn(event_type="purchase.approved", payload={}))
-    deadline = time.monotonic() + 10
-    while not (attempts := svix.message_attempt.list_by_msg(app.id, msg.id).data):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    attempts = eventually(
+        lambda: svix.message_attempt.list_by_msg(app.id, msg.id).data, what="an attempt"
+    )
     return Tenant(app.id, ep.id, msg.id, attempts[0].id)
 
 

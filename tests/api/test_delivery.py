@@ -17,25 +17,15 @@ from svix.api import (
 )
 from svix.webhooks import Webhook as SvixWebhook
 
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, fail, fail_then_ok, hang, ok, redirect
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, fail, fail_then_ok, hang, ok, redirect
+from tests.support.server import ServerHandle
 
 
 @pytest.fixture
 def receiver() -> Receiver:
     with Receiver() as r:
         yield r
-
-
-def _eventually(check: Callable[[], object], timeout: float = 10) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
-        time.sleep(0.05)
 
 
 def _setup(server: ServerHandle, url: str, **endpoint: object) -> tuple[str, str, str]:
@@ -68,7 +58,7 @@ def test_delivery_is_signed_and_verifiable(server: ServerHandle, receiver: Recei
     def attempts() -> list:
         return server.svix().message_attempt.list_by_msg(app_id, msg.id).data
 
-    (attempt,) = _eventually(attempts)
+    (attempt,) = eventually(attempts)
     assert attempt.status == 0 and attempt.status_text == "success"
     assert attempt.response_status_code == 200 and attempt.response == "ok"
     assert attempt.trigger_type == 0 and attempt.endpoint_id == ep_id and attempt.url == url
@@ -91,7 +81,7 @@ def test_fails_twice_then_succeeds_in_three_attempts(
         data = server.svix().message_attempt.list_by_msg(app_id, msg.id).data
         return data if len(data) == 3 else []
 
-    attempts = _eventually(final)
+    attempts = eventually(final)
     assert [a.response_status_code for a in attempts] == [200, 500, 500]  # newest first
     time.sleep(0.6)  # longer than any remaining wait: no fourth attempt comes
     assert len(receiver.received("/flaky")) == 3
@@ -113,7 +103,7 @@ def test_always_failing_ends_failed_after_the_schedule(
         (d,) = server.svix().message_attempt.list_attempted_destinations(app_id, msg.id).data
         return d.status_text == "fail" and d
 
-    dest = _eventually(failed)
+    dest = eventually(failed)
     assert dest.next_attempt is None
     assert len(receiver.received("/down")) == 4  # first try + 3 retries
     by_ep = server.svix().message_attempt.list_by_endpoint(
@@ -135,7 +125,7 @@ def test_a_hanging_receiver_times_out(
     def attempts() -> list:
         return server.svix().message_attempt.list_by_msg(app_id, msg.id).data
 
-    (attempt,) = _eventually(attempts)
+    (attempt,) = eventually(attempts)
     assert attempt.response_status_code == 0 and attempt.status == 2
     assert "timed out" in attempt.response
     assert 400 <= attempt.response_duration_ms < 3000
@@ -150,7 +140,7 @@ def test_redirects_are_not_followed(server: ServerHandle, receiver: Receiver) ->
     def attempts() -> list:
         return server.svix().message_attempt.list_by_msg(app_id, msg.id).data
 
-    attempt = _eventually(attempts)[0]
+    attempt = eventually(attempts)[0]
     assert attempt.response_status_code == 302 and attempt.status == 2
     assert receiver.received("/target") == []
 
@@ -192,7 +182,7 @@ def test_resend_is_a_manual_attempt(server: ServerHandle, receiver: Receiver) ->
         data = svix.message_attempt.list_by_endpoint(app_id, ep_id).data
         return data if len(data) == 2 else []
 
-    assert [a.trigger_type for a in _eventually(both)] == [1, 0]
+    assert [a.trigger_type for a in eventually(both)] == [1, 0]
     (sent,) = svix.message_attempt.list_attempted_messages(app_id, ep_id).data
     assert sent.id == msg.id and sent.status == 0
 
@@ -209,5 +199,5 @@ def test_a_response_with_a_nul_character_is_recorded(
     def attempts() -> list:
         return server.svix().message_attempt.list_by_msg(app_id, msg.id).data
 
-    (attempt,) = _eventually(attempts)
+    (attempt,) = eventually(attempts)
     assert attempt.response_status_code == 200 and attempt.response == "ok\ufffdthen more"

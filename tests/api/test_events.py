@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from postback.store.store import Store
-from tests.conftest import ServerHandle, server_settings
+from tests.support.polling import eventually_async
+from tests.support.server import ServerHandle, server_settings
 
 
 def api(server: ServerHandle, token: str | None = None) -> httpx.Client:
@@ -134,7 +135,7 @@ async def test_a_late_commit_is_never_skipped(store: Store, pg_admin_url: str) -
     """Message A is written first but commits last; B commits in between. A poller that
     saw B must still get A afterwards (ordering by id alone would lose it). Beside them, a
     transaction held open in another database, as on a shared server: it must not matter."""
-    from tests.pg_sessions import open_transaction, other_database
+    from tests.support.pg_sessions import open_transaction, other_database
 
     app = await store.create_app({"name": "Race"})
     feed: list[str] = []
@@ -165,10 +166,12 @@ async def test_a_late_commit_is_never_skipped(store: Store, pg_admin_url: str) -
         assert feed == []  # B waits behind the open transaction that wrote A
         release.set()
         a = await writer
-        deadline = time.monotonic() + 5
-        while len(feed) < 2 and time.monotonic() < deadline:
+
+        async def both() -> bool:
             await poll()
-            await asyncio.sleep(0.01)
+            return len(feed) >= 2
+
+        await eventually_async(both, interval=0.01, what="A and B in the feed")
     assert feed == [a, b["id"]]
 
 
@@ -196,7 +199,7 @@ WRITER = textwrap.dedent(
     """
     import asyncio, random, sys
     from postback.store.store import Store
-    from tests.test_events import _message
+    from tests.api.test_events import _message
 
     async def main(url, app_id, count, seed):
         rng = random.Random(seed)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from svix.api import ApplicationIn, EventTypeIn
 
-from tests.conftest import ServerHandle
+from tests.support.server import ServerHandle
 
 # POSTBACK_FUZZ_EXAMPLES raises the bound for a longer hunt than the suite can afford.
 EXAMPLES_PER_OPERATION = int(os.environ.get("POSTBACK_FUZZ_EXAMPLES", "12"))

@@ -20,22 +20,15 @@ from svix.api import (
 )
 
 from postback.domain import utcnow
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, fail, ok
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, fail, ok
+from tests.support.server import ServerHandle
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with Receiver() as r:
         yield r
-
-
-def _eventually(check: Callable[[], object], timeout: float = 15) -> object:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, "condition not met"
-        time.sleep(0.05)
-    return value
 
 
 def _events(receiver: Receiver, secret: str) -> list[dict]:
@@ -60,7 +53,7 @@ def test_operational_webhooks_and_auto_disable(
     def kinds() -> list[str]:
         return [e["type"] for e in _events(receiver, ops_secret)]
 
-    _eventually(lambda: "message.attempt.exhausted" in kinds())
+    eventually(lambda: "message.attempt.exhausted" in kinds())
     events = _events(receiver, ops_secret)
     assert kinds()[:1] == ["endpoint.created"]
     (failing,) = [e for e in events if e["type"] == "message.attempt.failing"]
@@ -73,7 +66,7 @@ def test_operational_webhooks_and_auto_disable(
     # Six days later (on the store's clock) it still fails: now it is disabled.
     server.store.clock = lambda: utcnow() + timedelta(days=6)  # type: ignore[union-attr]
     second = svix.message.create(app.id, MessageIn(event_type="a", payload={}))
-    _eventually(lambda: "endpoint.disabled" in kinds())
+    eventually(lambda: "endpoint.disabled" in kinds())
     (disabled,) = [e for e in _events(receiver, ops_secret) if e["type"] == "endpoint.disabled"]
     assert disabled["data"]["endpointId"] == ep.id and disabled["data"]["trigger"] == "automatic"
     auth = {"authorization": f"Bearer {server.token}"}
@@ -91,7 +84,7 @@ def test_operational_webhooks_and_auto_disable(
     # Re-enabled and healthy again: the parked retry goes out and succeeds.
     receiver.route("/down", ok())
     svix.endpoint.patch(app.id, ep.id, EndpointPatch(disabled=False))
-    _eventually(
+    eventually(
         lambda: (
             svix.message_attempt.list_attempted_destinations(app.id, second.id).data[0].status == 0
         )
@@ -144,7 +137,7 @@ def test_operational_endpoints_filter_event_types(server: ServerHandle, receiver
 def test_recovered_event_after_a_failing_one(
     make_server: Callable[..., ServerHandle], receiver: Receiver
 ) -> None:
-    from tests.receivers import fail_then_ok
+    from tests.support.receivers import fail_then_ok
 
     server = make_server(retry_schedule=(0.05,) * 6)
     svix = server.svix()

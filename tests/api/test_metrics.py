@@ -21,9 +21,9 @@ from svix.api import ApplicationIn, EndpointIn, EndpointPatch, MessageIn
 
 from postback import metrics
 from postback.config import SettingsError
-from tests.cli_helpers import eventually
-from tests.conftest import SECRET_KEY, ServerHandle
-from tests.receivers import Receiver, fail, ok
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, fail, ok
+from tests.support.server import SECRET_KEY, ServerHandle
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -21,22 +21,15 @@ from svix.api import (
 )
 from svix.exceptions import HttpError, HTTPValidationError
 
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, ok
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, ok
+from tests.support.server import ServerHandle
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with Receiver() as r:
         yield r
-
-
-def _eventually(check: Callable[[], object], timeout: float = 10) -> object:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, "condition not met"
-        time.sleep(0.05)
-    return value
 
 
 # ---- idempotency ---------------------------------------------------------------------
@@ -211,7 +204,7 @@ def test_send_example_uses_the_schema_examples(server: ServerHandle, receiver: R
     def recorded() -> list:
         return svix.message_attempt.list_by_msg(app.id, msg.id).data
 
-    assert _eventually(recorded)[0].endpoint_id == target.id
+    assert eventually(recorded)[0].endpoint_id == target.id
     with pytest.raises(HTTPValidationError):
         svix.endpoint.send_example(
             app.id, target.id, EventExampleIn(event_type="purchase.approved", example_index=5)
@@ -230,7 +223,7 @@ def test_recover_requeues_failed_deliveries_in_the_window(
 
     from svix.api import RecoverIn
 
-    from tests.receivers import fail
+    from tests.support.receivers import fail
 
     server = make_server(retry_schedule=())
     svix = server.svix()
@@ -251,7 +244,7 @@ def test_recover_requeues_failed_deliveries_in_the_window(
         ]
         return dests == [2, 2, 2]
 
-    _eventually(all_failed)
+    eventually(all_failed)
     receiver.route("/r", ok())  # the receiver is fixed
     out = svix.endpoint.recover(app.id, ep.id, RecoverIn(since=since))
     assert out.task == "endpoint.recover"
@@ -260,7 +253,7 @@ def test_recover_requeues_failed_deliveries_in_the_window(
         task = svix.background_task.get(out.id)
         return task if task.status == "finished" else None
 
-    task = _eventually(finished)
+    task = eventually(finished)
     assert task.data["recovered"] == 2 and task.data["endpointId"] == ep.id
     got = receiver.wait_for(5, "/r")  # 3 failures, then the 2 recovered
     assert sorted(r.headers["webhook-id"] for r in got[3:]) == sorted(recent)

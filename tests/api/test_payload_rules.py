@@ -12,8 +12,8 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, ok
+from tests.support.receivers import Receiver, ok
+from tests.support.server import ServerHandle
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import httpx
 import pytest
 from svix.api import ApplicationIn, EndpointIn, MessageIn
 
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, fail, ok
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, fail, ok
+from tests.support.server import ServerHandle
 
 
 def _auth(server: ServerHandle) -> dict[str, str]:
@@ -62,10 +63,10 @@ def test_the_circuit_state_shows_in_the_endpoint(make_server: object, receiver: 
     for n in range(3):
         svix.message.create(app.id, MessageIn(event_type="a", payload={"n": n}))
     url = f"{server.url}/api/v1/app/{app.id}/endpoint/{ep.id}"
-    deadline = time.monotonic() + 15
-    while httpx.get(url, headers=_auth(server)).json()["circuit"]["state"] != "open":
-        assert time.monotonic() < deadline, "the circuit never opened"
-        time.sleep(0.05)
+    eventually(
+        lambda: httpx.get(url, headers=_auth(server)).json()["circuit"]["state"] == "open",
+        what="the circuit opens",
+    )
     circuit = httpx.get(url, headers=_auth(server)).json()["circuit"]
     assert circuit["failures"] >= 2 and circuit["nextProbeAt"] > circuit["since"]
     # Open for 30 s: nothing more is sent meanwhile.

@@ -3,16 +3,16 @@ credentials shown to read-only viewers (issue 18, finding 13)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from svix.api import ApplicationIn, AppPortalAccessIn, EndpointIn, MessageIn
 
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, ok
-from tests.test_web_http import portal_client
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, ok
+from tests.support.server import ServerHandle
+from tests.web.test_web_http import portal_client
 
 # What these tests check does not depend on the database.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -63,10 +63,7 @@ def test_read_only_viewers_do_not_see_url_credentials(server: ServerHandle) -> N
         ep = svix.endpoint.create(app_id, EndpointIn(url=url)).id
         msg = svix.message.create(app_id, MessageIn(event_type="a.b", payload={})).id
         receiver.wait_for(1, "/hook")
-    deadline = time.monotonic() + 10
-    while not svix.message_attempt.list_by_msg(app_id, msg).data:
-        assert time.monotonic() < deadline, "no attempt recorded"
-        time.sleep(0.05)
+    eventually(lambda: svix.message_attempt.list_by_msg(app_id, msg).data, what="an attempt")
 
     def api_texts(token: str) -> list[str]:
         auth = {"authorization": f"Bearer {token}"}

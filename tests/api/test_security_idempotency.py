@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from postback.store import schema
 from postback.store.store import Store
-from tests.conftest import ServerHandle
+from tests.support.server import ServerHandle
 
 MARKER = "payload-text-that-must-not-rest-in-the-cache"
 

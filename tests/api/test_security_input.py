@@ -10,8 +10,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, ok
+from tests.support.receivers import Receiver, ok
+from tests.support.server import ServerHandle
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from postback.domain import encode_json
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, ok
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, ok
+from tests.support.server import ServerHandle
 
 MAX_DEPTH = 64  # the default POSTBACK_MAX_PAYLOAD_DEPTH
 WHITESPACE = st.sampled_from(["", "", " ", "\n", "\t", "\r\n  "])
@@ -160,14 +161,14 @@ class Target:
         url = receiver.route("/p", ok())
         self.ep = self.client.post(f"/app/{self.app}/endpoint", json={"url": url}).json()["id"]
 
-    def delivered(self, msg_id: str, timeout: float = 15) -> bytes:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def delivered(self, msg_id: str, timeout: float = 30) -> bytes:
+        def body() -> tuple[bytes] | None:  # a tuple: an empty body is delivered too
             for got in self.receiver.received("/p"):
                 if got.headers.get("webhook-id") == msg_id:
-                    return got.body
-            time.sleep(0.01)
-        raise AssertionError(f"{msg_id} was not delivered")
+                    return (got.body,)
+            return None
+
+        return eventually(body, timeout, interval=0.01, what=f"{msg_id} delivered")[0]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from postback.schemas import SchemaError, check_schemas, compile_schema
-from tests.conftest import ServerHandle
+from tests.support.server import ServerHandle
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):

@@ -4,12 +4,12 @@ nothing posted afterwards arrives on it (issue 18, finding 4)."""
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 import pytest
 
-from tests.conftest import ServerHandle
+from tests.support.polling import eventually
+from tests.support.server import ServerHandle
 
 
 class StreamReader:
@@ -35,11 +35,8 @@ class StreamReader:
         finally:
             self.ended.set()
 
-    def wait_for(self, msg_id: str, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while msg_id not in self.ids:
-            assert time.monotonic() < deadline, f"{msg_id} never arrived"
-            time.sleep(0.05)
+    def wait_for(self, msg_id: str, timeout: float = 30) -> None:
+        eventually(lambda: msg_id in self.ids, timeout, what=f"{msg_id} on the stream")
 
 
 def _api(server: ServerHandle, method: str, path: str, token: str, **kw: object) -> httpx.Response:

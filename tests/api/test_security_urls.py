@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from postback.signing import generate_secret
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, ok
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, ok
+from tests.support.server import ServerHandle
 
 
 @pytest.fixture
@@ -43,12 +44,10 @@ def test_https_only_holds_for_endpoints_saved_before_it_was_set(
     msg = httpx.post(
         f"{api}/msg", json={"eventType": "a", "payload": {"n": 1}}, headers=_auth(server)
     ).json()
-    deadline = time.monotonic() + 10
-    attempts: list = []
-    while not attempts and time.monotonic() < deadline:
-        attempts = httpx.get(f"{api}/attempt/msg/{msg['id']}", headers=_auth(server)).json()["data"]
-        time.sleep(0.05)
-    assert attempts, "an attempt is recorded"
+    attempts = eventually(
+        lambda: httpx.get(f"{api}/attempt/msg/{msg['id']}", headers=_auth(server)).json()["data"],
+        what="an attempt is recorded",
+    )
     assert attempts[0]["responseStatusCode"] == 0
     assert "POSTBACK_REQUIRE_HTTPS" in attempts[0]["response"]
     time.sleep(0.3)

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ServerHandle
-from tests.test_cli import ok_json
+from tests.support.cli import ok_json
+from tests.support.server import ServerHandle
 
-CATALOGS = Path(__file__).resolve().parent.parent / "examples" / "catalogs"
+CATALOGS = Path(__file__).resolve().parents[2] / "examples" / "catalogs"
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 

@@ -11,19 +11,15 @@ from pathlib import Path
 import pytest
 
 from postback import receiver as rx
-from tests.cli_helpers import (
-    app_id,
+from tests.support.cli import (
     at_least,
-    eventually,
     ok_json,
     pb,
-    receiver,
     succeeded_with,
 )
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, fail, ok
-
-__all__ = ["app_id", "receiver"]  # fixtures, used by name
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, fail, ok
+from tests.support.server import ServerHandle
 
 # The CLI talks HTTP; which database is behind the server does not change what it does.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

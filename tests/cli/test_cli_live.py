@@ -14,22 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import (
+from tests.support.cli import (
     POSTBACK,
     SECRET,
-    app_id,
     at_least,
     env_for,
-    eventually,
     ok_json,
     pb,
-    receiver,
     wait_text,
 )
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, fail, ok
-
-__all__ = ["app_id", "receiver"]  # fixtures, used by name
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, fail, ok
+from tests.support.server import ServerHandle
 
 # The CLI talks HTTP; which database is behind the server does not change what it does.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -12,7 +12,7 @@ import standardwebhooks
 from postback.delivery.sender import Sender
 from postback.domain import ClaimedDelivery, TriggerType
 from postback.signing import decode_secret, generate_secret
-from tests.receivers import Receiver, big_body, fail, hang, ok
+from tests.support.receivers import Receiver, big_body, fail, hang, ok
 
 SECRET = generate_secret()
 

@@ -16,7 +16,7 @@ from postback.api.models import check_url
 from postback.delivery.sender import Sender
 from postback.delivery.ssrf import GuardedResolver, is_public, literal_address
 from postback.domain import ClaimedDelivery, TriggerType
-from tests.receivers import Receiver, ok
+from tests.support.receivers import Receiver, ok
 
 
 class StaticResolver(AbstractResolver):

@@ -9,7 +9,7 @@ import pytest
 
 from postback.delivery.sender import Sender
 from postback.delivery.ssrf import GuardedResolver, is_public, literal_address
-from tests.test_ssrf import StaticResolver, _delivery
+from tests.delivery.test_ssrf import StaticResolver, _delivery
 
 # Each refused address, with why.
 REFUSED_V6 = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -16,8 +16,9 @@ from postback.domain import AttemptResult, ClaimedDelivery, MessageStatus, Retry
 from postback.signing import generate_secret
 from postback.store import schema
 from postback.store.store import Store
-from tests.conftest import SECRET_BOX
-from tests.receivers import Receiver, hang, ok
+from tests.support.polling import eventually_async
+from tests.support.receivers import Receiver, hang, ok
+from tests.support.server import SECRET_BOX
 
 
 @pytest.fixture
@@ -52,12 +53,6 @@ async def _send(store: Store, app_id: str, n: int = 1) -> list[str]:
     return made
 
 
-async def _wait(predicate: Callable[[], bool], within: float = 10) -> None:
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110 (polls another thread's state)
-            await asyncio.sleep(0.01)
-
-
 @pytest.fixture
 async def second_store(database_url: str, store: Store) -> AsyncIterator[Store]:
     """Another process's view of the same database (its own engine and pool)."""
@@ -79,7 +74,7 @@ async def test_new_work_wakes_the_worker_long_before_the_poll(
     producer = second_store if store.dialect == "postgresql" else store
     started = time.monotonic()
     await _send(producer, app_id)
-    await _wait(lambda: len(receiver.received("/hook")) == 1)
+    await eventually_async(lambda: len(receiver.received("/hook")) == 1)
     latency = time.monotonic() - started
     worker.stop()
     await running
@@ -99,8 +94,8 @@ async def test_two_workers_share_the_queue_without_duplicates(
     )
     workers = [Worker(store, settings), Worker(second_store, settings)]
     tasks = [asyncio.create_task(w.run()) for w in workers]
-    await _wait(lambda: len(receiver.received("/hook")) >= 120, within=30)
-    await _wait(lambda: sum(w.delivered for w in workers) >= 120, within=10)
+    await eventually_async(lambda: len(receiver.received("/hook")) >= 120)
+    await eventually_async(lambda: sum(w.delivered for w in workers) >= 120)
     await asyncio.sleep(0.2)
     for w in workers:
         w.stop()
@@ -119,7 +114,7 @@ async def test_graceful_stop_finishes_in_flight_attempts(
     await _send(store, app_id, 3)
     worker = Worker(store, _settings(database_url, request_timeout=5), shutdown_grace=3)
     running = asyncio.create_task(worker.run())
-    await _wait(lambda: len(receiver.received("/slow")) == 3)
+    await eventually_async(lambda: len(receiver.received("/slow")) == 3)
     worker.stop()
     await asyncio.wait_for(running, 5)
     async with store.engine.connect() as conn:
@@ -139,7 +134,9 @@ async def test_stop_hands_back_claims_no_sender_has_started(
     settings = _settings(database_url, request_timeout=5, worker_concurrency=2, worker_batch_size=2)
     worker = Worker(store, settings, shutdown_grace=3)
     running = asyncio.create_task(worker.run())
-    await _wait(lambda: len(receiver.received("/slow")) == 2 and worker._claims.qsize() == 2)
+    await eventually_async(
+        lambda: len(receiver.received("/slow")) == 2 and worker._claims.qsize() == 2
+    )
     worker.stop()
     await asyncio.wait_for(running, 5)
     assert len(receiver.received("/slow")) == 2  # the two claimed ahead were not sent
@@ -154,7 +151,7 @@ async def test_stop_hands_unfinished_claims_back(
     await _send(store, app_id, 2)
     worker = Worker(store, _settings(database_url, request_timeout=60), shutdown_grace=0.2)
     running = asyncio.create_task(worker.run())
-    await _wait(lambda: len(receiver.received("/stuck")) == 2)
+    await eventually_async(lambda: len(receiver.received("/stuck")) == 2)
     started = time.monotonic()
     worker.stop()
     await asyncio.wait_for(running, 5)
@@ -185,7 +182,7 @@ async def test_a_slow_recorder_holds_claims_back_instead_of_letting_leases_expir
 
     store.record_attempts = slow_record  # type: ignore[method-assign]
     running = asyncio.create_task(worker.run())
-    await _wait(lambda: worker.delivered == 30, within=30)
+    await eventually_async(lambda: worker.delivered == 30, timeout=30)
     worker.stop()
     await running
     got = receiver.received("/hook")

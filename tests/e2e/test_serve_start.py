@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from postback.store.engine import create_engine
-from tests.e2e.procs import POSTBACK, Proc, env_for, free_port, wait_healthy
+from tests.support.procs import POSTBACK, Proc, env_for, free_port, wait_healthy
 
 
 def _mode(path: Path) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.procs import Proc, env_for, free_port, wait_healthy
+from tests.support.procs import Proc, env_for, free_port, wait_healthy
 
 HEADER_TIMEOUT = 2.0
 KEEP_ALIVE = 1.0

@@ -22,14 +22,15 @@ import sqlalchemy as sa
 from postback import ids
 from postback.store.store import Store
 from postback.web import dashboard
-from tests.conftest import SECRET_BOX, ServerHandle
-from tests.e2e.procs import POSTBACK, env_for
-from tests.pg_sessions import below_old_horizon, open_transaction, other_database
-from tests.test_events import _message
-from tests.test_web_http import dashboard_client
+from tests.api.test_events import _message
+from tests.support.pg_sessions import below_old_horizon, open_transaction, other_database
+from tests.support.polling import eventually_async
+from tests.support.procs import POSTBACK, env_for
+from tests.support.server import SECRET_BOX, ServerHandle
+from tests.web.test_web_http import dashboard_client
 
 PG = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-SRC = str(Path(__file__).resolve().parents[1] / "src")  # this tree's code in subprocesses
+SRC = str(Path(__file__).resolve().parents[2] / "src")  # this tree's code in subprocesses
 LIVE = 1.0  # seconds: a new message is in the feed and on the stream within this
 
 
@@ -101,22 +102,17 @@ async def test_feed_and_stream_stay_live_beside_open_transactions(
             assert await held.conn.fetchval("SELECT txid_current()") == held.xid
 
 
-async def _until(check: Any) -> Any:
-    deadline = time.monotonic() + 10
-    while not (value := await check()):
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-    return value
-
-
 async def _poll_until(store: Store, app_id: str, count: int) -> list[str]:
     feed: list[str] = []
     cursor = None
-    deadline = time.monotonic() + 5
-    while len(feed) < count and time.monotonic() < deadline:
+
+    async def enough() -> bool:
+        nonlocal cursor
         rows, cursor = await store.poll_events(app_id, cursor, 100)
-        feed += [r["id"] for r in rows]
-        await asyncio.sleep(0.02)
+        feed.extend(r["id"] for r in rows)
+        return len(feed) >= count
+
+    await eventually_async(enough, interval=0.02, what=f"{count} messages in the feed")
     return feed
 
 
@@ -150,7 +146,7 @@ async def test_a_batch_that_commits_late_holds_the_feed_back_and_is_never_skippe
                 )
                 return bool(await blocker.fetchval(waiting, blocking_xid & 0xFFFFFFFF))
 
-            await _until(a_waits)
+            await eventually_async(a_waits)
             b, _ = await other.create_message(app["id"], {"event_type": "e", "payload": b"{}"})
             health = await store.feed_health(held_after=0.0)
             (writer,) = health["writers"]

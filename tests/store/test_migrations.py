@@ -12,8 +12,8 @@ from postback.store.migrate import migrate
 from postback.store.store import Store
 
 
-async def test_0005_numbers_existing_messages_in_id_order(database_url: str) -> None:
-    store = Store.connect(database_url)
+async def test_0005_numbers_existing_messages_in_id_order(empty_database_url: str) -> None:
+    store = Store.connect(empty_database_url)
     try:
         await migrate(store.engine, "0004")
         now = datetime.now(UTC)

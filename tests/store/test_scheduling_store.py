@@ -19,7 +19,7 @@ from postback.signing import generate_secret
 from postback.store import schema as t
 from postback.store.operational import OPERATIONAL_APP_ID
 from postback.store.store import Store
-from tests.conftest import SECRET_BOX
+from tests.support.server import SECRET_BOX
 
 POLICY = SchedulerPolicy(max_in_flight=5, failure_threshold=3, cooldown=30, max_cooldown=600)
 SCHEDULE = RetrySchedule((1.0,) * 10)

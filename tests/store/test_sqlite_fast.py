@@ -18,19 +18,19 @@ from postback import ids
 from postback.domain import AttemptResult, MessageStatus, RetrySchedule, utcnow
 from postback.signing import generate_secret
 from postback.store import schema as t
-from postback.store.migrate import migrate
 from postback.store.sqliteraw import sqlite_thread
 from postback.store.store import Store
-from tests.conftest import SECRET_BOX
+from tests.support import databases
+from tests.support.server import SECRET_BOX
 
 NOW = utcnow().replace(microsecond=123456)
 
 
 @pytest.fixture
-async def lite(tmp_path: Path) -> AsyncIterator[Store]:
-    store = Store.connect(f"sqlite:///{tmp_path / 'fast.db'}", secret_box=SECRET_BOX)
+async def lite(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Store]:
+    url = databases.clone_sqlite(sqlite_template, tmp_path / "fast.db")
+    store = Store.connect(url, secret_box=SECRET_BOX)
     store.clock = lambda: NOW
-    await migrate(store.engine)
     yield store
     await store.close()
 

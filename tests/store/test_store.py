@@ -25,7 +25,7 @@ from postback.store.migrate import current_revision, head_revision, migrate
 from postback.store.pages import Page
 from postback.store.secretbox import SecretBox, SecretKeyError
 from postback.store.store import Store
-from tests.conftest import SECRET_BOX
+from tests.support.server import SECRET_BOX
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Running the real `postback` command against a test server: environment, helpers and the
-fixtures the CLI test modules share."""
+"""Running the real `postback` command against a test server: the environment and helpers
+the CLI test modules share (their fixtures are in tests/cli/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from postback import signing
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver
+from tests.support.polling import eventually
+from tests.support.server import ServerHandle
 
 POSTBACK = str(Path(sys.executable).with_name("postback"))
 SECRET = signing.encode_secret(b"s" * 24)
@@ -50,27 +46,6 @@ def ok_json(server: ServerHandle, *args: str, **kw: Any) -> Any:
     return json.loads(done.stdout)
 
 
-def eventually(check: Callable[[], Any], timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
-
-
-@pytest.fixture
-def app_id(server: ServerHandle) -> str:
-    return ok_json(server, "app", "create", "Acme", "--uid", "acme")["id"]
-
-
 def succeeded_with(done: subprocess.CompletedProcess[str], text: str) -> Any:
     return done if done.returncode == 0 and text in done.stdout else None
 
@@ -79,5 +54,5 @@ def at_least(rows: list[dict], n: int) -> list[dict] | None:
     return rows if len(rows) >= n else None
 
 
-def wait_text(path: Path, text: str, timeout: float = 15) -> str:
-    return eventually(lambda: text in path.read_text() and path.read_text(), timeout)
+def wait_text(path: Path, text: str, timeout: float = 30) -> str:
+    return eventually(lambda: text in path.read_text() and path.read_text(), timeout, what=text)

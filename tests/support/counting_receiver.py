@@ -1,6 +1,6 @@
 """A webhook receiver in its own process that counts what arrives, per path and webhook-id.
 
-    python -m tests.e2e.counting_receiver PORT
+    python -m tests.support.counting_receiver PORT
 
 Every POST answers 200. ``GET /_stats`` returns the totals; ``GET /_ids?path=/a`` the ids
 received on one path. Used by the scale-out and crash tests to prove nothing was lost.

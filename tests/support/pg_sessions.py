@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from tests.conftest import _create_db, _drop_db, _with_database
+from tests.support.databases import create_db, drop_db, with_database
 
 
 @dataclass
@@ -42,11 +42,11 @@ async def other_database(admin_url: str) -> AsyncIterator[str]:
     """A fresh database on the same server, dropped afterwards: a neighbour of the test's,
     so holding transactions in it disturbs no other test."""
     name = f"pb_other_{secrets.token_hex(6)}"
-    await _create_db(admin_url, name)
+    await create_db(admin_url, name)
     try:
-        yield _with_database(admin_url, name)
+        yield with_database(admin_url, name)
     finally:
-        await _drop_db(admin_url, name)
+        await drop_db(admin_url, name)
 
 
 async def below_old_horizon(url: str, xid: int) -> bool:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import SECRET_KEY
+from tests.support.polling import NotYet, eventually
+from tests.support.server import SECRET_KEY
 
 POSTBACK = [sys.executable, "-m", "postback.cli"]
 
@@ -59,14 +60,12 @@ class Proc:
             self._out.close()
 
 
-def wait_healthy(url: str, proc: Proc, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.popen.poll() is None, proc.output()
-        try:
-            if httpx.get(url + "/api/v1/health", timeout=1).status_code == 204:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"not healthy in {timeout}s:\n{proc.output()}")
+def wait_healthy(url: str, proc: Proc, timeout: float = 60) -> None:
+    def healthy() -> bool:
+        assert proc.popen.poll() is None, proc.output()  # it exited: fail at once
+        return httpx.get(url + "/api/v1/health", timeout=1).status_code == 204
+
+    try:
+        eventually(healthy, timeout, interval=0.1, retry_on=(httpx.HTTPError,))
+    except NotYet as exc:
+        raise AssertionError(f"{exc}\n{proc.output()}") from None

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from tests.support.polling import NotYet, eventually
+
 Behaviour = Callable[[web.Request, int], Awaitable[web.StreamResponse]]
 
 
@@ -137,12 +139,16 @@ class Receiver:
         with self._lock:
             return [r for r in self._received if path is None or r.path == path]
 
-    def wait_for(self, count: int, path: str | None = None, timeout: float = 10) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_for(self, count: int, path: str | None = None, timeout: float = 30) -> list[Received]:
+        """At least ``count`` requests on ``path`` (any path if None): all of them so far."""
+
+        def enough() -> list[Received] | None:
             got = self.received(path)
-            if len(got) >= count:
-                return got
-            time.sleep(0.02)
-        got = self.received(path)
-        raise AssertionError(f"expected {count} requests on {path or 'any path'}, got {len(got)}")
+            return got if len(got) >= count else None
+
+        try:
+            return eventually(enough, timeout, interval=0.02)
+        except NotYet:
+            got = len(self.received(path))
+            where = path or "any path"
+            raise AssertionError(f"expected {count} requests on {where}, got {got}") from None

@@ -17,7 +17,7 @@ import pytest
 from postback.api.models import NAME_RE, EventTypeIn, MessageIn
 from postback.examples import example_payload
 
-CATALOGS = Path(__file__).resolve().parent.parent / "examples" / "catalogs"
+CATALOGS = Path(__file__).resolve().parents[2] / "examples" / "catalogs"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # Numbers that sit beside a currency but are not money.
 COUNTS = {"quantity", "interval_count"}

@@ -16,7 +16,7 @@ import typer
 from postback import cli, config_doc
 from postback.config import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 GUIDES = ["quickstart.md", "receiving.md", "configuration.md", "event-catalog.md"]
 # Variables that are not Settings: the CLI client's, listen's, and the test suite's own.

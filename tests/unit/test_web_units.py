@@ -13,7 +13,7 @@ from postback.web import charts
 from postback.web.i18n import ENGLISH_NOTICES, TEXTS, pick_language, translator
 from postback.web.schema_fields import schema_fields
 
-WEB = Path(__file__).resolve().parent.parent / "src" / "postback" / "web"
+WEB = Path(__file__).resolve().parents[2] / "src" / "postback" / "web"
 LABEL = re.compile(r"""_\(\s*(?:"([^"]+)"|'([^']+)')\s*\)""")
 MESSAGE = re.compile(r"""(?:Invalid|_problem\(request, \d+,)\(?\s*"([^"]+)\"""")
 

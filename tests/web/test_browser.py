@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests import test_web_http
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, ok
+from tests.support.receivers import Receiver, ok
+from tests.support.server import ServerHandle
+from tests.web import test_web_http
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests import test_web_http
-from tests.conftest import ServerHandle
-from tests.e2e import test_web
-from tests.test_web_circuit import OPEN, PROBE, SINCE, set_columns, shown
+from tests.support.server import ServerHandle
+from tests.web import test_browser as test_web
+from tests.web import test_web_http
+from tests.web.test_web_circuit import OPEN, PROBE, SINCE, set_columns, shown
 
 web_server = test_web_http.web_server
 browser = test_web.browser

@@ -10,8 +10,8 @@ import pytest
 from svix.api import ApplicationIn, AppPortalAccessIn, EndpointIn
 from svix.exceptions import HttpError
 
-from tests.conftest import ServerHandle
-from tests.test_web_http import csrf_of, portal_client
+from tests.support.server import ServerHandle
+from tests.web.test_web_http import csrf_of, portal_client
 
 
 def _portal_token(server: ServerHandle, app_id: str, *, read_only: bool) -> str:

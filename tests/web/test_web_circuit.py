@@ -14,11 +14,11 @@ from svix.api import ApplicationIn, EndpointIn, EndpointPatch, MessageIn
 
 from postback.store import schema as t
 from postback.store.store import Store
-from tests.cli_helpers import eventually
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, fail, ok
-from tests.test_metrics import scrape, value
-from tests.test_web_http import csrf_of, dashboard_client, portal_client
+from tests.api.test_metrics import scrape, value
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, fail, ok
+from tests.support.server import ServerHandle
+from tests.web.test_web_http import csrf_of, dashboard_client, portal_client
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 SINCE = NOW - timedelta(minutes=7)

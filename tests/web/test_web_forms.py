@@ -13,8 +13,8 @@ from svix.api import ApplicationIn, EndpointIn
 from postback.store.store import Store
 from postback.web.i18n import TEXTS
 from postback.web.validation import FIELD_MESSAGES, NUL_MESSAGE, OTHER_MESSAGE
-from tests.conftest import ServerHandle
-from tests.test_web_http import csrf_of, dashboard_client, portal_client
+from tests.support.server import ServerHandle
+from tests.web.test_web_http import csrf_of, dashboard_client, portal_client
 
 HOOK = "https://shop.example/hook"
 SERVER_ERRORS = ("Traceback", "asyncpg", "sqlite3", "psycopg", "Internal Server Error")

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from postback.store.store import Store
-from tests.conftest import ServerHandle, server_settings
-from tests.receivers import Receiver, ok
+from tests.support.receivers import Receiver, ok
+from tests.support.server import ServerHandle, server_settings
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,15 @@ recovery, event types, the dashboard's lists and search, the language switcher."
 from __future__ import annotations
 
 import re
-import time
 
 import httpx
 
 from postback.store.store import Store
-from tests import test_web_http
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver, fail, ok
-from tests.test_web_http import _app, _endpoint, csrf_of, dashboard_client, portal_client
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, fail, ok
+from tests.support.server import ServerHandle
+from tests.web import test_web_http
+from tests.web.test_web_http import _app, _endpoint, csrf_of, dashboard_client, portal_client
 
 # The same module-wide SQLite server and receiver as the session and security tests.
 web_server = test_web_http.web_server
@@ -81,15 +81,6 @@ def test_the_language_follows_accept_language_and_the_switcher(web_server: Serve
         assert answer.headers["location"] == "/"
 
 
-def _wait(condition: object, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def test_endpoint_forms_store_what_was_typed(web_server: ServerHandle, receiver: Receiver) -> None:
     app_id = _app(web_server, "forms")
     portal = portal_client(web_server, app_id)
@@ -131,7 +122,7 @@ def test_endpoint_forms_store_what_was_typed(web_server: ServerHandle, receiver:
     from svix.api import MessageIn
 
     msg = svix.message.create(app_id, MessageIn(event_type="a.b", payload={}))
-    _wait(lambda: 'article class="attempt' in portal.get(f"/portal/messages/{msg.id}").text)
+    eventually(lambda: 'article class="attempt' in portal.get(f"/portal/messages/{msg.id}").text)
     page = portal.get(f"/portal/messages/{msg.id}").text
     assert "X-Shop: bia" in page and "Authorization: ••••" in page and "s3cret" not in page
 
@@ -150,7 +141,7 @@ def test_recover_failed_since_sends_them_again(
     portal = portal_client(web_server, app_id)
     # The test schedule gives up after three attempts each.
     failed = 'class="badge bad">1 fail'
-    _wait(lambda: portal.get("/portal/messages?status=fail").text.count(failed) == 2)
+    eventually(lambda: portal.get("/portal/messages?status=fail").text.count(failed) == 2)
     assert len(receiver.received("/flaky")) == 6
     receiver.route("/flaky", ok())
     csrf = csrf_of(portal.get(f"/portal/endpoints/{ep_id}").text)
@@ -159,7 +150,7 @@ def test_recover_failed_since_sends_them_again(
     )
     assert answer.status_code == 303
     receiver.wait_for(8, "/flaky")
-    _wait(lambda: "No messages match" in portal.get("/portal/messages?status=fail").text)
+    eventually(lambda: "No messages match" in portal.get("/portal/messages?status=fail").text)
 
 
 def test_operator_edits_archives_and_restores_an_event_type(web_server: ServerHandle) -> None:

@@ -9,10 +9,10 @@ import json
 import httpx
 
 from postback.store.store import Store
-from tests import test_web_http
-from tests.conftest import ServerHandle
-from tests.receivers import Receiver
-from tests.test_web_http import _app, csrf_of, portal_client
+from tests.support.receivers import Receiver
+from tests.support.server import ServerHandle
+from tests.web import test_web_http
+from tests.web.test_web_http import _app, csrf_of, portal_client
 
 web_server = test_web_http.web_server
 receiver = test_web_http.receiver

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from postback.store import schema as t
 from postback.store.store import Store
-from tests.conftest import ServerHandle
-from tests.test_web_http import csrf_of, dashboard_client, portal_client
+from tests.support.server import ServerHandle
+from tests.web.test_web_http import csrf_of, dashboard_client, portal_client
 
 
 def _cookie(client: httpx.Client, name: str) -> str:
