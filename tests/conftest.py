@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from postback.store.store import Store
-from tests.support import databases
+from tests.support import databases, http_clients
 from tests.support.databases import create_db as _create_db
 from tests.support.databases import drop_db as _drop_db
 from tests.support.databases import with_database as _with_database
@@ -39,6 +39,9 @@ __all__ = [
     "run_sync",
     "server_settings",
 ]
+
+
+http_clients.install()  # one TLS context for the test process's httpx clients
 
 
 # ---- PostgreSQL: which server --------------------------------------------------------
@@ -89,6 +92,16 @@ def pg_template(pg_admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def pg_clones(pg_admin_url: str, pg_template: str) -> Iterator[databases.PgClones]:
+    """Copies of the template, made ahead of the tests and dropped behind them."""
+    clones = databases.PgClones(pg_admin_url, pg_template)
+    try:
+        yield clones
+    finally:
+        clones.close()
+
+
+@pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated to this tree's head."""
     path = tmp_path_factory.mktemp("template") / "postback.db"
@@ -106,9 +119,16 @@ def _fresh_database(
             yield f"sqlite:///{path}"
         return
     admin = request.getfixturevalue("pg_admin_url")
-    template = request.getfixturevalue("pg_template") if migrated else None
+    if migrated:
+        clones: databases.PgClones = request.getfixturevalue("pg_clones")
+        name = clones.take()
+        try:
+            yield databases.with_database(admin, name)
+        finally:
+            clones.give_back(name)
+        return
     name = databases.new_name()
-    run_sync(databases.create_db(admin, name, template=template))
+    run_sync(databases.create_db(admin, name))
     try:
         yield databases.with_database(admin, name)
     finally:
@@ -144,7 +164,8 @@ def make_server(database_url: str) -> Iterator[Callable[..., ServerHandle]]:
     started: list[ServerHandle] = []
 
     def make(**overrides: Any) -> ServerHandle:
-        handle = ServerHandle(server_settings(database_url, **overrides)).start()
+        settings = server_settings(database_url, **overrides)
+        handle = ServerHandle(settings, migrated=True).start()  # database_url is a copy
         started.append(handle)
         return handle
 

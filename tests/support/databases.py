@@ -10,6 +10,9 @@ this tree's head, checked when it is built) and every test gets a copy of it:
   (``ALLOW_CONNECTIONS false``): CREATE DATABASE ... TEMPLATE fails while any session is
   connected to its source, so nothing may stay connected to it. The copy is retried
   briefly in case the server still counts a connection that is closing.
+  Copying a database and dropping it take the server a second or more each on a busy
+  machine, so ``PgClones`` makes the next copies ahead and drops used ones behind, on a
+  thread of its own, while the tests run: a test waits only when it outruns them.
 - SQLite: one migrated file, copied byte for byte per test.
 
 Tests of the migrations themselves ask for ``empty_database_url`` and run Alembic for real.
@@ -18,9 +21,11 @@ Tests of the migrations themselves ask for ``empty_database_url`` and run Alembi
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import secrets
 import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -127,3 +132,86 @@ async def build_sqlite_template(path: Path) -> Path:
 def clone_sqlite(template: Path, target: Path) -> str:
     shutil.copyfile(template, target)
     return f"sqlite:///{target}"
+
+
+class PgClones:
+    """Copies of a template database, made ``ahead`` at a time before tests ask for them and
+    dropped after them, by an event loop in a thread of its own."""
+
+    def __init__(self, admin_url: str, template: str, ahead: int = 2) -> None:
+        self.admin_url = admin_url
+        self.template = template
+        self.ahead = ahead
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._ready: asyncio.Queue[str | BaseException] = self._call(self._new_queue)
+        self._making = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._submit(self._fill())
+
+    async def _new_queue(self) -> asyncio.Queue[str | BaseException]:
+        return asyncio.Queue()
+
+    def _call(self, fn: object, timeout: float = 300) -> object:
+        return asyncio.run_coroutine_threadsafe(fn(), self._loop).result(timeout)  # type: ignore[operator]
+
+    def _submit(self, coro: object) -> concurrent.futures.Future[object]:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
+
+    def _spawn(self, coro: object) -> None:
+        task = self._loop.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fill(self) -> None:
+        while self._ready.qsize() + self._making < self.ahead:
+            self._making += 1
+            self._spawn(self._make())
+
+    async def _make(self) -> None:
+        name = new_name()
+        try:
+            await create_db(self.admin_url, name, template=self.template)
+            await self._ready.put(name)
+        except Exception as exc:  # handed to the test that takes it
+            await self._ready.put(exc)
+        finally:
+            self._making -= 1
+
+    async def _take(self) -> str:
+        await self._fill()
+        got = await self._ready.get()
+        await self._fill()
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    def take(self) -> str:
+        """The name of a fresh copy of the template, for one test."""
+        return self._call(self._take)  # type: ignore[return-value]
+
+    def give_back(self, name: str) -> None:
+        """Drop a used copy, without waiting for it."""
+
+        async def drop() -> None:
+            self._spawn(drop_db(self.admin_url, name))
+
+        self._submit(drop())
+
+    def close(self) -> None:
+        """Wait for the drops still running and drop the copies nobody took."""
+
+        async def drain() -> None:
+            self.ahead = 0
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            unused = [self._ready.get_nowait() for _ in range(self._ready.qsize())]
+            names = [name for name in unused if isinstance(name, str)]
+            await asyncio.gather(*(drop_db(self.admin_url, name) for name in names))
+
+        try:
+            self._call(drain)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)

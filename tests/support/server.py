@@ -47,10 +47,12 @@ def server_settings(database_url: str, **overrides: Any) -> Settings:
 
 
 class ServerHandle:
-    """postback serve, in a thread with its own loop, on a loopback port."""
+    """postback serve, in a thread with its own loop, on a loopback port. Like serve it
+    migrates the database first, unless told it is a copy of the migrated template."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, migrated: bool = False) -> None:
         self.settings = settings
+        self._migrated = migrated
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
@@ -76,7 +78,8 @@ class ServerHandle:
         from postback.cli import ensure_operator_token
 
         self.store = Store.connect(self.settings.database_url, secret_box=SECRET_BOX)
-        await migrate(self.store.engine)
+        if not self._migrated:
+            await migrate(self.store.engine)
         await ensure_operator_token(self.store, self.settings)
         app = create_app(self.settings, self.store, worker=True)
         self.app = app

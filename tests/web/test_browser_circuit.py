@@ -11,13 +11,13 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.support.server import ServerHandle
-from tests.web import test_browser as test_web
+from tests.web import test_browser
 from tests.web import test_web_http
 from tests.web.test_web_circuit import OPEN, PROBE, SINCE, set_columns, shown
 
 web_server = test_web_http.web_server
-browser = test_web.browser
-context = test_web.context
+browser = test_browser.browser
+context = test_browser.context
 PHONE = {"width": 390, "height": 844}
 # No hyphen or space to break at: only the pages' own wrapping keeps it on the screen.
 LONG_URL = "http://127.0.0.1:9/webhooks/" + "abcdefghij0123456789" * 8 + "?token=" + "f" * 40
@@ -39,7 +39,7 @@ def broken(web_server: ServerHandle) -> tuple[str, str]:
 @pytest.fixture
 def phone(browser: Browser) -> Iterator[BrowserContext]:
     ctx = browser.new_context(locale="en-US", viewport=PHONE, is_mobile=True)
-    ctx.set_default_timeout(test_web.WAIT_MS)
+    ctx.set_default_timeout(test_browser.WAIT_MS)
     yield ctx
     ctx.close()
 
@@ -60,7 +60,7 @@ def test_the_dashboard_leads_to_the_open_circuit_in_three_languages(
 ) -> None:
     _, ep_id = broken
     page = context.new_page()
-    test_web.operator_login(page, web_server)
+    test_browser.operator_login(page, web_server)
     expect(page.locator("#queue-circuits")).to_have_text("1")
     row = page.locator("#circuits tbody tr")
     expect(row).to_have_count(1)
@@ -99,7 +99,7 @@ def test_on_a_phone_the_pages_wrap_long_urls(
 ) -> None:
     _, ep_id = broken
     page = phone.new_page()
-    test_web.operator_login(page, web_server)
+    test_browser.operator_login(page, web_server)
     expect(page.locator("#circuits")).to_contain_text(LONG_URL)
     _no_sideways_scroll(page)
     page.locator("#circuits").get_by_role("button", name=f"Open portal: {LONG_URL}").click()
