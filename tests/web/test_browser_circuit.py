@@ -11,8 +11,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.support.server import ServerHandle
-from tests.web import test_browser
-from tests.web import test_web_http
+from tests.web import test_browser, test_web_http
 from tests.web.test_web_circuit import OPEN, PROBE, SINCE, set_columns, shown
 
 web_server = test_web_http.web_server
