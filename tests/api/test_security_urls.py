@@ -1,6 +1,6 @@
 """Endpoint URLs: HTTPS-only mode holds at send time too, spaces are refused, and with the
 private-network guard on a private destination is refused when saved (issue 18, finding
-12). The send-time guard itself is tested in test_ssrf.py."""
+12). The send-time guard itself is tested in tests/delivery/test_ssrf.py."""
 
 from __future__ import annotations
 
