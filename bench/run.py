@@ -46,6 +46,7 @@ from postback.domain import MessageStatus, TriggerType, encode_json, utcnow  # n
 from postback.signing import decode_secret, generate_secret, signature_header  # noqa: E402
 from postback.store import schema as t  # noqa: E402
 from postback.store.migrate import migrate  # noqa: E402
+from postback.store.routing import new_delivery  # noqa: E402
 from postback.store.secretbox import SecretBox  # noqa: E402
 from postback.store.store import Store  # noqa: E402
 
@@ -578,7 +579,7 @@ async def _fill_queue(store: Store, app_id: str, future: int) -> None:
                 for _ in range(n_messages)
             ],
         )
-        template = Store._new_delivery(
+        template = new_delivery(
             "tmpl", "tmpl", app_id, now + dt.timedelta(days=1), now
         )  # column values the SQL copies
         tomorrow = template["next_attempt_at"]
@@ -604,7 +605,7 @@ async def _fill_queue(store: Store, app_id: str, future: int) -> None:
                 "sealed": sealed,
             },
         )
-        if store.dialect == "postgresql":
+        if store.backend.name == "postgresql":
             await conn.execute(sa.text("ANALYZE deliveries"))
 
 

@@ -37,6 +37,19 @@ class TriggerType(enum.IntEnum):
     MANUAL = 1
 
 
+# A delivery due further ahead than this is parked (store/schema.py, deliveries): it waits
+# out of the index claims walk until a worker moves it back, PARK_AHEAD before it is due.
+PARK_AHEAD = timedelta(seconds=60)
+
+
+def queue_times(due: datetime | None, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """``(next_attempt_at, wake_at)`` for a pending delivery due at ``due``: parked when
+    that is more than PARK_AHEAD away."""
+    if due is None or due <= now + PARK_AHEAD:
+        return due, None
+    return None, due
+
+
 @dataclass(frozen=True)
 class RetrySchedule:
     """Waits after each failed attempt. ``len(waits) + 1`` attempts in all. Each wait is

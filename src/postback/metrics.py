@@ -68,9 +68,13 @@ _TRANSITIONS = Counter(
 _TO = {to: _TRANSITIONS.labels(to) for to in ("open", "closed")}
 
 
+class _Slots(Protocol):
+    held: int
+
+
 class _Worker(Protocol):
     settings: Any
-    _unrecorded: int
+    slots: _Slots
 
 
 _workers: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -82,7 +86,7 @@ def track_worker(worker: _Worker) -> None:
 
 
 def _in_flight() -> float:
-    return float(sum(w._unrecorded for w in list(_workers)))
+    return float(sum(w.slots.held for w in list(_workers)))
 
 
 def _capacity() -> float:

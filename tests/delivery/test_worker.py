@@ -71,7 +71,7 @@ async def test_new_work_wakes_the_worker_long_before_the_poll(
     await asyncio.sleep(0.3)  # idle: waiting on a 5 s poll
     # On PostgreSQL another process queues the work (NOTIFY reaches us through LISTEN);
     # on SQLite the API shares the worker's process and its in-process event.
-    producer = second_store if store.dialect == "postgresql" else store
+    producer = second_store if store.backend.name == "postgresql" else store
     started = time.monotonic()
     await _send(producer, app_id)
     await eventually_async(lambda: len(receiver.received("/hook")) == 1)
@@ -102,7 +102,7 @@ async def test_two_workers_share_the_queue_without_duplicates(
     await asyncio.gather(*tasks)
     got = [r.headers["webhook-id"] for r in receiver.received("/hook")]
     assert sorted(got) == sorted(sent)  # every message once, none twice
-    if store.dialect == "postgresql":
+    if store.backend.name == "postgresql":
         assert all(w.delivered > 0 for w in workers)  # SKIP LOCKED let both work
 
 
@@ -204,7 +204,7 @@ async def test_recorders_on_shared_endpoints_do_not_deadlock(
     attempt takes a KEY SHARE lock on its endpoint; if the health update then asked for FOR
     UPDATE, each recorder would wait for the other's KEY SHARE: a deadlock PostgreSQL breaks
     by killing one (seen in the 10k scale test)."""
-    if store.dialect != "postgresql":
+    if store.backend.name != "postgresql":
         pytest.skip("row locks and deadlock detection are PostgreSQL's")
     app = await store.create_app({"name": "shop"})
     for _ in range(3):

@@ -23,6 +23,7 @@ from postback.domain import MessageStatus, utcnow
 from postback.signing import generate_secret
 from postback.store import schema as t
 from postback.store.migrate import migrate
+from postback.store.routing import new_delivery
 from postback.store.store import Store
 from tests.support.procs import Proc, env_for, free_port, wait_healthy
 from tests.support.receivers import Receiver, fail, hang, ok
@@ -56,9 +57,7 @@ async def _prepare(database_url: str, bad_url: str, good_url: str) -> tuple[str,
             }
             for _ in range(BACKLOG)
         ]
-        deliveries = [
-            Store._new_delivery(m["id"], bad["id"], bad_app["id"], due, now) for m in messages
-        ]
+        deliveries = [new_delivery(m["id"], bad["id"], bad_app["id"], due, now) for m in messages]
         async with store.engine.begin() as conn:
             await conn.execute(t.messages.insert(), messages)
             await conn.execute(t.deliveries.insert(), deliveries)

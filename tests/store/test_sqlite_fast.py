@@ -18,7 +18,7 @@ from postback import ids
 from postback.domain import AttemptResult, MessageStatus, RetrySchedule, utcnow
 from postback.signing import generate_secret
 from postback.store import schema as t
-from postback.store.sqliteraw import sqlite_thread
+from postback.store.sqlite.raw import sqlite_thread
 from postback.store.store import Store
 from tests.support import databases
 from tests.support.server import SECRET_BOX

@@ -14,7 +14,8 @@ from postback import metrics
 from postback.config import Settings
 from postback.delivery.scheduler import SchedulerPolicy
 from postback.delivery.sender import Sender
-from postback.domain import AttemptResult, ClaimedDelivery, RetrySchedule, utcnow
+from postback.delivery.slots import Slots
+from postback.domain import PARK_AHEAD, AttemptResult, ClaimedDelivery, RetrySchedule, utcnow
 from postback.store.store import Store
 
 log = logging.getLogger("postback.worker")
@@ -22,6 +23,9 @@ log = logging.getLogger("postback.worker")
 MAX_BACKOFF = 10.0
 RECORD_COALESCE = 0.002  # seconds the recorder waits for a fuller batch
 HOUSEKEEPING_EVERY = 60.0
+# Parked deliveries are moved back PARK_AHEAD before they are due; checking four times in
+# that span leaves every one of them at least 45 s in the queue before its time.
+WAKE_PARKED_EVERY = PARK_AHEAD.total_seconds() / 4
 
 
 class Worker:
@@ -63,23 +67,18 @@ class Worker:
         # its attempt or its wait for a sender takes; the lease only ends the claims of a
         # worker that can no longer beat. It spans a few beats, so one late beat loses none.
         senders = settings.worker_concurrency
-        self.max_held = senders + min(senders, settings.worker_batch_size)
+        self.slots = Slots(senders + min(senders, settings.worker_batch_size))
         self.lease_seconds = max(settings.lease_seconds, 4 * settings.worker_heartbeat)
         self.shutdown_grace = (
             settings.request_timeout + 1 if shutdown_grace is None else shutdown_grace
         )
         self._stopping = asyncio.Event()
-        self._slot_freed = asyncio.Event()
         # Claims wait here for one of the worker_concurrency sender coroutines, which live
         # as long as the worker (a task per delivery cost more than the delivery's HTTP
         # bookkeeping). ``_sending`` maps each sender to the claim it is sending.
         self._claims: asyncio.Queue[ClaimedDelivery | None] = asyncio.Queue()
         self._senders: list[asyncio.Task[None]] = []
         self._sending: dict[int, ClaimedDelivery] = {}
-        # Claims not yet recorded (being sent, or sent and waiting for the recorder). A slot
-        # is freed only once its attempt is written: if sending outran recording, results
-        # would pile up in memory until their leases ran out and other workers resent them.
-        self._unrecorded = 0
         self._results: list[AttemptResult] = []
         self._results_ready = asyncio.Event()
         self.delivered = 0  # attempts recorded by this worker, for tests and metrics
@@ -87,7 +86,7 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._slot_freed.set()
+        self.slots.wake()
         self.store.work_queued.set()
 
     async def run(self) -> None:
@@ -101,10 +100,11 @@ class Worker:
         listener = asyncio.create_task(self.store.listen_for_work(), name="postback-listen")
         housekeeper = asyncio.create_task(self._housekeeping(), name="postback-housekeeping")
         heart = asyncio.create_task(self._heartbeat_loop(), name="postback-heartbeat")
+        waker = asyncio.create_task(self._wake_parked_loop(), name="postback-wake-parked")
         try:
             await self._claim_loop()
         finally:
-            for task in (listener, housekeeper, heart):
+            for task in (listener, housekeeper, heart, waker):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -120,10 +120,9 @@ class Worker:
     async def _claim_loop(self) -> None:
         backoff = 0.0
         while not self._stopping.is_set():
-            free = self.max_held - self._unrecorded
+            free = self.slots.free
             if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
+                await self.slots.wait_free()
                 continue
             # A claim reads every endpoint with queued work once (postback.delivery.
             # scheduler): with many senders, claim in larger batches, not more often.
@@ -143,7 +142,7 @@ class Worker:
                 log.warning("claiming deliveries failed (%s); retrying in %.1fs", exc, backoff)
                 await self._sleep(backoff)
                 continue
-            self._unrecorded += len(claimed)
+            self.slots.take(len(claimed))
             for claim in claimed:
                 self._claims.put_nowait(claim)
             if len(claimed) < want:
@@ -171,6 +170,18 @@ class Worker:
                 log.warning("housekeeping failed (%s); will try again", exc)
             await asyncio.sleep(HOUSEKEEPING_EVERY)
 
+    async def _wake_parked_loop(self) -> None:
+        """Deliveries parked far ahead (a late retry, a scheduled message) back into the
+        queue shortly before they are due (Store.wake_parked)."""
+        while True:
+            try:
+                moved = await self.store.wake_parked()
+                while moved >= 5000:  # a big batch: take the next one now
+                    moved = await self.store.wake_parked()
+            except Exception as exc:
+                log.warning("waking parked deliveries failed (%s); will try again", exc)
+            await asyncio.sleep(WAKE_PARKED_EVERY)
+
     async def _heartbeat_loop(self) -> None:
         """Liveness: beat, keep this worker's claims, hand on those of dead workers."""
         host, pid = socket.gethostname(), os.getpid()
@@ -196,11 +207,6 @@ class Worker:
 
     # ---- sending and recording -------------------------------------------------------
 
-    def _free_slots(self, count: int) -> None:
-        """``count`` claims are done with (recorded, released or lost): claim more."""
-        self._unrecorded -= count
-        self._slot_freed.set()
-
     async def _send_loop(self, n: int) -> None:
         """One sender: takes claims until it is handed None (the worker is stopping)."""
         claims, sending, send = self._claims, self._sending, self.sender.send
@@ -210,7 +216,7 @@ class Worker:
                 result = await send(claim)
             except Exception:  # the sender reports failures as results; this is a bug
                 log.exception("sending %s failed unexpectedly; its lease will expire", claim.msg_id)
-                self._free_slots(1)
+                self.slots.give_back(1)
                 continue
             finally:
                 del sending[n]
@@ -238,7 +244,7 @@ class Worker:
                     )
                     self.delivered += len(batch)
                     metrics.attempts_recorded(batch)
-                    self._free_slots(len(batch))
+                    self.slots.give_back(len(batch))
                     # Their endpoints have room again: claim now, not at the next poll.
                     self.store.work_queued.set()
                     backoff = 0.0
@@ -277,6 +283,6 @@ class Worker:
         self._senders = []
         self._sending.clear()
         if leftover:
-            self._free_slots(len(leftover))
+            self.slots.give_back(len(leftover))
             with contextlib.suppress(Exception):
                 await self.store.release_claims(leftover)

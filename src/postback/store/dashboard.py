@@ -4,7 +4,6 @@ throughput)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +13,12 @@ from postback import ids
 from postback.delivery.scheduler import Circuit
 from postback.domain import MessageStatus
 from postback.store import schema as t
+from postback.store.core import StoreCore
 from postback.store.operational import OPERATIONAL_APP_ID
 from postback.store.pages import Page, PageOut, page_out, paged
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    pass
 
 Row = dict[str, Any]
 ID_CLOCK_MARGIN = timedelta(minutes=5)
@@ -68,11 +68,7 @@ def _count_deliveries(*statuses: MessageStatus) -> sa.ScalarSelect[Any]:
     )
 
 
-class DashboardMixin:
-    engine: AsyncEngine
-    dialect: str
-    clock: Callable[[], datetime]
-
+class DashboardMixin(StoreCore):
     async def endpoint_health(self, app_id: str) -> list[Row]:
         """Every endpoint of an application with its last attempt and failure streak."""
         stmt = (
@@ -238,7 +234,7 @@ class DashboardMixin:
         now = self.clock()
         width = span.total_seconds() / buckets
         since = now - span
-        epoch = self._epoch_seconds(_a.created_at)
+        epoch = self.backend.epoch_seconds(_a.created_at)
         slot = sa.cast(sa.func.floor((epoch - since.timestamp()) / width), sa.Integer)
         stmt = (
             sa.select(
@@ -265,12 +261,6 @@ class DashboardMixin:
             }
             for i in range(buckets)
         ]
-
-    def _epoch_seconds(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        if self.dialect == "postgresql":
-            return sa.func.extract("epoch", column)
-        # SQLite keeps naive UTC text; julianday counts days (with fractions) from noon 4713 BC.
-        return (sa.func.julianday(column) - 2440587.5) * 86400.0
 
 
 def _ms(at: datetime) -> int:

@@ -7,19 +7,19 @@ database dump shows the status code and content type, never the body.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from postback.store import schema as t
+from postback.store.core import StoreCore
 from postback.store.secretbox import PREFIX, SecretKeyError
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    pass
 
 KEEP_FOR = timedelta(hours=24)
 
@@ -34,12 +34,7 @@ class Replay:
     same_request: bool
 
 
-class IdempotencyMixin:
-    engine: AsyncEngine
-    clock: Callable[[], datetime]
-    _seal: Callable[[str, str], str]
-    _unseal: Callable[[str, str], str]
-
+class IdempotencyMixin(StoreCore):
     async def idempotency_begin(self, key: str, request_hash: str) -> Replay | None:
         """Claim ``key`` for a new request (None: go ahead), or say what it answered before."""
         c = t.idempotency_keys.c

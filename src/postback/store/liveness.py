@@ -8,7 +8,6 @@ OOM, a lost machine) is dead: the first live worker to notice makes its claims d
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -16,26 +15,17 @@ import sqlalchemy as sa
 
 from postback.domain import MessageStatus
 from postback.store import schema as t
+from postback.store.core import StoreCore
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    pass
 
 
-class LivenessMixin:
-    engine: AsyncEngine
-    dialect: str
-    clock: Callable[[], datetime]
-
-    if TYPE_CHECKING:  # declared for the type checker only: Store has the bodies
-
-        def _notify_work(self) -> None: ...
-
-        async def _announce_work(self, conn: AsyncConnection) -> None: ...
-
+class LivenessMixin(StoreCore):
     def _server_now(self) -> sa.ColumnElement[datetime] | datetime:
-        """Heartbeats compare times written by different machines: on PostgreSQL they all
-        come from the server's clock. (SQLite has one process, so one clock.)"""
-        return sa.func.now() if self.dialect == "postgresql" else self.clock()
+        """Heartbeats compare times written by different machines: one clock for all
+        (Backend.server_now)."""
+        return self.backend.server_now(self.clock())
 
     async def heartbeat(
         self, worker: str, host: str, pid: int, lease_seconds: float, dead_after: float

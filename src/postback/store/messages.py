@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
 from postback import ids
-from postback.domain import MessageStatus, TriggerType, decode_json, endpoint_wants
-from postback.filters import compile_filter, project
+from postback.domain import MessageStatus
 from postback.store import schema as t
+from postback.store.core import OPERATIONAL_APP_ID, StoreCore
 from postback.store.errors import NotFound
-from postback.store.group_commit import SEEN, GroupCommit
-from postback.store.operational import OPERATIONAL_APP_ID
+from postback.store.group_commit import SEEN
 from postback.store.pages import Page, PageOut, page_out, paged
+from postback.store.routing import route
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 Row = dict[str, Any]
 RETENTION = 90 * 86400  # Svix's default payloadRetentionPeriod: 90 days
 
-# The ingest path's statements, built once: SQLAlchemy then finds their compiled form by a
+# The general path's statements, built once: SQLAlchemy then finds their compiled form by a
 # memoized cache key instead of walking a freshly built statement on every message.
-_INSERT_MESSAGE = t.messages.insert()  # PostgreSQL numbers it (seq, tx defaults)
-# SQLite: one writer at a time (BEGIN IMMEDIATE), so MAX + 1 is the commit order too.
-_INSERT_MESSAGE_SQLITE = t.messages.insert().values(
-    seq=sa.select(sa.func.coalesce(sa.func.max(t.messages.c.seq), 0) + 1).scalar_subquery()
-)
 _INSERT_DELIVERY = t.deliveries.insert()
 _e = t.endpoints.c
 _ROUTING = (_e.id, _e.event_types, _e.channels, _e.payload_filter, _e.projection)
@@ -39,37 +32,9 @@ _LIVE_ENDPOINTS = sa.select(*_ROUTING).where(
     _e.app_id == sa.bindparam("app_id"), _e.disabled.is_(False)
 )
 _ONE_ENDPOINT = sa.select(*_ROUTING).where(_e.id == sa.bindparam("ep_id"))
-_UNPARSED = object()
 
 
-class RoutedEndpoint:
-    """An endpoint as ``_route`` reads it, from a driver's row on the batch paths: its id
-    and routing columns, JSON given as text (decoded here) or already decoded."""
-
-    __slots__ = ("channels", "event_types", "id", "payload_filter", "projection")
-
-    def __init__(self, ep_id: str, *routing: Any) -> None:
-        self.id = ep_id
-        self.event_types, self.channels, self.payload_filter, self.projection = (
-            json.loads(v) if isinstance(v, str) else v for v in routing
-        )
-
-
-class MessagesMixin:
-    engine: AsyncEngine
-    dialect: str
-    clock: Callable[[], datetime]
-    _ingest: GroupCommit[tuple[Row, bool]]
-
-    # store/events.py's; annotated, not stubbed, so no base order can shadow it
-    _register_feed_writer: Callable[[AsyncConnection], Awaitable[None]]
-
-    def _notify_work(self) -> None: ...
-
-    async def _announce_work(self, conn: AsyncConnection) -> None: ...
-
-    async def _get_app(self, conn: AsyncConnection, id_or_uid: str) -> Row: ...
-
+class MessagesMixin(StoreCore):
     async def create_message(
         self,
         app_id: str,
@@ -124,49 +89,21 @@ class MessagesMixin:
     ) -> int:
         """Insert a message and one delivery per endpoint that wants it; returns how many
         are queued."""
-        insert = _INSERT_MESSAGE_SQLITE if self.dialect == "sqlite" else _INSERT_MESSAGE
         if row["app_id"] != OPERATIONAL_APP_ID:  # it has no feed (see store/events.py)
-            await self._register_feed_writer(conn)
-        await conn.execute(insert, row)
+            await self.backend.register_feed_writer(conn)
+        await conn.execute(self.backend.message_insert, row)
         if only_endpoint is not None:
             # A test event goes to this endpoint whatever its filters say.
             eps = await conn.execute(_ONE_ENDPOINT, {"ep_id": only_endpoint})
         else:
             eps = await conn.execute(_LIVE_ENDPOINTS, {"app_id": row["app_id"]})
-        deliveries = self._route(row, eps, everyone=only_endpoint is not None)
+        deliveries = route(row, eps, everyone=only_endpoint is not None)
         if deliveries:
             await conn.execute(_INSERT_DELIVERY, deliveries)
         queued = sum(d["status"] == MessageStatus.PENDING for d in deliveries)
         if queued:
             await self._announce_work(conn)
         return queued
-
-    def _route(self, row: Row, endpoints: Any, *, everyone: bool = False) -> list[Row]:
-        """One delivery per endpoint that wants the message (``everyone``: each endpoint
-        given, whatever its subscriptions and filter). An endpoint whose payload filter
-        says no gets a canceled delivery that says why (the message's destinations show
-        it); one with a projection gets its own body."""
-        now, deliver_at = row["created_at"], row["deliver_at"]
-        due = deliver_at if deliver_at and deliver_at > now else now
-        deliveries, doc = [], _UNPARSED
-        for ep in endpoints:
-            if not everyone and not endpoint_wants(
-                ep.event_types, ep.channels, row["event_type"], row["channels"]
-            ):
-                continue
-            delivery = self._new_delivery(row["id"], ep.id, row["app_id"], due, now)
-            if ep.payload_filter or ep.projection:
-                if doc is _UNPARSED:
-                    doc = decode_json(row["payload"]) if row["payload"] else {}
-                why = None
-                if ep.payload_filter and not everyone:
-                    why = compile_filter(ep.payload_filter)(doc)
-                if why is not None:
-                    delivery.update(status=MessageStatus.CANCELED, next_attempt_at=None, note=why)
-                elif ep.projection:
-                    delivery["payload"] = project(doc, ep.projection)
-            deliveries.append(delivery)
-        return deliveries
 
     async def expunge_content(self, app_id: str, msg_id: str) -> None:
         """Drop a message's payload now; its record and attempts stay."""
@@ -190,49 +127,9 @@ class MessagesMixin:
                 await _expunge_projections(conn, gone)
         return len(gone)
 
-    @staticmethod
-    def _new_delivery(msg_id: str, ep_id: str, app_id: str, due: datetime, now: datetime) -> Row:
-        return {
-            "id": ids.new_id(ids.DELIVERY),
-            "msg_id": msg_id,
-            "endpoint_id": ep_id,
-            "app_id": app_id,
-            "status": MessageStatus.PENDING,
-            "attempt_count": 0,
-            "trigger_type": TriggerType.SCHEDULED,
-            "next_attempt_at": due,
-            "lease": None,
-            "payload": None,
-            "note": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-
-    async def _message_by_event_id(
-        self, conn: AsyncConnection, app_id: str, event_id: str
-    ) -> Row | None:
-        c = t.messages.c
-        stmt = sa.select(t.messages).where(c.app_id == app_id, c.event_id == event_id)
-        row = (await conn.execute(stmt)).first()
-        return dict(row._mapping) if row else None
-
     async def get_message(self, app_id: str, msg_id: str) -> Row:
         async with self.engine.connect() as conn:
             return await self._get_message(conn, app_id, msg_id)
-
-    async def _get_message(self, conn: AsyncConnection, app_id: str, msg_id: str) -> Row:
-        if not ids.has_prefix(msg_id, ids.MESSAGE):
-            # Svix lets a message be addressed by its eventId too.
-            found = await self._message_by_event_id(conn, app_id, msg_id)
-            if found is None:
-                raise NotFound(f"message {msg_id!r} not found")
-            return found
-        c = t.messages.c
-        stmt = sa.select(t.messages).where(c.app_id == app_id, c.id == msg_id)
-        row = (await conn.execute(stmt)).first()
-        if row is None:
-            raise NotFound(f"message {msg_id!r} not found")
-        return dict(row._mapping)
 
     async def list_messages(
         self,
@@ -265,21 +162,15 @@ class MessagesMixin:
         if event_types:
             stmt = stmt.where(c.event_type.in_(list(event_types)))
         if channel:
-            stmt = stmt.where(self._json_list_has(c.channels, channel))
+            stmt = stmt.where(self.backend.json_list_has(c.channels, channel))
         if tag:
-            stmt = stmt.where(self._json_list_has(c.tags, tag))
+            stmt = stmt.where(self.backend.json_list_has(c.tags, tag))
         # Ids sort by creation time, so time bounds become id bounds on the (app_id, id) index.
         if before:
             stmt = stmt.where(c.id < ids.floor_id(ids.MESSAGE, _ms(before)))
         if after:
             stmt = stmt.where(c.id >= ids.floor_id(ids.MESSAGE, _ms(after) + 1))
         return stmt
-
-    def _json_list_has(self, column: sa.ColumnElement[Any], value: str) -> sa.ColumnElement[bool]:
-        if self.dialect == "postgresql":
-            return sa.type_coerce(column, JSONB).contains([value])
-        each = sa.func.json_each(column).table_valued("value")
-        return sa.exists(sa.select(1).select_from(each).where(each.c.value == value))
 
 
 async def _expunge_projections(conn: AsyncConnection, msg_ids: list[str]) -> None:

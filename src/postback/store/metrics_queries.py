@@ -10,24 +10,20 @@ so they are left to ``postback check``.)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from postback.delivery.scheduler import Circuit
 from postback.domain import MessageStatus
 from postback.store import schema as t
+from postback.store.core import StoreCore
 
 STUCK_AFTER = timedelta(seconds=60)  # a lease this far past its end is counted as stuck
 
 
-class MetricsQueriesMixin:
-    engine: AsyncEngine
-    clock: Callable[[], datetime]
-
+class MetricsQueriesMixin(StoreCore):
     async def queue_gauges(self) -> dict[str, Any]:
         """Deliveries due, scheduled, being sent and stuck, how late the oldest due one is
         that nothing holds back on purpose (seconds; 0 when none is due), the number of
@@ -67,8 +63,13 @@ class MetricsQueriesMixin:
             ),
             count(sa.and_(enabled, e.paused_until > now)).label("paused_endpoints"),
         )
+        # Parked deliveries (due later than PARK_AHEAD) are scheduled too, out of that index.
+        parked = sa.select(sa.func.count()).where(
+            d.wake_at.is_not(None), d.status == MessageStatus.PENDING
+        )
         async with self.engine.connect() as conn:
             gauges = dict((await conn.execute(live)).one()._mapping)
+            gauges["scheduled"] += int(await conn.scalar(parked) or 0)
             counts = (await conn.execute(endpoints)).one()._mapping
             gauges |= {k: int(v or 0) for k, v in counts.items()}
         oldest = gauges.pop("oldest_due")

@@ -9,7 +9,7 @@ and recorded by the same engine. They are emitted inside the transaction that ca
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from postback.delivery.scheduler import (
 )
 from postback.domain import AttemptResult, MessageStatus, TriggerType, encode_json
 from postback.store import schema as t
+from postback.store.core import OPERATIONAL_APP_ID, StoreCore
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 log = logging.getLogger("postback.health")
 
-OPERATIONAL_APP_ID = "app_" + "0" * 22 + "oper"
 # Svix sends message.attempt.failing on the fourth failed attempt of a message.
 FAILING_AFTER = 4
 
@@ -48,17 +48,16 @@ ENDPOINT_CIRCUIT_OPENED = "endpoint.circuit.opened"
 ENDPOINT_CIRCUIT_CLOSED = "endpoint.circuit.closed"
 
 
-class OperationalMixin:
-    clock: Callable[[], datetime]
-    dialect: str
+class OperationalMixin(StoreCore):
+    if TYPE_CHECKING:  # other parts' methods, declared for the type checker only
 
-    async def _insert_message(
-        self, conn: AsyncConnection, row: Row, only_endpoint: str | None = None
-    ) -> int: ...
+        async def _insert_message(
+            self, conn: AsyncConnection, row: Row, only_endpoint: str | None = None
+        ) -> int: ...
 
-    async def _pause_deliveries(
-        self, conn: AsyncConnection, ep_id: str, *, paused: bool
-    ) -> None: ...
+        async def _pause_deliveries(
+            self, conn: AsyncConnection, ep_id: str, *, paused: bool
+        ) -> None: ...
 
     async def _emit(self, conn: AsyncConnection, event_type: str, data: Row) -> int:
         """Queue an operational event to the operator's endpoints that want it."""
@@ -146,12 +145,7 @@ class OperationalMixin:
             .where(e.id.in_(ep_ids))
             .order_by(e.id)  # every worker locks in the same order
         )
-        if self.dialect == "postgresql":
-            # Two workers finishing at once count correctly. NO KEY UPDATE, not UPDATE: the
-            # attempts this transaction (and others) just inserted hold KEY SHARE locks on
-            # these endpoints through their foreign keys; FOR UPDATE waits for those, and two
-            # recorders waiting on each other's is a deadlock.
-            stmt = stmt.with_for_update(key_share=True)
+        stmt = self.backend.lock_rows(stmt)  # two workers finishing at once count correctly
         endpoints = {r.id: dict(r._mapping) for r in await conn.execute(stmt)}
         before = {ep_id: _health_columns(ep) for ep_id, ep in endpoints.items()}
         moved: list[tuple[Row, Circuit]] = []
@@ -231,8 +225,7 @@ class OperationalMixin:
                 .where(e.id.in_(sorted(ep_ids)), e.circuit_state != int(Circuit.CLOSED))
                 .order_by(e.id)
             )
-            if self.dialect == "postgresql":
-                stmt = stmt.with_for_update(key_share=True)  # see _track_health
+            stmt = self.backend.lock_rows(stmt)
             for row in (await conn.execute(stmt)).all():
                 await conn.execute(
                     t.endpoints.update()
@@ -254,8 +247,7 @@ class OperationalMixin:
             .where(e.id.in_(ep_ids), e.failing_since.is_not(None) | (e.circuit_failures > 0))
             .order_by(e.id)  # every worker locks in the same order
         )
-        if self.dialect == "postgresql":
-            stmt = stmt.with_for_update(key_share=True)  # see _track_health
+        stmt = self.backend.lock_rows(stmt)
         return list(await conn.scalars(stmt))
 
     async def _circuits_not_closed(self, conn: AsyncConnection, ep_ids: list[str]) -> bool:

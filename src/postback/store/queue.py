@@ -3,36 +3,32 @@
 from __future__ import annotations
 
 import secrets as _secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from postback import ids
-from postback.delivery.scheduler import DEFAULT_POLICY, ClaimBatch, SchedulerPolicy, plan_claim
+from postback.delivery.scheduler import DEFAULT_POLICY, ClaimBatch, SchedulerPolicy
 from postback.domain import (
+    PARK_AHEAD,
     AttemptResult,
     ClaimedDelivery,
     MessageStatus,
     RetrySchedule,
     TriggerType,
-    decode_json,
+    queue_times,
 )
-from postback.filters import project
 from postback.signing import decode_secret
-from postback.store import queue_pg, queue_sqlite
 from postback.store import schema as t
-from postback.store.errors import NotFound
+from postback.store.backend import Success
+from postback.store.core import StoreCore
 from postback.store.operational import plain_successes
-from postback.store.pages import Page, PageOut, page_out, paged
-from postback.store.pgraw import raw_connection
-from postback.store.sqliteraw import sqlite_thread
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 Row = dict[str, Any]
 
@@ -52,33 +48,31 @@ _MOVE_ON = (
 )
 
 
-class QueueMixin:
-    engine: AsyncEngine
-    dialect: str
-    clock: Callable[[], datetime]
-    _signing_key_cache: dict[tuple[str, str], bytes]
+class Outcome(NamedTuple):
+    """Where an attempt leaves its delivery."""
 
-    def _notify_work(self) -> None: ...
+    status: MessageStatus
+    next_attempt_at: datetime | None
+    attempt_count: int  # scheduled attempts made so far
 
-    async def _announce_work(self, conn: AsyncConnection) -> None: ...
 
-    def _unseal(self, stored: str, endpoint_id: str) -> str: ...
+class QueueMixin(StoreCore):
+    if TYPE_CHECKING:  # other parts' methods, declared for the type checker only
 
-    async def _get_message(self, conn: AsyncConnection, app_id: str, msg_id: str) -> Row: ...
+        async def _reserve_rate_slots(
+            self, conn: AsyncConnection, rows: Any, now: datetime, lease: str
+        ) -> set[str]: ...
 
-    async def _get_endpoint(self, conn: AsyncConnection, app_id: str, id_or_uid: str) -> Row: ...
+        async def _track_health(
+            self,
+            conn: AsyncConnection,
+            results: Any,
+            outcomes: Any,
+            disable_after: float | None,
+            policy: SchedulerPolicy,
+        ) -> None: ...
 
-    def _json_list_has(self, column: Any, value: str) -> sa.ColumnElement[bool]: ...
-
-    async def _reserve_rate_slots(
-        self, conn: AsyncConnection, rows: Any, now: datetime, lease: str
-    ) -> set[str]: ...
-
-    async def _track_health(
-        self, conn: AsyncConnection, results: Any, outcomes: Any, disable_after: float | None
-    ) -> None: ...
-
-    def _filter_messages(self, stmt: Any, *filters: Any) -> Any: ...
+        async def _close_circuits(self, ep_ids: Sequence[str]) -> None: ...
 
     # ---- the worker's side -----------------------------------------------------------
 
@@ -111,18 +105,7 @@ class QueueMixin:
         now = self.clock()
         lease = _secrets.token_hex(8)
         until = now + timedelta(seconds=lease_seconds)
-        if self.dialect == "postgresql":
-            async with raw_connection(self.engine) as (raw, _):
-                plan = plan_claim(await queue_pg.read_heads(raw, now), now, limit, policy)
-                details: list[Any] = []
-                if plan.take:
-                    details = await queue_pg.claim(raw, plan, now, until, lease, worker)
-            next_wake = plan.next_wake
-        else:
-            async with sqlite_thread(self.engine) as run:
-                details, next_wake = await run(
-                    queue_sqlite.claim, now, limit, until, lease, worker, policy
-                )
+        details, next_wake = await self.backend.claim(now, limit, until, lease, worker, policy)
         postponed: set[str] = set()
         if any((r.throttle_rate or r.app_throttle_rate) and not r.rate_slot for r in details):
             async with self.engine.begin() as conn:
@@ -183,9 +166,9 @@ class QueueMixin:
         now = self.clock()
         outcomes = [_outcome(res, schedule, now) for res in results]
         if plain_successes(results, outcomes):
-            # The usual batch: one tuple per attempt, in _RECORD_SUCCESSES's column order.
+            # The usual batch: the backend records it in one statement.
             done = [
-                (
+                Success(
                     ids.new_id(ids.ATTEMPT),
                     dl.delivery_id,
                     dl.lease,
@@ -203,23 +186,21 @@ class QueueMixin:
                 for res, (_, _, count) in zip(results, outcomes, strict=True)
                 for dl in (res.delivery,)
             ]
-            if self.dialect == "postgresql":
-                not_closed = await self._record_successes_pg(done, now)
-            else:
-                async with sqlite_thread(self.engine) as run:
-                    not_closed = await run(queue_sqlite.record_successes, done, now)
+            not_closed = await self.backend.record_successes(done, now)
             if not_closed:
                 await self._close_circuits(not_closed)
             return
         updates, rows = [], []
         for res, (status, next_at, count) in zip(results, outcomes, strict=True):
             dl = res.delivery
+            queued = queue_times(next_at, now)  # a late retry is parked
             updates.append(
                 {
                     "b_id": dl.delivery_id,
                     "b_lease": dl.lease,
                     "status": status,
-                    "next_attempt_at": next_at,
+                    "next_attempt_at": queued[0],
+                    "wake_at": queued[1],
                     "attempt_count": count,
                     "b_now": now,
                 }
@@ -265,19 +246,6 @@ class QueueMixin:
                 if not tries_left:
                     raise
 
-    async def _record_successes_pg(self, done: list[tuple[Any, ...]], now: datetime) -> list[str]:
-        """The usual batch on PostgreSQL — nothing but plain successes — in one statement:
-        attempts, deliveries and endpoints' failure clocks (what record_attempts does in
-        three, plus the SQLAlchemy work per row). Retried on a deadlock like the rest."""
-        for tries_left in (2, 1, 0):
-            try:
-                async with raw_connection(self.engine) as (raw, _):
-                    return await queue_pg.record_successes(raw, done, now)
-            except asyncpg.exceptions.DeadlockDetectedError:
-                if not tries_left:
-                    raise
-        raise AssertionError("unreachable")
-
     async def release_claims(self, claims: Sequence[ClaimedDelivery]) -> None:
         """Hand unfinished claims back (graceful shutdown): due again at once."""
         if not claims:
@@ -294,6 +262,34 @@ class QueueMixin:
             await conn.execute(stmt, [{"b_id": c.delivery_id, "b_lease": c.lease} for c in claims])
             await self._announce_work(conn)
         self._notify_work()
+
+    async def wake_parked(self, limit: int = 5000) -> int:
+        """Move parked deliveries due within PARK_AHEAD back into the queue (a batch of up
+        to ``limit``, earliest first), so claims see them before they are due; returns how
+        many. Any number of workers may run it at once: a row moves once."""
+        now = self.clock()
+        d, e = t.deliveries.c, t.endpoints.c
+        soon = (
+            sa.select(d.id)
+            .where(
+                d.wake_at <= now + PARK_AHEAD,
+                d.status == MessageStatus.PENDING,
+                d.endpoint_id.in_(sa.select(e.id).where(e.disabled.is_(False))),
+            )
+            .order_by(d.wake_at)
+            .limit(limit)
+        )
+        async with self.engine.begin() as conn:
+            moved = await conn.execute(
+                t.deliveries.update()
+                .where(d.id.in_(soon.scalar_subquery()), d.wake_at.is_not(None))
+                .values(next_attempt_at=d.wake_at, wake_at=None)
+            )
+            if moved.rowcount:
+                await self._announce_work(conn)
+        if moved.rowcount:
+            self._notify_work()
+        return int(moved.rowcount or 0)
 
     async def queue_health(self, overdue_after: float) -> dict[str, Any]:
         """Counts an operator needs to judge the queue: what is due, what is late, what is
@@ -316,8 +312,12 @@ class QueueMixin:
                 count(sa.and_(pending, due)).label("due"),
                 count(sa.and_(pending, d.next_attempt_at < late, ~held)).label("overdue"),
                 count(sa.and_(pending, due, held)).label("held"),
-                count(sa.and_(pending, d.next_attempt_at > now)).label("scheduled"),
-                count(sa.and_(pending, d.next_attempt_at.is_(None))).label("paused"),
+                count(sa.and_(pending, (d.next_attempt_at > now) | d.wake_at.is_not(None))).label(
+                    "scheduled"
+                ),
+                count(sa.and_(pending, d.next_attempt_at.is_(None), d.wake_at.is_(None))).label(
+                    "paused"
+                ),
                 count(sending).label("sending"),
                 count(sa.and_(sending, d.next_attempt_at < late)).label("stuck"),
                 sa.func.min(d.next_attempt_at)
@@ -340,178 +340,16 @@ class QueueMixin:
         health["healthy"] = health["overdue"] == 0 and health["stuck"] == 0
         return health
 
-    # ---- the API's side --------------------------------------------------------------
 
-    async def resend(self, app_id: str, msg_id: str, endpoint_id: str) -> None:
-        """Queue one manual attempt of a message to an endpoint, now."""
-        now = self.clock()
-        async with self.engine.begin() as conn:
-            msg = await self._get_message(conn, app_id, msg_id)
-            ep = await self._get_endpoint(conn, app_id, endpoint_id)
-            d = t.deliveries.c
-            found = await conn.scalar(
-                sa.select(d.id).where(d.msg_id == msg["id"], d.endpoint_id == ep["id"])
-            )
-            values = {
-                "status": MessageStatus.PENDING,
-                "trigger_type": TriggerType.MANUAL,
-                "next_attempt_at": now,
-                "lease": None,
-                "updated_at": now,
-            }
-            if found is None:
-                projected = None
-                if ep["projection"] and msg["payload"]:
-                    projected = project(decode_json(msg["payload"]), ep["projection"])
-                await conn.execute(
-                    t.deliveries.insert().values(
-                        id=ids.new_id(ids.DELIVERY),
-                        msg_id=msg["id"],
-                        endpoint_id=ep["id"],
-                        app_id=app_id,
-                        attempt_count=0,
-                        created_at=now,
-                        payload=projected,
-                        **values,
-                    )
-                )
-            else:
-                await conn.execute(t.deliveries.update().where(d.id == found).values(**values))
-            await self._announce_work(conn)
-        self._notify_work()
-
-    async def list_attempts(
-        self,
-        app_id: str,
-        page: Page,
-        *,
-        msg_id: str | None = None,
-        endpoint_id: str | None = None,
-        status: int | None = None,
-        status_code_class: int | None = None,
-        event_types: Sequence[str] | None = None,
-        channel: str | None = None,
-        before: datetime | None = None,
-        after: datetime | None = None,
-    ) -> PageOut:
-        a, m = t.attempts.c, t.messages.c
-        stmt = sa.select(t.attempts).where(a.app_id == app_id)
-        async with self.engine.connect() as conn:
-            if msg_id is not None:
-                msg = await self._get_message(conn, app_id, msg_id)
-                stmt = stmt.where(a.msg_id == msg["id"])
-            if endpoint_id is not None:
-                ep = await self._get_endpoint(conn, app_id, endpoint_id)
-                stmt = stmt.where(a.endpoint_id == ep["id"])
-            if status is not None:
-                stmt = stmt.where(a.status == status)
-            if status_code_class is not None:
-                low = status_code_class
-                stmt = stmt.where(
-                    a.response_status_code == 0
-                    if low == 0
-                    else a.response_status_code.between(low, low + 99)
-                )
-            if event_types or channel:
-                sub = sa.select(m.id).where(m.app_id == app_id)
-                if event_types:
-                    sub = sub.where(m.event_type.in_(list(event_types)))
-                if channel:
-                    sub = sub.where(self._json_list_has(m.channels, channel))
-                stmt = stmt.where(a.msg_id.in_(sub))
-            if before:
-                stmt = stmt.where(a.created_at < before)
-            if after:
-                stmt = stmt.where(a.created_at > after)
-            rows = (await conn.execute(paged(stmt, a.id, page))).all()
-        return page_out(rows, "id", page)
-
-    async def get_attempt(self, app_id: str, msg_id: str, attempt_id: str) -> Row:
-        a = t.attempts.c
-        async with self.engine.connect() as conn:
-            msg = await self._get_message(conn, app_id, msg_id)
-            row = (
-                await conn.execute(
-                    sa.select(t.attempts).where(
-                        a.app_id == app_id, a.msg_id == msg["id"], a.id == attempt_id
-                    )
-                )
-            ).first()
-        if row is None:
-            raise NotFound(f"attempt {attempt_id!r} not found")
-        return dict(row._mapping)
-
-    async def list_destinations(self, app_id: str, msg_id: str, page: Page) -> PageOut:
-        """The endpoints a message is (or was) going to, each with its delivery status."""
-        d, e = t.deliveries.c, t.endpoints.c
-        async with self.engine.connect() as conn:
-            msg = await self._get_message(conn, app_id, msg_id)
-            stmt = (
-                sa.select(t.endpoints, d.status, d.next_attempt_at, d.note)
-                .join(t.deliveries, d.endpoint_id == e.id)
-                .where(d.msg_id == msg["id"])
-            )
-            rows = (await conn.execute(paged(stmt, e.id, page))).all()
-        return page_out(rows, "id", page)
-
-    async def list_attempted_messages(
-        self,
-        app_id: str,
-        endpoint_id: str,
-        page: Page,
-        *,
-        status: int | None = None,
-        event_types: Sequence[str] | None = None,
-        channel: str | None = None,
-        tag: str | None = None,
-        before: datetime | None = None,
-        after: datetime | None = None,
-    ) -> PageOut:
-        """The messages sent (or being sent) to an endpoint, each with its delivery status."""
-        d, m = t.deliveries.c, t.messages.c
-        async with self.engine.connect() as conn:
-            ep = await self._get_endpoint(conn, app_id, endpoint_id)
-            stmt = (
-                sa.select(t.messages, d.status, d.next_attempt_at)
-                .join(t.deliveries, d.msg_id == m.id)
-                .where(d.endpoint_id == ep["id"])
-            )
-            if status is not None:
-                stmt = stmt.where(d.status == status)
-            stmt = self._filter_messages(stmt, event_types, channel, tag, before, after)
-            rows = (await conn.execute(paged(stmt, m.id, page))).all()
-        return page_out(rows, "id", page)
-
-    async def endpoint_stats(
-        self, app_id: str, endpoint_id: str, since: datetime | None, until: datetime | None
-    ) -> dict[str, int]:
-        d = t.deliveries.c
-        async with self.engine.connect() as conn:
-            ep = await self._get_endpoint(conn, app_id, endpoint_id)
-            stmt = (
-                sa.select(d.status, sa.func.count())
-                .where(d.endpoint_id == ep["id"])
-                .group_by(d.status)
-            )
-            if since:
-                stmt = stmt.where(d.created_at >= since)
-            if until:
-                stmt = stmt.where(d.created_at < until)
-            counts = {MessageStatus(s).text: n for s, n in await conn.execute(stmt)}
-        return {s.text: counts.get(s.text, 0) for s in MessageStatus}
-
-
-def _outcome(
-    res: AttemptResult, schedule: RetrySchedule, now: datetime
-) -> tuple[MessageStatus, datetime | None, int]:
+def _outcome(res: AttemptResult, schedule: RetrySchedule, now: datetime) -> Outcome:
     """The delivery's status, next due time and scheduled-attempt count after ``res``."""
     dl = res.delivery
     if dl.trigger is TriggerType.MANUAL:
         # A manual resend is one extra try; it does not restart the retry schedule.
         status = MessageStatus.SUCCESS if res.ok else MessageStatus.FAIL
-        return status, None, dl.attempt_count
+        return Outcome(status, None, dl.attempt_count)
     count = dl.attempt_count + 1
     if res.ok:
-        return MessageStatus.SUCCESS, None, count
+        return Outcome(MessageStatus.SUCCESS, None, count)
     next_at = schedule.next_attempt_at(count, now)
-    return (MessageStatus.PENDING if next_at else MessageStatus.FAIL), next_at, count
+    return Outcome(MessageStatus.PENDING if next_at else MessageStatus.FAIL, next_at, count)

@@ -18,14 +18,13 @@ import sqlalchemy as sa
 
 from postback.domain import MessageStatus
 from postback.store import schema as t
+from postback.store.core import StoreCore
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
 
-class RateLimitMixin:
-    dialect: str
-
+class RateLimitMixin(StoreCore):
     async def _reserve_rate_slots(
         self, conn: AsyncConnection, rows: Sequence[Any], now: datetime, lease: str
     ) -> set[str]:
@@ -41,16 +40,14 @@ class RateLimitMixin:
         ep_next: dict[str, datetime | None] = {}
         app_next: dict[str, datetime | None] = {}
         # Serialises slot-taking across workers (endpoints first, then applications, each in
-        # id order). NO KEY UPDATE: it must not wait for the KEY SHARE locks that inserting
-        # attempts and deliveries take on these rows through their foreign keys.
-        pg = self.dialect == "postgresql"
+        # id order), without waiting for inserts referencing them (Backend.lock_rows).
         if ep_ids:
             stmt = sa.select(e.id, e.rate_next_at).where(e.id.in_(ep_ids)).order_by(e.id)
-            stmt = stmt.with_for_update(key_share=True) if pg else stmt
+            stmt = self.backend.lock_rows(stmt)
             ep_next = {r.id: r.rate_next_at for r in await conn.execute(stmt)}
         if app_ids:
             stmt = sa.select(a.id, a.rate_next_at).where(a.id.in_(app_ids)).order_by(a.id)
-            stmt = stmt.with_for_update(key_share=True) if pg else stmt
+            stmt = self.backend.lock_rows(stmt)
             app_next = {r.id: r.rate_next_at for r in await conn.execute(stmt)}
         postponed: list[dict[str, Any]] = []
         for r in limited:

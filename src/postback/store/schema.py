@@ -193,7 +193,10 @@ messages = sa.Table(
 
 # One row per (message, endpoint): the queue. next_attempt_at is when it is due; a claim
 # pushes it forward by the lease, so an abandoned claim simply becomes due again.
-# NULL once the delivery is final (succeeded, failed, canceled) or paused.
+# NULL once the delivery is final (succeeded, failed, canceled) or paused, and while it is
+# parked: a delivery due more than PARK_AHEAD from now (a late retry, a message scheduled
+# for tomorrow) waits in wake_at instead, out of the index claims walk, until a worker
+# moves it back (Store.wake_parked).
 deliveries = sa.Table(
     "deliveries",
     metadata,
@@ -212,6 +215,7 @@ deliveries = sa.Table(
     sa.Column("attempt_count", sa.Integer, nullable=False, default=0),
     sa.Column("trigger_type", sa.SmallInteger, nullable=False, default=0),
     sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("wake_at", UTCDateTime(), nullable=True),
     sa.Column("lease", sa.String(32), nullable=True),
     # The worker process holding the claim (workers.id), while status is sending.
     sa.Column("worker", sa.String(16), nullable=True),
@@ -232,6 +236,12 @@ deliveries = sa.Table(
         "next_attempt_at",
         postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
         sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
+    ),
+    sa.Index(
+        "ix_deliveries_wake_at",
+        "wake_at",
+        postgresql_where=sa.text("wake_at IS NOT NULL"),
+        sqlite_where=sa.text("wake_at IS NOT NULL"),
     ),
     sa.Index(
         "ix_deliveries_worker",

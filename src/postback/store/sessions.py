@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from postback.store import schema as t
+from postback.store.core import StoreCore
 from postback.store.tokens import Principal
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    pass
 
 
 def _digest(session_id: str) -> str:
@@ -58,11 +58,7 @@ _LOOKUP = (
 )
 
 
-class SessionsMixin:
-    engine: AsyncEngine
-    clock: Callable[[], datetime]
-    _token_cache: dict[str, tuple[float, Principal]]
-
+class SessionsMixin(StoreCore):
     async def open_web_session(self, principal: Principal, ttl_seconds: float) -> WebSession:
         """A new session for an authenticated principal; expired rows are swept on the way."""
         session_id = secrets.token_urlsafe(32)

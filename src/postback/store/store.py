@@ -1,29 +1,24 @@
-"""Store: every query postback needs. SQL and dialect differences live here only."""
+"""Store: every query postback needs, over either database (the differences are behind
+store/backend.py). This module: the Store's parts put together, and the resources
+(applications, event types, endpoints)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postback import ids
-from postback.domain import MessageStatus, utcnow
+from postback.domain import MessageStatus
 from postback.store import schema as t
 from postback.store.dashboard import DashboardMixin
 from postback.store.engine import create_engine
 from postback.store.errors import Conflict, NotFound
 from postback.store.events import EventsMixin
-from postback.store.group_commit import GroupCommit
+from postback.store.history import HistoryMixin
 from postback.store.idempotency import IdempotencyMixin
-from postback.store.ingest_pg import IngestPgMixin
-from postback.store.ingest_sqlite import IngestSqliteMixin
 from postback.store.liveness import LivenessMixin
 from postback.store.messages import MessagesMixin
 from postback.store.metrics_queries import MetricsQueriesMixin
@@ -37,22 +32,14 @@ from postback.store.operational import (
 from postback.store.pages import Page, PageOut, page_out, paged
 from postback.store.queue import QueueMixin
 from postback.store.ratelimit import RateLimitMixin
-from postback.store.secretbox import SecretBox, SecretKeyError
 from postback.store.sessions import SessionsMixin
 from postback.store.tasks import TasksMixin
-from postback.store.tokens import Principal, TokensMixin, hash_token
+from postback.store.tokens import TokensMixin, hash_token
 
 Row = dict[str, Any]
-WORK_CHANNEL = "postback_work"
-# Built once (see messages.py): every API call under /app/{app_id}/ looks its app up.
-_APP_BY_ID = sa.select(t.applications).where(t.applications.c.id == sa.bindparam("ref"))
-_APP_BY_UID = sa.select(t.applications).where(t.applications.c.uid == sa.bindparam("ref"))
-_NOTIFY = sa.text("SELECT pg_notify(:c, '')")
 
 
 class Store(
-    IngestPgMixin,  # before MessagesMixin: see ingest_pg.py
-    IngestSqliteMixin,  # the same, on SQLite
     MessagesMixin,
     TokensMixin,
     SessionsMixin,
@@ -61,89 +48,20 @@ class Store(
     TasksMixin,
     RateLimitMixin,
     QueueMixin,
+    HistoryMixin,
     LivenessMixin,
     EventsMixin,
     DashboardMixin,
     MetricsQueriesMixin,
 ):
-    """The one interface to the database; api/, web/, cli and the worker call only this."""
+    """The one interface to the database; api/, web/, cli and the worker call only this.
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        *,
-        secret_box: SecretBox | None = None,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self.engine = engine
-        self._box = secret_box
-        self.dialect = engine.dialect.name
-        self.clock = clock
-        # Set when new work is queued; a worker in this process waits on it.
-        self.work_queued = asyncio.Event()
-        self._token_cache: dict[str, tuple[float, Principal]] = {}
-        write = self._write_pg_batch if self.dialect == "postgresql" else self._write_sqlite_batch
-        self._ingest = GroupCommit(write)  # accepted messages, written in batches
-        self._signing_key_cache = {}  # (endpoint id, sealed secret) -> key bytes
+    Its parts share ``StoreCore`` (core.py: the engine, the database's backend, the clock,
+    the lookups); each defines its own methods only, so their order here is free."""
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 20, **kwargs: Any) -> Store:
         return cls(create_engine(url, pool_size=pool_size), **kwargs)
-
-    async def close(self) -> None:
-        await self.engine.dispose()
-
-    def _seal(self, secret: str, endpoint_id: str) -> str:
-        if self._box is None:
-            raise SecretKeyError("no secret key configured: endpoint secrets cannot be written")
-        return self._box.seal(secret, endpoint_id)
-
-    def _unseal(self, stored: str, endpoint_id: str) -> str:
-        if self._box is None:
-            raise SecretKeyError("no secret key configured: endpoint secrets cannot be read")
-        return self._box.open(stored, endpoint_id)
-
-    def _notify_work(self) -> None:
-        self.work_queued.set()
-
-    async def _announce_work(self, conn: AsyncConnection) -> None:
-        """Wake workers in other processes. On PostgreSQL the NOTIFY is sent at commit, so
-        nobody is woken for work that was rolled back."""
-        if self.dialect == "postgresql":
-            await conn.execute(_NOTIFY, {"c": WORK_CHANNEL})
-
-    async def listen_for_work(self) -> None:
-        """Until cancelled, hold a LISTEN connection that sets ``work_queued`` whenever
-        another process queues work (PostgreSQL; on SQLite there are no other processes).
-        A lost connection is reopened with backoff; the worker's poll covers the gap."""
-        if self.dialect != "postgresql":
-            return
-        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        backoff = 0.0
-        while True:
-            conn = None
-            try:
-                conn = await asyncpg.connect(url, timeout=10)
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c, ev=lost: ev.set())
-                await conn.add_listener(WORK_CHANNEL, lambda *_a: self.work_queued.set())
-                self.work_queued.set()  # whatever was queued while we were not listening
-                backoff = 0.0
-                while not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), 15)
-                    if not lost.is_set():
-                        await conn.execute("SELECT 1", timeout=5)  # notice a silent drop
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                backoff = min(10.0, backoff * 2 or 0.2)
-                await asyncio.sleep(backoff)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    conn.terminate()
-
-    async def ping(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
 
     # ---- applications ----------------------------------------------------------------
 
@@ -165,15 +83,6 @@ class Store(
     async def get_app(self, id_or_uid: str) -> Row:
         async with self.engine.connect() as conn:
             return await self._get_app(conn, id_or_uid)
-
-    async def _get_app(self, conn: AsyncConnection, id_or_uid: str) -> Row:
-        if id_or_uid == OPERATIONAL_APP_ID:
-            raise NotFound(f"application {id_or_uid!r} not found")  # internal, not an app
-        by = _APP_BY_ID if ids.has_prefix(id_or_uid, ids.APPLICATION) else _APP_BY_UID
-        row = (await conn.execute(by, {"ref": id_or_uid})).first()
-        if row is None:
-            raise NotFound(f"application {id_or_uid!r} not found")
-        return dict(row._mapping)
 
     async def list_apps(self, page: Page) -> PageOut:
         visible = sa.select(t.applications).where(t.applications.c.id != OPERATIONAL_APP_ID)
@@ -298,15 +207,6 @@ class Store(
         async with self.engine.connect() as conn:
             return await self._get_endpoint(conn, app_id, id_or_uid)
 
-    async def _get_endpoint(self, conn: AsyncConnection, app_id: str, id_or_uid: str) -> Row:
-        c = t.endpoints.c
-        key = c.id if ids.has_prefix(id_or_uid, ids.ENDPOINT) else c.uid
-        stmt = sa.select(t.endpoints).where(c.app_id == app_id, key == id_or_uid)
-        row = (await conn.execute(stmt)).first()
-        if row is None:
-            raise NotFound(f"endpoint {id_or_uid!r} not found")
-        return dict(row._mapping) | {"secret": self._unseal(row.secret, row.id)}
-
     async def list_endpoints(self, app_id: str, page: Page) -> PageOut:
         stmt = sa.select(t.endpoints).where(t.endpoints.c.app_id == app_id)
         async with self.engine.connect() as conn:
@@ -376,32 +276,20 @@ class Store(
 
     # ---- helpers ---------------------------------------------------------------------
 
-    async def _insert(self, conn: AsyncConnection, table: sa.Table, row: Row, unique: str) -> None:
-        try:
-            async with conn.begin_nested():
-                await conn.execute(table.insert().values(**row))
-        except IntegrityError:
-            raise Conflict(f"{unique} {row.get(unique)!r} is already in use") from None
-
-    async def _update(
-        self, conn: AsyncConnection, stmt: sa.Update, values: Row, unique: str
-    ) -> None:
-        try:
-            async with conn.begin_nested():
-                await conn.execute(stmt.values(**values))
-        except IntegrityError:
-            raise Conflict(f"{unique} {values.get(unique)!r} is already in use") from None
-
     async def _pause_deliveries(self, conn: AsyncConnection, ep_id: str, *, paused: bool) -> None:
         """Disabling an endpoint parks its pending deliveries; enabling makes them due now."""
         c = t.deliveries.c
         stmt = t.deliveries.update().where(
             c.endpoint_id == ep_id, c.status == MessageStatus.PENDING
         )
-        if paused:
-            stmt = stmt.where(c.next_attempt_at.is_not(None)).values(next_attempt_at=None)
+        if paused:  # parked ones too: enabling makes every paused delivery due at once
+            stmt = stmt.where(c.next_attempt_at.is_not(None) | c.wake_at.is_not(None)).values(
+                next_attempt_at=None, wake_at=None
+            )
         else:
-            stmt = stmt.where(c.next_attempt_at.is_(None)).values(next_attempt_at=self.clock())
+            stmt = stmt.where(c.next_attempt_at.is_(None), c.wake_at.is_(None)).values(
+                next_attempt_at=self.clock()
+            )
         await conn.execute(stmt)
         if not paused:
             # Enabled again: whoever enabled it expects it to be tried now, so the breaker

@@ -3,7 +3,6 @@ progress the caller reads back by id."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -12,11 +11,12 @@ import sqlalchemy as sa
 from postback import ids
 from postback.domain import MessageStatus, TriggerType
 from postback.store import schema as t
+from postback.store.core import StoreCore
 from postback.store.errors import NotFound
 from postback.store.pages import Page, PageOut, page_out, paged
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 Row = dict[str, Any]
 RECOVER = "endpoint.recover"
@@ -24,16 +24,7 @@ RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 RECOVER_BATCH = 500
 
 
-class TasksMixin:
-    engine: AsyncEngine
-    clock: Callable[[], datetime]
-
-    def _notify_work(self) -> None: ...
-
-    async def _announce_work(self, conn: AsyncConnection) -> None: ...
-
-    async def _get_endpoint(self, conn: AsyncConnection, app_id: str, id_or_uid: str) -> Row: ...
-
+class TasksMixin(StoreCore):
     async def start_recover(
         self, app_id: str, endpoint_ref: str, since: datetime, until: datetime | None
     ) -> Row:
@@ -89,6 +80,7 @@ class TasksMixin:
                             .values(
                                 status=MessageStatus.PENDING,
                                 next_attempt_at=now,
+                                wake_at=None,
                                 attempt_count=0,
                                 trigger_type=TriggerType.SCHEDULED,
                                 lease=None,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -14,10 +13,11 @@ import sqlalchemy as sa
 
 from postback import ids
 from postback.store import schema as t
+from postback.store.core import StoreCore
 from postback.store.errors import NotFound
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    pass
 
 # A valid token is remembered this long, so most requests skip the lookup; a revocation
 # takes effect within it.
@@ -42,11 +42,7 @@ class Principal:
         return self.app_id is None
 
 
-class TokensMixin:
-    engine: AsyncEngine
-    clock: Callable[[], datetime]
-    _token_cache: dict[str, tuple[float, Principal]]
-
+class TokensMixin(StoreCore):
     async def add_operator_token(self, token: str, name: str) -> str:
         token_id = ids.new_id(ids.TOKEN)
         async with self.engine.begin() as conn:

@@ -12,15 +12,15 @@ back and reported to its caller alone.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from postback import ids
+from postback.store.backend import Written
+from postback.store.core import OPERATIONAL_APP_ID
 from postback.store.errors import NotFound
 from postback.store.group_commit import SEEN
-from postback.store.messages import RoutedEndpoint
-from postback.store.operational import OPERATIONAL_APP_ID
-from postback.store.sqliteraw import json_text, sqlite_thread, stamp, transaction
+from postback.store.routing import RoutedEndpoint, route
+from postback.store.sqlite.raw import json_text, sqlite_thread, stamp, transaction
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,31 +42,20 @@ _LIVE_ENDPOINTS = (  # NULLIF: an unset JSON column holds JSON null (see ingest_
 )
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count,"
-    " trigger_type, next_attempt_at, lease, rate_slot, payload, note, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, 0, 0, ?, NULL, 0, ?, ?, ?, ?)"
+    " trigger_type, next_attempt_at, wake_at, lease, rate_slot, payload, note, created_at,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, NULL, 0, ?, ?, ?, ?)"
 )
 
 
-class IngestSqliteMixin:
-    """Comes before MessagesMixin among Store's bases, like IngestPgMixin."""
-
-    engine: AsyncEngine
-    _route: Callable[..., list[Row]]
-    _notify_work: Callable[[], None]
-
-    async def _write_sqlite_batch(self, items: list[tuple[Row, bool]]) -> list[Any]:
-        async with sqlite_thread(self.engine) as run:
-            outcomes = await run(_write_batch, items, self._route)
-        if any(o is True for o in outcomes):
-            self._notify_work()
-        return [None if o is True or o is False else o for o in outcomes]
+async def write_messages(engine: AsyncEngine, items: list[tuple[Row, bool]]) -> Written:
+    """Backend.write_messages on SQLite (see the module doc)."""
+    async with sqlite_thread(engine) as run:
+        outcomes = await run(_write_batch, items)
+    queued = any(o is True for o in outcomes)
+    return Written([None if o is True or o is False else o for o in outcomes], queued)
 
 
-def _write_batch(
-    db: sqlite3.Connection,
-    items: list[tuple[Row, bool]],
-    route: Callable[[Row, list[RoutedEndpoint]], list[Row]],
-) -> list[Any]:
+def _write_batch(db: sqlite3.Connection, items: list[tuple[Row, bool]]) -> list[Any]:
     """In the connection's thread: every message of the batch in one transaction. Returns,
     per message, True (written, deliveries queued), False (written, nothing queued),
     ``SEEN`` or the exception that message alone raised."""
@@ -76,7 +65,7 @@ def _write_batch(
         for row, app_ref in items:
             cur.execute("SAVEPOINT msg")
             try:
-                outcome = _write_one(cur, row, app_ref, route, seq + 1)
+                outcome = _write_one(cur, row, app_ref, seq + 1)
             except Exception as exc:
                 cur.execute("ROLLBACK TO msg")
                 outcome = exc
@@ -91,7 +80,6 @@ def _write_one(
     cur: sqlite3.Cursor,
     row: Row,
     app_ref: bool,
-    route: Callable[[Row, list[RoutedEndpoint]], list[Row]],
     seq: int,
 ) -> Any:
     ref = row["app_id"]
@@ -137,6 +125,7 @@ def _write_one(
                     app_id,
                     int(d["status"]),
                     stamp(d["next_attempt_at"]),
+                    stamp(d["wake_at"]),
                     d["payload"],
                     d["note"],
                     created,

@@ -6,12 +6,16 @@ tests hold them to it."""
 from __future__ import annotations
 
 import sqlite3
-from collections import namedtuple
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from postback.delivery.scheduler import QueueHead, SchedulerPolicy, plan_claim
-from postback.store.sqliteraw import json_value, stamp, transaction
+from postback.store.backend import Claimed, Success
+from postback.store.sqlite.raw import json_value, sqlite_thread, stamp, transaction
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 # The same reads as queue_pg.py's (see there): every endpoint with queued deliveries,
 # found one index probe at a time, with its earliest pending delivery, its earliest claim
@@ -83,11 +87,6 @@ JOIN applications a ON a.id = d.app_id
 WHERE d.id IN ({marks})
 ORDER BY d.id
 """
-Claimed = namedtuple(
-    "Claimed",
-    "id msg_id app_id endpoint_id attempt_count trigger_type url secret previous_secrets "
-    "headers throttle_rate rate_slot payload app_throttle_rate",
-)
 
 _PRESENT = "SELECT id FROM deliveries WHERE id IN ({marks})"
 _INSERT_ATTEMPT = """
@@ -116,7 +115,30 @@ def _when(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def claim(
+async def claim(
+    engine: AsyncEngine,
+    now: datetime,
+    limit: int,
+    until: datetime,
+    lease: str,
+    worker: str,
+    policy: SchedulerPolicy,
+) -> tuple[list[Claimed], datetime | None]:
+    """Backend.claim on SQLite: planned and leased in one transaction in the connection's
+    thread (one writer at a time: the plan cannot go stale under it)."""
+    async with sqlite_thread(engine) as run:
+        return await run(_claim, now, limit, until, lease, worker, policy)
+
+
+async def record_successes(
+    engine: AsyncEngine, done: Sequence[Success], now: datetime
+) -> list[str]:
+    """Backend.record_successes on SQLite: one transaction in the connection's thread."""
+    async with sqlite_thread(engine) as run:
+        return await run(_record_successes, done, now)
+
+
+def _claim(
     db: sqlite3.Connection,
     now: datetime,
     limit: int,
@@ -155,26 +177,37 @@ def claim(
     return claimed, plan.next_wake
 
 
-def record_successes(
-    db: sqlite3.Connection, done: list[tuple[Any, ...]], now: datetime
-) -> list[str]:
+def _record_successes(db: sqlite3.Connection, done: Sequence[Success], now: datetime) -> list[str]:
     """A batch of plain successes in one transaction: the attempts of deliveries that still
     exist (an endpoint or message deleted in flight takes its delivery with it), each
     delivery done under the lease that claimed it, and endpoints failing no more.
 
-    ``done``: per attempt (id, delivery_id, lease, msg_id, endpoint_id, app_id, url, code,
-    response, duration_ms, trigger, at, attempt_count), as for PostgreSQL. Returns the
-    endpoints whose circuit these successes close."""
+    Returns the endpoints whose circuit these successes close."""
     now_s = stamp(now)
     with transaction(db) as cur:
-        wanted = [d[1] for d in done]
+        wanted = [d.delivery_id for d in done]
         present = {r[0] for r in cur.execute(_PRESENT.format(marks=_marks(len(wanted))), wanted)}
-        kept = [(d[0], *d[3:11], stamp(d[11])) for d in done if d[1] in present]
+        kept = [
+            (
+                d.attempt_id,
+                d.msg_id,
+                d.endpoint_id,
+                d.app_id,
+                d.url,
+                d.status_code,
+                d.response,
+                d.duration_ms,
+                d.trigger,
+                stamp(d.at),
+            )
+            for d in done
+            if d.delivery_id in present
+        ]
         if kept:
             cur.executemany(_INSERT_ATTEMPT, kept)
-        cur.executemany(_MOVE_ON, [(d[12], now_s, d[1], d[2]) for d in done])
-        endpoints = sorted({d[4] for d in done if d[1] in present})
+        cur.executemany(_MOVE_ON, [(d.attempt_count, now_s, d.delivery_id, d.lease) for d in done])
+        endpoints = sorted({d.endpoint_id for d in done if d.delivery_id in present})
         if endpoints:
             cur.execute(_NOT_FAILING.format(marks=_marks(len(endpoints))), endpoints)
-        every = sorted({d[4] for d in done})
+        every = sorted({d.endpoint_id for d in done})
         return [r[0] for r in cur.execute(_NOT_CLOSED.format(marks=_marks(len(every))), every)]

@@ -4,13 +4,19 @@ batch of plain successes. queue_sqlite.py does the same on SQLite, row for row."
 
 from __future__ import annotations
 
-from collections import namedtuple
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import orjson
 
-from postback.delivery.scheduler import ClaimPlan, QueueHead
+from postback.delivery.scheduler import ClaimPlan, QueueHead, SchedulerPolicy, plan_claim
+from postback.store.backend import Claimed, Success
+from postback.store.pg.raw import raw_connection
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Every endpoint with queued deliveries, found by skipping through the index on
 # (endpoint_id, status, next_attempt_at) one endpoint at a time: the cost grows with the
@@ -110,18 +116,27 @@ UPDATE endpoints SET circuit_state = 2, circuit_probe_at = $2
 WHERE id = ANY($1::text[]) AND circuit_state <> 0
 """
 
-Claimed = namedtuple(
-    "Claimed",
-    "id msg_id app_id endpoint_id attempt_count trigger_type url secret previous_secrets "
-    "headers throttle_rate rate_slot payload app_throttle_rate",
-)
-
-
-async def read_heads(raw: Any, now: datetime) -> list[QueueHead]:
-    return [QueueHead(*r) for r in await raw.fetch(HEADS, now)]
-
 
 async def claim(
+    engine: AsyncEngine,
+    now: datetime,
+    limit: int,
+    until: datetime,
+    lease: str,
+    worker: str,
+    policy: SchedulerPolicy,
+) -> tuple[list[Claimed], datetime | None]:
+    """Backend.claim on PostgreSQL: the heads read outside a transaction (a plan from a
+    stale read is harmless: CLAIM counts every endpoint's room again under its lock), then
+    the plan leased in one transaction."""
+    async with raw_connection(engine) as (raw, _):
+        heads = [QueueHead(*r) for r in await raw.fetch(HEADS, now)]
+        plan = plan_claim(heads, now, limit, policy)
+        claimed = await _lease(raw, plan, now, until, lease, worker) if plan.take else []
+    return claimed, plan.next_wake
+
+
+async def _lease(
     raw: Any, plan: ClaimPlan, now: datetime, until: datetime, lease: str, worker: str
 ) -> list[Claimed]:
     """Lease what ``plan`` says, in one transaction under the endpoints' locks."""
@@ -180,9 +195,17 @@ WHERE e.id IN (SELECT endpoint_id FROM x) AND e.circuit_state <> 0
 """
 
 
-async def record_successes(raw: Any, done: list[tuple[Any, ...]], now: datetime) -> list[str]:
-    """``done``: per attempt (id, delivery_id, lease, msg_id, endpoint_id, app_id, url,
-    code, response, duration_ms, trigger, at, attempt_count). Returns the endpoints whose
-    circuit these successes close."""
-    rows = await raw.fetch(RECORD_SUCCESSES, orjson.dumps(done).decode(), now)
-    return [r[0] for r in rows]
+async def record_successes(
+    engine: AsyncEngine, done: Sequence[Success], now: datetime
+) -> list[str]:
+    """Backend.record_successes on PostgreSQL: one statement, retried on a deadlock."""
+    # Each Success one JSON array, in RECORD_SUCCESSES's order (orjson takes plain tuples).
+    batch = orjson.dumps([tuple(d) for d in done]).decode()
+    for tries_left in (2, 1, 0):
+        try:
+            async with raw_connection(engine) as (raw, _):
+                return [r[0] for r in await raw.fetch(RECORD_SUCCESSES, batch, now)]
+        except asyncpg.exceptions.DeadlockDetectedError:
+            if not tries_left:
+                raise
+    raise AssertionError("unreachable")

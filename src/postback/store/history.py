@@ -1,0 +1,189 @@
+"""Delivery history as the API reads it (attempts, a message's destinations, an
+endpoint's messages and counts) and manual resends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from postback import ids
+from postback.domain import MessageStatus, TriggerType, decode_json
+from postback.filters import project
+from postback.store import schema as t
+from postback.store.core import StoreCore
+from postback.store.errors import NotFound
+from postback.store.pages import Page, PageOut, page_out, paged
+
+Row = dict[str, Any]
+# When a delivery is next tried, parked or not (store/schema.py, deliveries).
+_next_attempt_at = sa.func.coalesce(t.deliveries.c.next_attempt_at, t.deliveries.c.wake_at).label(
+    "next_attempt_at"
+)
+
+
+class HistoryMixin(StoreCore):
+    if TYPE_CHECKING:  # messages.py's, declared for the type checker only
+
+        def _filter_messages(self, stmt: Any, *filters: Any) -> Any: ...
+
+    async def resend(self, app_id: str, msg_id: str, endpoint_id: str) -> None:
+        """Queue one manual attempt of a message to an endpoint, now."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            msg = await self._get_message(conn, app_id, msg_id)
+            ep = await self._get_endpoint(conn, app_id, endpoint_id)
+            d = t.deliveries.c
+            found = await conn.scalar(
+                sa.select(d.id).where(d.msg_id == msg["id"], d.endpoint_id == ep["id"])
+            )
+            values = {
+                "status": MessageStatus.PENDING,
+                "trigger_type": TriggerType.MANUAL,
+                "next_attempt_at": now,
+                "wake_at": None,
+                "lease": None,
+                "updated_at": now,
+            }
+            if found is None:
+                projected = None
+                if ep["projection"] and msg["payload"]:
+                    projected = project(decode_json(msg["payload"]), ep["projection"])
+                await conn.execute(
+                    t.deliveries.insert().values(
+                        id=ids.new_id(ids.DELIVERY),
+                        msg_id=msg["id"],
+                        endpoint_id=ep["id"],
+                        app_id=app_id,
+                        attempt_count=0,
+                        created_at=now,
+                        payload=projected,
+                        **values,
+                    )
+                )
+            else:
+                await conn.execute(t.deliveries.update().where(d.id == found).values(**values))
+            await self._announce_work(conn)
+        self._notify_work()
+
+    async def list_attempts(
+        self,
+        app_id: str,
+        page: Page,
+        *,
+        msg_id: str | None = None,
+        endpoint_id: str | None = None,
+        status: int | None = None,
+        status_code_class: int | None = None,
+        event_types: Sequence[str] | None = None,
+        channel: str | None = None,
+        before: datetime | None = None,
+        after: datetime | None = None,
+    ) -> PageOut:
+        a, m = t.attempts.c, t.messages.c
+        stmt = sa.select(t.attempts).where(a.app_id == app_id)
+        async with self.engine.connect() as conn:
+            if msg_id is not None:
+                msg = await self._get_message(conn, app_id, msg_id)
+                stmt = stmt.where(a.msg_id == msg["id"])
+            if endpoint_id is not None:
+                ep = await self._get_endpoint(conn, app_id, endpoint_id)
+                stmt = stmt.where(a.endpoint_id == ep["id"])
+            if status is not None:
+                stmt = stmt.where(a.status == status)
+            if status_code_class is not None:
+                low = status_code_class
+                stmt = stmt.where(
+                    a.response_status_code == 0
+                    if low == 0
+                    else a.response_status_code.between(low, low + 99)
+                )
+            if event_types or channel:
+                sub = sa.select(m.id).where(m.app_id == app_id)
+                if event_types:
+                    sub = sub.where(m.event_type.in_(list(event_types)))
+                if channel:
+                    sub = sub.where(self.backend.json_list_has(m.channels, channel))
+                stmt = stmt.where(a.msg_id.in_(sub))
+            if before:
+                stmt = stmt.where(a.created_at < before)
+            if after:
+                stmt = stmt.where(a.created_at > after)
+            rows = (await conn.execute(paged(stmt, a.id, page))).all()
+        return page_out(rows, "id", page)
+
+    async def get_attempt(self, app_id: str, msg_id: str, attempt_id: str) -> Row:
+        a = t.attempts.c
+        async with self.engine.connect() as conn:
+            msg = await self._get_message(conn, app_id, msg_id)
+            row = (
+                await conn.execute(
+                    sa.select(t.attempts).where(
+                        a.app_id == app_id, a.msg_id == msg["id"], a.id == attempt_id
+                    )
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"attempt {attempt_id!r} not found")
+        return dict(row._mapping)
+
+    async def list_destinations(self, app_id: str, msg_id: str, page: Page) -> PageOut:
+        """The endpoints a message is (or was) going to, each with its delivery status."""
+        d, e = t.deliveries.c, t.endpoints.c
+        async with self.engine.connect() as conn:
+            msg = await self._get_message(conn, app_id, msg_id)
+            stmt = (
+                sa.select(t.endpoints, d.status, _next_attempt_at, d.note)
+                .join(t.deliveries, d.endpoint_id == e.id)
+                .where(d.msg_id == msg["id"])
+            )
+            rows = (await conn.execute(paged(stmt, e.id, page))).all()
+        return page_out(rows, "id", page)
+
+    async def list_attempted_messages(
+        self,
+        app_id: str,
+        endpoint_id: str,
+        page: Page,
+        *,
+        status: int | None = None,
+        event_types: Sequence[str] | None = None,
+        channel: str | None = None,
+        tag: str | None = None,
+        before: datetime | None = None,
+        after: datetime | None = None,
+    ) -> PageOut:
+        """The messages sent (or being sent) to an endpoint, each with its delivery status."""
+        d, m = t.deliveries.c, t.messages.c
+        async with self.engine.connect() as conn:
+            ep = await self._get_endpoint(conn, app_id, endpoint_id)
+            stmt = (
+                sa.select(t.messages, d.status, _next_attempt_at)
+                .join(t.deliveries, d.msg_id == m.id)
+                .where(d.endpoint_id == ep["id"])
+            )
+            if status is not None:
+                stmt = stmt.where(d.status == status)
+            stmt = self._filter_messages(stmt, event_types, channel, tag, before, after)
+            rows = (await conn.execute(paged(stmt, m.id, page))).all()
+        return page_out(rows, "id", page)
+
+    async def endpoint_stats(
+        self, app_id: str, endpoint_id: str, since: datetime | None, until: datetime | None
+    ) -> dict[str, int]:
+        d = t.deliveries.c
+        async with self.engine.connect() as conn:
+            ep = await self._get_endpoint(conn, app_id, endpoint_id)
+            stmt = (
+                sa.select(d.status, sa.func.count())
+                .where(d.endpoint_id == ep["id"])
+                .group_by(d.status)
+            )
+            if since:
+                stmt = stmt.where(d.created_at >= since)
+            if until:
+                stmt = stmt.where(d.created_at < until)
+            counts = {MessageStatus(s).text: n for s, n in await conn.execute(stmt)}
+        return {s.text: counts.get(s.text, 0) for s in MessageStatus}

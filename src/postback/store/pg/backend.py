@@ -1,0 +1,121 @@
+"""PostgresBackend: the Backend (store/backend.py) for PostgreSQL, where many API and
+worker processes share one database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from postback.store import schema as t
+from postback.store.backend import Claimed, Success, Written
+from postback.store.pg import feed, ingest, queue
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+    from postback.delivery.scheduler import SchedulerPolicy
+
+Row = dict[str, Any]
+WORK_CHANNEL = "postback_work"
+_NOTIFY = sa.text("SELECT pg_notify(:c, '')")
+
+
+class PostgresBackend:
+    name = "postgresql"
+    # The server numbers it: seq from its sequence, tx from the transaction id (defaults).
+    message_insert = t.messages.insert()
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def write_messages(self, items: list[tuple[Row, bool]]) -> Written:
+        return await ingest.write_messages(self.engine, items)
+
+    async def claim(
+        self,
+        now: datetime,
+        limit: int,
+        until: datetime,
+        lease: str,
+        worker: str,
+        policy: SchedulerPolicy,
+    ) -> tuple[list[Claimed], datetime | None]:
+        return await queue.claim(self.engine, now, limit, until, lease, worker, policy)
+
+    async def record_successes(self, done: Sequence[Success], now: datetime) -> list[str]:
+        return await queue.record_successes(self.engine, done, now)
+
+    async def announce_work(self, conn: AsyncConnection) -> None:
+        # NOTIFY is delivered at commit: nobody is woken for work that was rolled back.
+        await conn.execute(_NOTIFY, {"c": WORK_CHANNEL})
+
+    async def listen_for_work(self, woken: asyncio.Event) -> None:
+        """A LISTEN connection of its own, reopened with backoff when lost; the worker's
+        poll covers the gap."""
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        backoff = 0.0
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(url, timeout=10)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, ev=lost: ev.set())
+                await conn.add_listener(WORK_CHANNEL, lambda *_a: woken.set())
+                woken.set()  # whatever was queued while nobody listened
+                backoff = 0.0
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), 15)
+                    if not lost.is_set():
+                        await conn.execute("SELECT 1", timeout=5)  # notice a silent drop
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                backoff = min(10.0, backoff * 2 or 0.2)
+                await asyncio.sleep(backoff)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()
+
+    def json_list_has(self, column: sa.ColumnElement[Any], value: str) -> sa.ColumnElement[bool]:
+        return sa.type_coerce(column, JSONB).contains([value])
+
+    def epoch_seconds(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.func.extract("epoch", column)
+
+    def server_now(self, local_now: datetime) -> sa.ColumnElement[datetime] | datetime:
+        return sa.func.now()
+
+    def lock_rows(self, stmt: sa.Select[Any]) -> sa.Select[Any]:
+        # NO KEY UPDATE, not UPDATE: attempts and deliveries inserted by this transaction
+        # (and others) hold KEY SHARE locks on the rows they reference; FOR UPDATE waits for
+        # those, and two recorders waiting on each other's is a deadlock.
+        return stmt.with_for_update(key_share=True)
+
+    async def register_feed_writer(self, conn: AsyncConnection) -> None:
+        # The transaction must not have an id yet (store/events.py).
+        if (await conn.execute(feed.REGISTER)).scalar():
+            raise RuntimeError(
+                "a transaction that already has an id wrote a message: the events feed could"
+                " skip it; register the writer before anything else in the transaction"
+            )
+
+    def feed_visible(self, stmt: sa.Select[Any]) -> sa.Select[Any]:
+        return stmt.where(t.messages.c.tx < feed.HORIZON)
+
+    async def feed_writers(self, conn: AsyncConnection, held_after: float) -> list[Row]:
+        writers = [dict(r._mapping) for r in await conn.execute(feed.WRITERS)]
+        held = [w for w in writers if w["seconds"] > held_after]
+        blockers = sorted({pid for w in held for pid in w["blocked_by"]})
+        sessions = {}
+        if blockers:
+            found = await conn.execute(feed.SESSIONS, {"pids": blockers})
+            sessions = {r.pid: dict(r._mapping) for r in found}
+        for w in held:
+            w["blocked_by"] = [sessions.get(pid, {"pid": pid}) for pid in w["blocked_by"]]
+        return held
