@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The browser tests drive this Chromium (Playwright's own download does not run everywhere).
 CHROMIUM := /usr/bin/chromium
+# The container image's test builds it with podman on a Debian base made by mmdebstrap.
+PODMAN := /usr/bin/podman
+MMDEBSTRAP := /usr/bin/mmdebstrap
 
 .PHONY: run test lint format install bench screenshots clean
 
@@ -36,7 +39,11 @@ $(CHROMIUM):
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y chromium
 
-test: $(STAMP) $(CHROMIUM) lint
+$(PODMAN) $(MMDEBSTRAP) &:
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update && $$SUDO apt-get install -y podman mmdebstrap
+
+test: $(STAMP) $(CHROMIUM) $(PODMAN) $(MMDEBSTRAP) lint
 	$(BIN)/pytest -q
 
 # PNGs of the web UI's main pages, written to docs/screenshots/.

@@ -582,24 +582,26 @@ async def _fill_queue(store: Store, app_id: str, future: int) -> None:
         template = new_delivery(
             "tmpl", "tmpl", app_id, now + dt.timedelta(days=1), now
         )  # column values the SQL copies
-        tomorrow = template["next_attempt_at"]
+        # As the store writes them: due tomorrow, so parked (wake_at), not in the queue index.
         await conn.execute(
             sa.text(
                 "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count,"
-                " trigger_type, next_attempt_at, rate_slot, created_at, updated_at)"
+                " trigger_type, next_attempt_at, wake_at, rate_slot, created_at, updated_at)"
                 " SELECT 'dlv_' || substr(m.id, length(m.id) - 15) || substr(e.id, length(e.id)"
-                " - 15), m.id, e.id, :app, :status, 0, :trigger, :due, false, :now, :now"
+                " - 15), m.id, e.id, :app, :status, 0, :trigger, :due, :wake, false, :now, :now"
                 " FROM messages m CROSS JOIN endpoints e"
                 " WHERE m.payload = :marker AND e.secret = :sealed"
             ).bindparams(
                 sa.bindparam("due", type_=t.deliveries.c.next_attempt_at.type),
+                sa.bindparam("wake", type_=t.deliveries.c.wake_at.type),
                 sa.bindparam("now", type_=t.deliveries.c.created_at.type),
             ),
             {
                 "app": app_id,
                 "status": int(MessageStatus.PENDING),
                 "trigger": int(TriggerType.SCHEDULED),
-                "due": tomorrow,
+                "due": template["next_attempt_at"],
+                "wake": template["wake_at"],
                 "now": now,
                 "marker": body,
                 "sealed": sealed,

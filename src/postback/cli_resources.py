@@ -256,13 +256,44 @@ def endpoint_create(
     channel: Annotated[list[str] | None, typer.Option(help="only these channels (repeat)")] = None,
     description: str = "",
     uid: Annotated[str | None, typer.Option(help="your own id for it")] = None,
-    secret: Annotated[str | None, typer.Option(help="whsec_… (default: generated)")] = None,
+    secret: Annotated[
+        str | None, typer.Option(help="whsec_… or an ed25519 whsk_… (default: generated)")
+    ] = None,
+    ed25519: Annotated[
+        bool, typer.Option(help="sign with a new ed25519 key (v1a); prints its public key")
+    ] = False,
     rate: Annotated[int | None, typer.Option(help="at most this many deliveries/s")] = None,
+    client_cert: Annotated[
+        Path | None,
+        typer.Option(help="mTLS: PEM certificate (key inside, or --client-key)"),
+    ] = None,
+    client_key: Annotated[Path | None, typer.Option(help="mTLS: PEM private key")] = None,
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option(help="PEM CA certificates trusted for the receiver"),
+    ] = None,
+    oauth_token_url: Annotated[
+        str | None, typer.Option(help="OAuth2 client credentials: the token endpoint (https)")
+    ] = None,
+    oauth_client_id: Annotated[str | None, typer.Option(help="OAuth2 client id")] = None,
+    oauth_client_secret: Annotated[
+        str | None, typer.Option(help="OAuth2 client secret", envvar="POSTBACK_OAUTH_CLIENT_SECRET")
+    ] = None,
+    oauth_scope: Annotated[list[str] | None, typer.Option(help="OAuth2 scope (repeat)")] = None,
+    oauth_audience: Annotated[str | None, typer.Option(help="OAuth2 audience parameter")] = None,
+    oauth_auth_method: Annotated[
+        str, typer.Option(help="how the client secret is sent: basic or body")
+    ] = "basic",
     url: UrlOpt = DEFAULT,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add an endpoint to an application; prints its signing secret."""
+    """Add an endpoint to an application; prints its signing secret (an ed25519 endpoint's
+    public key)."""
+    if ed25519 and secret is None:
+        from postback.signing import generate_ed25519_secret  # loads cryptography: only here
+
+        secret = generate_ed25519_secret()
     body = {
         "url": endpoint_url,
         "description": description,
@@ -271,7 +302,20 @@ def endpoint_create(
         "throttleRate": rate,
         "filterTypes": event_type or None,
         "channels": channel or None,
+        "mtls": _mtls_body(client_cert, client_key, ca_bundle),
     }
+    if oauth_token_url or oauth_client_id or oauth_client_secret:
+        method = {"basic": "clientSecretBasic", "body": "clientSecretPost"}.get(oauth_auth_method)
+        if method is None:
+            fail("--oauth-auth-method is basic or body")
+        body["oauth"] = {
+            "tokenUrl": oauth_token_url,
+            "clientId": oauth_client_id,
+            "clientSecret": oauth_client_secret,
+            "scopes": oauth_scope or None,
+            "audience": oauth_audience,
+            "authMethod": method,
+        }
     client = api(url, token)
     with reported():
         row = client.post(_endpoints(app), {k: v for k, v in body.items() if v is not None})
@@ -280,7 +324,21 @@ def endpoint_create(
         print_json(row | {"secret": key})
         return
     show_one(row, ENDPOINT_COLUMNS, title="endpoint created", as_json=False)
-    console.print(f"signing secret: {key}", highlight=False)
+    label = "public key" if key.startswith("whpk_") else "signing secret"
+    console.print(f"{label}: {key}", highlight=False)
+
+
+def _mtls_body(cert: Path | None, key: Path | None, ca: Path | None) -> dict[str, Any] | None:
+    """The API's ``mtls`` from PEM files: the key and certificate go as one identity."""
+    if cert is None and key is None and ca is None:
+        return None
+    if key is not None and cert is None:
+        fail("--client-key needs --client-cert")
+    try:
+        identity = ((key.read_text() if key else "") + cert.read_text()) if cert else None
+        return {"identity": identity, "caBundle": ca.read_text() if ca else None}
+    except OSError as exc:
+        fail(f"cannot read {exc.filename}: {exc.strerror}")
 
 
 def _set_disabled(app: str, endpoint: str, url: str, token: str | None, disabled: bool) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 # Svix's schedule: the first try is immediate, then these waits after each failure.
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -148,6 +150,35 @@ class Settings:
         metadata={"help": "let deliveries reach loopback/private/link-local addresses (dev only)"},
     )
     require_https: bool = field(default=False, metadata={"help": "refuse http:// endpoint URLs"})
+    allowed_networks: str = field(
+        default="",
+        metadata={
+            "help": "comma-separated CIDR blocks (IPv4 or IPv6) deliveries and token requests "
+            "may reach even though they are private, e.g. a partner's VPN '10.20.0.0/16'"
+        },
+    )
+    denied_networks: str = field(
+        default="",
+        metadata={
+            "help": "comma-separated CIDR blocks never reached, whatever else allows them "
+            "(checked at create/update and at send, before any proxy is asked)"
+        },
+    )
+    egress_proxy: str | None = field(
+        default=None,
+        metadata={
+            "help": "send every delivery and token request through this proxy: "
+            "http://[user:pass@]host:port (CONNECT for https) or socks5://[user:pass@]host:port "
+            "(socks5h: the proxy resolves names); for static egress IPs (docs/deploy.md)"
+        },
+    )
+    egress_no_proxy: str = field(
+        default="",
+        metadata={
+            "help": "comma-separated hosts that bypass POSTBACK_EGRESS_PROXY: a name, "
+            "'.example.com' for a domain and its subdomains, a CIDR block, or '*'"
+        },
+    )
     secret_key: str | None = field(
         default=None,
         metadata={
@@ -260,6 +291,10 @@ class Settings:
             if not ok:
                 value = getattr(self, name)
                 raise SettingsError(f"POSTBACK_{name.upper()}: out of range ({value})")
+        for name in ("allowed_networks", "denied_networks"):
+            _check_networks(name, getattr(self, name))
+        if self.egress_proxy:
+            _check_proxy(self.egress_proxy)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -267,6 +302,31 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _check_networks(name: str, text: str) -> None:
+    for item in (i.strip() for i in text.split(",")):
+        try:
+            if item:
+                ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise SettingsError(f"POSTBACK_{name.upper()}: not a CIDR network: {item!r}") from None
+
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def _check_proxy(url: str) -> None:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in PROXY_SCHEMES or not parts.hostname or port is None:
+        raise SettingsError(
+            "POSTBACK_EGRESS_PROXY: expected scheme://[user:pass@]host:port with scheme "
+            f"{', '.join(PROXY_SCHEMES)}"
+        )
 
 
 def _convert(f: dataclasses.Field[Any], raw: str) -> Any:

@@ -101,11 +101,15 @@ class ClaimedDelivery(NamedTuple):
     app_id: str
     endpoint_id: str
     url: str
-    secrets: tuple[bytes, ...]
+    secrets: tuple[Any, ...]  # signing.SigningKey: HMAC key bytes or an ed25519 key
     headers: dict[str, str]
     payload: bytes
     attempt_count: int
     trigger: TriggerType
+    # Credentials toward the receiver (postback.credentials): a TLS client certificate
+    # and CA bundle, OAuth2 client credentials; None for most endpoints.
+    tls: Any = None
+    oauth: Any = None
 
 
 class AttemptResult(NamedTuple):
@@ -119,6 +123,10 @@ class AttemptResult(NamedTuple):
     error: str | None = None
     # Seconds a 429 or 503 asked us to wait (Retry-After, already bounded), else None.
     retry_after: float | None = None
+    # Set when the failure was not the receiver's but postback's own infrastructure's
+    # ("proxy": the egress proxy): it is recorded, retried, and kept out of the endpoint's
+    # health (circuit breaker, auto-disable clock).
+    fault: str | None = None
 
     @property
     def ok(self) -> bool:

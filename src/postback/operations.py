@@ -6,7 +6,7 @@ from typing import Any
 
 from postback.domain import encode_json
 from postback.examples import example_payload
-from postback.signing import generate_secret
+from postback.signing import generate_ed25519_secret, generate_secret, is_asymmetric
 from postback.store.errors import NotFound
 from postback.store.store import Store
 
@@ -43,7 +43,10 @@ async def send_test_event(
 async def rotate_endpoint_secret(
     store: Store, app_id: str, endpoint_id: str, grace_seconds: float, key: str | None = None
 ) -> str:
-    """A new signing secret; the old one keeps signing beside it for ``grace_seconds``."""
-    key = key or generate_secret()
+    """A new signing secret; the old one keeps signing beside it for ``grace_seconds``.
+    Without ``key``, one of the same kind as the current secret (HMAC or ed25519)."""
+    if key is None:
+        current = await store.get_endpoint(app_id, endpoint_id)
+        key = generate_ed25519_secret() if is_asymmetric(current["secret"]) else generate_secret()
     await store.rotate_secret(app_id, endpoint_id, key, grace_seconds)
     return key

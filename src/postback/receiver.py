@@ -3,6 +3,7 @@
     from postback.receiver import verify, WebhookVerificationError
 
     payload = verify(request_body, request_headers, "whsec_...")
+    payload = verify(request_body, request_headers, "whpk_...")  # an ed25519 endpoint
 
 Both header families are accepted: ``webhook-id/-timestamp/-signature`` (Standard Webhooks)
 and ``svix-id/-timestamp/-signature``. The signature header may carry several signatures
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
@@ -71,11 +73,17 @@ def _header(lower: dict[str, str], name: str) -> str:
     return value
 
 
-def signing_key(secret: str | bytes) -> bytes:
-    """``whsec_<base64>`` or bare base64 text; bytes are the HMAC key itself."""
-    if isinstance(secret, bytes):
+Secret = str | bytes | Ed25519PublicKey
+
+
+def signing_key(secret: Secret) -> bytes | Ed25519PublicKey:
+    """``whsec_<base64>`` or bare base64 text (bytes are the HMAC key itself), or an ed25519
+    endpoint's public key ``whpk_<base64>`` (its signatures are ``v1a,``)."""
+    if isinstance(secret, bytes | Ed25519PublicKey):
         return secret
     try:
+        if secret.startswith(signing.ED25519_PUBLIC_PREFIX):
+            return signing.decode_ed25519_public(secret)
         return signing.decode_secret(secret)
     except ValueError as exc:
         raise ValueError(f"unusable webhook secret: {exc}") from None
@@ -84,7 +92,7 @@ def signing_key(secret: str | bytes) -> bytes:
 def verify(
     payload: bytes | str,
     headers: Headers,
-    secret: str | bytes,
+    secret: Secret,
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     now: float | None = None,
@@ -129,7 +137,7 @@ class WebhookVerifier:
 
     A request that does not verify gets 400 (headers missing, body not JSON) or 401."""
 
-    def __init__(self, secret: str | bytes, *, tolerance: float = DEFAULT_TOLERANCE) -> None:
+    def __init__(self, secret: Secret, *, tolerance: float = DEFAULT_TOLERANCE) -> None:
         self.key = signing_key(secret)  # a bad secret fails at startup, not on the first webhook
         self.tolerance = tolerance
 
@@ -141,12 +149,12 @@ class WebhookVerifier:
             raise HTTPException(exc.status, str(exc)) from exc
 
 
-def verify_flask(request: Any, secret: str | bytes, *, tolerance: float = DEFAULT_TOLERANCE) -> Any:
+def verify_flask(request: Any, secret: Secret, *, tolerance: float = DEFAULT_TOLERANCE) -> Any:
     """Verify a ``flask.request`` (any object with ``get_data()`` and ``headers``)."""
     return verify(request.get_data(), request.headers, secret, tolerance=tolerance)
 
 
-def flask_webhook(secret: str | bytes, *, tolerance: float = DEFAULT_TOLERANCE) -> Callable[[F], F]:
+def flask_webhook(secret: Secret, *, tolerance: float = DEFAULT_TOLERANCE) -> Callable[[F], F]:
     """Decorate a Flask view: the request is verified first (400/401 with the reason if it
     fails) and the payload is passed to the view as ``webhook=``."""
     key = signing_key(secret)

@@ -64,7 +64,7 @@ def _path(route: Route, t: Tenant) -> str:
 def _routes(server: ServerHandle) -> list[tuple[str, Route]]:
     """Every documented route of the running app: the OpenAPI document is generated from the
     router table, so a route added later is checked here without editing this test."""
-    spec = httpx.get(server.url + "/openapi.json").json()
+    spec = httpx.get(server.url + "/openapi.json", timeout=60).json()  # built on first use
     found = [
         (method.upper(), Route(path))
         for path, item in spec["paths"].items()

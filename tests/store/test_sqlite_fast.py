@@ -1,4 +1,4 @@
-"""SQLite's hot paths (store/ingest_sqlite.py, store/sqliteraw.py): they write through the
+"""SQLite's hot paths (store/sqlite/ingest.py, store/sqlite/raw.py): they write through the
 sqlite3 connection, not SQLAlchemy, so these tests hold them to what SQLAlchemy writes and
 to the general path's semantics."""
 
@@ -123,7 +123,7 @@ async def test_a_batch_that_cannot_commit_fails_every_caller_and_keeps_nothing(
 
 
 async def test_claim_and_record_write_what_the_general_path_writes(lite: Store) -> None:
-    """A batch of plain successes takes queue_sqlite.record_successes; a batch holding a
+    """A batch of plain successes takes the SQLite backend's record_successes; a batch holding a
     failure takes the general (SQLAlchemy) path. The success rows both write are the same."""
     app = await lite.create_app({"name": "a"})
     ep = await lite.create_endpoint(

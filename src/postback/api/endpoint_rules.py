@@ -19,7 +19,13 @@ from urllib.parse import urlsplit
 
 from postback.api.errors import FieldError
 from postback.config import Settings
-from postback.delivery.ssrf import BlockedAddress, GuardedResolver, check_address, literal_address
+from postback.delivery.ssrf import (
+    BlockedAddress,
+    GuardedResolver,
+    check_address,
+    literal_address,
+    policy_for,
+)
 from postback.store.store import Store
 
 URL_FIELD: list[str | int] = ["body", "url"]
@@ -42,24 +48,29 @@ def uses_https(url: str) -> bool:
     return urlsplit(url).scheme.lower() == "https"
 
 
-async def check_destination(url: str, settings: Settings) -> None:
-    """FieldError unless deliveries may go to ``url`` under these settings."""
+async def check_destination(
+    url: str, settings: Settings, field: list[str | int] | None = None
+) -> None:
+    """FieldError unless deliveries may go to ``url`` under these settings (the network
+    lists included); ``field`` names the field in the error (default: the URL's)."""
+    field = field or URL_FIELD
     if settings.require_https and not uses_https(url):
-        raise FieldError(URL_FIELD, "URL must use https (this server requires HTTPS)")
-    if settings.allow_private_networks:
+        raise FieldError(field, "URL must use https (this server requires HTTPS)")
+    policy = policy_for(settings)
+    if not policy.checks:
         return
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except ValueError:
-        raise FieldError(URL_FIELD, "URL has an invalid port") from None
+        raise FieldError(field, "URL has an invalid port") from None
     try:
         addr = literal_address(host)
         if addr is not None:
-            check_address(host, addr)
+            check_address(host, addr, policy)
             return
-        resolver = GuardedResolver()
+        resolver = GuardedResolver(policy=policy)
         try:
             await asyncio.wait_for(
                 resolver.resolve(host, port, socket.AF_UNSPEC), timeout=RESOLVE_TIMEOUT
@@ -67,6 +78,21 @@ async def check_destination(url: str, settings: Settings) -> None:
         finally:
             await resolver.close()
     except BlockedAddress as exc:
-        raise FieldError(URL_FIELD, f"{exc}; deliveries may only go to public addresses") from None
+        raise FieldError(field, f"{exc}; deliveries may not go there") from None
     except (OSError, TimeoutError, UnicodeError):
         return  # does not resolve now: the guard decides when it is sent
+
+
+TOKEN_URL_FIELD: list[str | int] = ["body", "oauth", "tokenUrl"]
+
+
+async def check_token_url(
+    url: str, settings: Settings, field: list[str | int] | None = None
+) -> None:
+    """An OAuth2 token URL carries the client secret: https only (plain http is let through
+    only where private networks are, for local testing), and the same network policy as
+    deliveries."""
+    field = field or TOKEN_URL_FIELD
+    if not uses_https(url) and not settings.allow_private_networks:
+        raise FieldError(field, "the token URL must use https (it receives the client secret)")
+    await check_destination(url, settings, field)

@@ -19,9 +19,10 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from postback.api.credential_models import MtlsIn, MtlsOut, OAuthIn, OAuthOut
 from postback.filters import RuleError, check_filter, check_projection
 from postback.schemas import SchemaError, check_schemas
-from postback.signing import decode_secret
+from postback.signing import decode_signing_key
 
 NAME_RE = r"^[a-zA-Z0-9\-_.]+$"
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9a-zA-Z]+$")
@@ -121,7 +122,7 @@ def check_uid(uid: str | None) -> str | None:
 
 
 def check_secret(secret: str) -> str:
-    decode_secret(secret)
+    decode_signing_key(secret)  # whsec_ (HMAC) or whsk_ (ed25519)
     return secret
 
 
@@ -247,6 +248,10 @@ class EndpointFields(Wire):
     # postback's own: deliveries in flight to it at once, over every worker (null: the
     # server's POSTBACK_ENDPOINT_MAX_IN_FLIGHT).
     max_in_flight: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    # postback's own, inline: what PUT …/mtls and PUT …/oauth set (Svix's routes); null
+    # removes it, absent keeps it.
+    mtls: MtlsIn | None = None
+    oauth: OAuthIn | None = None
 
 
 class EndpointIn(EndpointFields):
@@ -291,6 +296,10 @@ class EndpointOut(Wire):
     circuit: CircuitOut | None = None
     # Until when a receiver's Retry-After holds its deliveries back.
     paused_until: datetime | None = None
+    # The client certificate (fingerprint, subject, expiry) and OAuth2 configuration, never
+    # their secrets.
+    mtls: MtlsOut | None = None
+    oauth: OAuthOut | None = None
 
 
 class EndpointSecretOut(Wire):

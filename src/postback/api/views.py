@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from postback.api import models as w
+from postback.api.credential_models import mtls_out, oauth_out
 from postback.api.masking import shown_url
 from postback.delivery.scheduler import Circuit
 from postback.domain import MessageStatus, decode_json
@@ -25,7 +26,13 @@ def event_type(row: Row) -> w.EventTypeOut:
 
 def endpoint(row: Row) -> w.EndpointOut:
     return w.EndpointOut.model_validate(
-        row | {"url": shown_url(row["url"]), "circuit": circuit(row)}
+        row
+        | {
+            "url": shown_url(row["url"]),
+            "circuit": circuit(row),
+            "mtls": mtls_out(row.get("tls_info")),
+            "oauth": oauth_out(row.get("oauth_info")),
+        }
     )
 
 
@@ -98,6 +105,8 @@ def destination(row: Row) -> w.MessageEndpointOut:
             "status": status,
             "status_text": status.text,
             "next_attempt": _next(row),
+            "mtls": mtls_out(row.get("tls_info")),
+            "oauth": oauth_out(row.get("oauth_info")),
         }
     )
 

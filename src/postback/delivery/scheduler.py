@@ -43,6 +43,8 @@ class Outcome(enum.Enum):
 
 
 def classify(result: AttemptResult) -> Outcome:
+    if result.fault is not None:
+        return Outcome.NEUTRAL  # our proxy failed: nothing is known about the receiver
     code = result.status_code
     if 200 <= code <= 299:
         return Outcome.OK

@@ -5,18 +5,29 @@ metadata address, or an IPv6 form of any of those would let them reach inside ou
 The check runs on the addresses the connection will actually use (the resolver's answer), so
 a name that resolves to something public at save time and private at send time (DNS
 rebinding) is still refused.
+
+Beyond on/off, the operator's network lists (POSTBACK_ALLOWED_NETWORKS, _DENIED_NETWORKS)
+shape the verdict: a denied network is always refused, an allowed one is reachable even if
+it is private, and everything else must be public unless POSTBACK_ALLOW_PRIVATE_NETWORKS
+empties that default deny list (NetworkPolicy).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+if TYPE_CHECKING:
+    from postback.config import Settings
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class BlockedAddress(OSError):
@@ -112,23 +123,98 @@ def literal_address(host: str) -> Address | None:
         return None
 
 
-def check_address(host: str, addr: Address) -> None:
-    if not is_public(addr):
-        raise BlockedAddress(f"{host} resolves to {addr}, a non-public address (SSRF guard)")
+def parse_networks(text: str | Iterable[str]) -> tuple[Network, ...]:
+    """CIDR blocks from a comma-separated list (or an iterable): ``10.1.0.0/16``,
+    ``2001:db8::/32``; a bare address is its own /32 or /128. ValueError names the entry."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    found: list[Network] = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        try:
+            found.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"not a CIDR network: {item!r}") from None
+    return tuple(found)
+
+
+def _forms(addr: Address) -> tuple[Address, ...]:
+    """The address and, for IPv6 forms that reach an IPv4 address, that address: a list
+    entry 10.0.0.0/8 covers ::ffff:10.0.0.1 too."""
+    if isinstance(addr, ipaddress.IPv6Address):
+        inner = _embedded_v4(addr)
+        if inner is not None:
+            return (addr, inner)
+    return (addr,)
+
+
+@dataclass(frozen=True)
+class NetworkPolicy:
+    """Which destination addresses deliveries (and OAuth2 token requests) may reach.
+
+    In order: ``denied`` is always refused; ``allowed`` is reachable even if private;
+    the rest must be public (the special-purpose registries are the default deny list)
+    unless ``allow_private``."""
+
+    allowed: tuple[Network, ...] = ()
+    denied: tuple[Network, ...] = ()
+    allow_private: bool = False
+
+    @property
+    def checks(self) -> bool:
+        """Whether any address can be refused (else the guard need not run at all)."""
+        return bool(self.denied) or not self.allow_private
+
+    def refusal(self, addr: Address) -> str | None:
+        """Why ``addr`` may not be reached, or None."""
+        forms = _forms(addr)
+        if any(a in net for a in forms for net in self.denied):
+            return "in POSTBACK_DENIED_NETWORKS"
+        if self.allow_private or any(a in net for a in forms for net in self.allowed):
+            return None
+        return None if is_public(addr) else "a non-public address"
+
+
+DEFAULT_POLICY = NetworkPolicy()
+
+
+def policy_for(settings: Settings) -> NetworkPolicy:
+    return NetworkPolicy(
+        allowed=parse_networks(settings.allowed_networks),
+        denied=parse_networks(settings.denied_networks),
+        allow_private=settings.allow_private_networks,
+    )
+
+
+def check_address(host: str, addr: Address, policy: NetworkPolicy = DEFAULT_POLICY) -> None:
+    reason = policy.refusal(addr)
+    if reason:
+        raise BlockedAddress(f"{host} resolves to {addr}, {reason} (SSRF guard)")
 
 
 class GuardedResolver(AbstractResolver):
-    """Resolves like the default resolver, then refuses non-public answers."""
+    """Resolves like the default resolver, then refuses answers the policy refuses.
+    ``exempt`` names hosts it does not judge: the egress proxy's own name (an operator's
+    proxy usually lives at a private address)."""
 
-    def __init__(self, inner: AbstractResolver | None = None) -> None:
+    def __init__(
+        self,
+        inner: AbstractResolver | None = None,
+        policy: NetworkPolicy = DEFAULT_POLICY,
+        exempt: Iterable[str] = (),
+    ) -> None:
         self._inner = inner or DefaultResolver()
+        self.policy = policy
+        self._exempt = frozenset(h.lower() for h in exempt)
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
+        if host.lower() in self._exempt:
+            return results
         for result in results:
-            check_address(host, ipaddress.ip_address(result["host"]))
+            check_address(host, ipaddress.ip_address(result["host"]), self.policy)
         return results
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ from postback.config import Settings
 from postback.delivery.scheduler import SchedulerPolicy
 from postback.delivery.sender import Sender
 from postback.delivery.slots import Slots
+from postback.delivery.ssrf import policy_for
 from postback.domain import PARK_AHEAD, AttemptResult, ClaimedDelivery, RetrySchedule, utcnow
 from postback.store.store import Store
 
@@ -54,9 +55,11 @@ class Worker:
             response_max_bytes=settings.response_max_bytes,
             user_agent=settings.user_agent,
             max_connections=settings.worker_concurrency,
-            allow_private_networks=settings.allow_private_networks,
             retry_after_max=settings.retry_after_max,
             require_https=settings.require_https,
+            policy=policy_for(settings),
+            egress_proxy=settings.egress_proxy,
+            egress_no_proxy=settings.egress_no_proxy,
         )
         # Claims carry this id; its heartbeats keep them, and its silence hands them on.
         self.worker_id = secrets.token_hex(6)
@@ -161,11 +164,13 @@ class Worker:
             await asyncio.wait_for(self.store.work_queued.wait(), timeout)
 
     async def _housekeeping(self) -> None:
-        """Retention: drop expired payloads and idempotency keys, a batch a minute."""
+        """Retention: drop expired payloads and idempotency keys, a batch a minute; warn
+        of client certificates that expire within 14 days (an operational webhook)."""
         while True:
             try:
                 await self.store.expunge_expired_payloads()
                 await self.store.purge_idempotency_keys()
+                await self.store.warn_expiring_certificates()
             except Exception as exc:
                 log.warning("housekeeping failed (%s); will try again", exc)
             await asyncio.sleep(HOUSEKEEPING_EVERY)

@@ -56,6 +56,8 @@ class Claimed(NamedTuple):
     rate_slot: bool
     payload: bytes | None
     app_throttle_rate: int | None
+    tls: str | None = None  # sealed credentials toward the receiver (store/credentials.py)
+    oauth: str | None = None
 
 
 class Success(NamedTuple):

@@ -55,7 +55,8 @@ class StoreCore:
         self._token_cache: dict[str, tuple[float, Principal]] = {}
         # Accepted messages, written in batches by the backend (group_commit.py).
         self._ingest: GroupCommit[tuple[Row, bool]] = GroupCommit(self._write_batch)
-        self._signing_key_cache: dict[tuple[str, str], bytes] = {}  # (endpoint, sealed) -> key
+        # (endpoint, sealed) -> signing key or credentials (store/queue.py)
+        self._signing_key_cache: dict[tuple[str, str], Any] = {}
 
     async def _write_batch(self, items: list[tuple[Row, bool]]) -> list[Any]:
         written = await self.backend.write_messages(items)

@@ -4,8 +4,8 @@ A caller's message joins a queue; one flusher at a time writes everything queued
 batch and answers each caller once that batch has committed. Under load a batch holds
 whatever arrived while the previous one was being written; alone, a message is a batch of
 one, so nothing waits for a batch to fill. Nothing is acknowledged before the commit that
-makes it durable. The databases' own batch writers are in ingest_sqlite.py and
-ingest_pg.py; each reports, per message, ``None`` (written), ``SEEN`` (its eventId was used
+makes it durable. The databases' own batch writers are in sqlite/ingest.py and
+pg/ingest.py; each reports, per message, ``None`` (written), ``SEEN`` (its eventId was used
 before) or the exception that message alone raised.
 """
 

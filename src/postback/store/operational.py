@@ -172,7 +172,7 @@ class OperationalMixin(StoreCore):
                 if recovers(res, count):
                     await self._attempt_event(conn, ATTEMPT_RECOVERED, res, ep)
                 continue
-            if ep["failing_since"] is None:
+            if ep["failing_since"] is None and res.fault is None:
                 ep["failing_since"] = now  # the store clock, which tests can move
             if res.delivery.trigger is TriggerType.SCHEDULED and count == FAILING_AFTER:
                 await self._attempt_event(conn, ATTEMPT_FAILING, res, ep)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets as _secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -21,10 +21,11 @@ from postback.domain import (
     TriggerType,
     queue_times,
 )
-from postback.signing import decode_secret
+from postback.signing import SigningKey, decode_signing_key
 from postback.store import schema as t
 from postback.store.backend import Success
 from postback.store.core import StoreCore
+from postback.store.credentials import open_oauth, open_tls
 from postback.store.operational import plain_successes
 
 if TYPE_CHECKING:
@@ -123,13 +124,15 @@ class QueueMixin(StoreCore):
                 payload=r.payload or b"{}",
                 attempt_count=r.attempt_count,
                 trigger=TriggerType(r.trigger_type),
+                tls=self._opened(r.tls, r.endpoint_id, open_tls) if r.tls else None,
+                oauth=self._opened(r.oauth, r.endpoint_id, open_oauth) if r.oauth else None,
             )
             for r in details
             if r.id not in postponed
         ]
         return ClaimBatch(claims, next_wake)
 
-    def _signing_keys(self, row: Any, now: datetime) -> tuple[bytes, ...]:
+    def _signing_keys(self, row: Any, now: datetime) -> tuple[SigningKey, ...]:
         """The current secret, then rotated-out ones still inside their grace period."""
         keys = [self._signing_key(row.secret, row.endpoint_id)]
         for previous in row.previous_secrets or ():
@@ -137,7 +140,7 @@ class QueueMixin(StoreCore):
                 keys.append(self._signing_key(previous["secret"], row.endpoint_id))
         return tuple(keys)
 
-    def _signing_key(self, sealed: str, endpoint_id: str) -> bytes:
+    def _signing_key(self, sealed: str, endpoint_id: str) -> SigningKey:
         """A sealed secret's key bytes, opened once per process (a claim per delivery would
         otherwise decrypt its endpoint's secret each time). A new secret is sealed anew,
         so a rotation is a new entry; the cache is emptied when it grows large."""
@@ -146,8 +149,19 @@ class QueueMixin(StoreCore):
         if key is None:
             if len(cache) >= 10_000:
                 cache.clear()
-            key = cache[endpoint_id, sealed] = decode_secret(self._unseal(sealed, endpoint_id))
+            secret = self._unseal(sealed, endpoint_id)
+            key = cache[endpoint_id, sealed] = decode_signing_key(secret)
         return key
+
+    def _opened(self, sealed: str, endpoint_id: str, parse: Callable[[str], Any]) -> Any:
+        """Sealed credentials opened once per process, as signing keys are."""
+        cache = self._signing_key_cache
+        found = cache.get((endpoint_id, sealed))
+        if found is None:
+            if len(cache) >= 10_000:
+                cache.clear()
+            found = cache[endpoint_id, sealed] = parse(self._unseal(sealed, endpoint_id))
+        return found
 
     async def record_attempts(
         self,

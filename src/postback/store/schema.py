@@ -148,6 +148,15 @@ endpoints = sa.Table(
     sa.Column("circuit_failures", sa.Integer, nullable=False, server_default="0"),
     sa.Column("circuit_opens", sa.Integer, nullable=False, server_default="0"),
     sa.Column("paused_until", UTCDateTime(), nullable=True),
+    # Credentials presented to the receiver, sealed like the secret (JSON inside): the
+    # client certificate with its key and a CA bundle; OAuth2 client credentials. The
+    # *_info columns are what may be shown; the expiry columns drive the warning webhook.
+    sa.Column("tls", sa.Text, nullable=True),
+    sa.Column("tls_info", Json, nullable=True),
+    sa.Column("oauth", sa.Text, nullable=True),
+    sa.Column("oauth_info", Json, nullable=True),
+    sa.Column("client_cert_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("client_cert_warned_at", UTCDateTime(), nullable=True),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("app_id", "uid"),
@@ -177,7 +186,7 @@ messages = sa.Table(
     # PostgreSQL tx is the writing transaction's id and pollers only read below the oldest
     # transaction still writing messages (store/events.py), so a late commit can never land
     # behind a cursor. seq is filled in by the database (a default on PostgreSQL, MAX(seq) + 1
-    # on SQLite); tx by its default or by ingest_pg.py.
+    # on SQLite); tx by its default or by pg/ingest.py.
     sa.Column("seq", sa.BigInteger, nullable=True),
     sa.Column("tx", sa.BigInteger, nullable=False, server_default="0"),
     sa.UniqueConstraint("app_id", "event_id"),

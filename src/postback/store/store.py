@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from postback import ids
 from postback.domain import MessageStatus
 from postback.store import schema as t
+from postback.store.credentials import CredentialsMixin, credential_columns
 from postback.store.dashboard import DashboardMixin
 from postback.store.engine import create_engine
 from postback.store.errors import Conflict, NotFound
@@ -53,6 +54,7 @@ class Store(
     EventsMixin,
     DashboardMixin,
     MetricsQueriesMixin,
+    CredentialsMixin,
 ):
     """The one interface to the database; api/, web/, cli and the worker call only this.
 
@@ -197,6 +199,7 @@ class Store(
             "created_at": now,
             "updated_at": now,
         }
+        row |= credential_columns(self._seal, row["id"], values)
         sealed = row | {"secret": self._seal(row["secret"], row["id"])}
         async with self.engine.begin() as conn:
             await self._insert(conn, t.endpoints, sealed, "uid")
@@ -223,6 +226,8 @@ class Store(
         async with self.engine.begin() as conn:
             ep = await self._get_endpoint(conn, app_id, id_or_uid)
             was_disabled = ep["disabled"]
+            credentials = {k: values.pop(k) for k in ("mtls", "oauth") if k in values}
+            values |= credential_columns(self._seal, ep["id"], credentials)
             ep.update(values, updated_at=self.clock())
             stmt = t.endpoints.update().where(t.endpoints.c.id == ep["id"])
             written = values | {"updated_at": ep["updated_at"]}

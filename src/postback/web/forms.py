@@ -23,6 +23,8 @@ FORM_FIELDS = {
     "payload_filter",
     "projection",
     "max_in_flight",
+    "mtls",
+    "oauth",
 }
 
 
@@ -49,10 +51,42 @@ def endpoint_values(
         "headers": parse_headers(str(form.get("headers") or ""), kept),
         **payload_rules(form),
     }
-    values = validated(EndpointIn, wire).model_dump(include=FORM_FIELDS)
+    credentials = credential_fields(form)
+    values = validated(EndpointIn, wire | credentials).model_dump(include=FORM_FIELDS)
+    for name in ("mtls", "oauth"):
+        if name not in credentials:
+            values.pop(name, None)  # left empty: what is stored stays
     if require_https and not values["url"].startswith("https://"):
         raise Invalid("This server only delivers to https:// URLs.")
     return values
+
+
+def credential_fields(form: FormData) -> dict[str, Any]:
+    """The form's credentials, in the API's terms, only when the form changes them: a PEM
+    typed in replaces the stored client certificate and CA bundle (both at once), a token
+    URL typed in replaces the OAuth2 settings (with their secret, typed again), a "remove"
+    box takes them away, empty fields keep them."""
+    found: dict[str, Any] = {}
+    identity = str(form.get("client_identity") or "").strip()
+    ca_bundle = str(form.get("ca_bundle") or "").strip()
+    if identity or ca_bundle:
+        found["mtls"] = {"identity": identity or None, "caBundle": ca_bundle or None}
+    elif form.get("remove_mtls"):
+        found["mtls"] = None
+    token_url = str(form.get("oauth_token_url") or "").strip()
+    if token_url:
+        method = "clientSecretPost" if form.get("oauth_auth_method") == "body" else None
+        found["oauth"] = {
+            "tokenUrl": token_url,
+            "clientId": str(form.get("oauth_client_id") or "").strip(),
+            "clientSecret": str(form.get("oauth_client_secret") or ""),
+            "scopes": str(form.get("oauth_scopes") or "").split() or None,
+            "audience": str(form.get("oauth_audience") or "").strip() or None,
+            "authMethod": method or "clientSecretBasic",
+        }
+    elif form.get("remove_oauth"):
+        found["oauth"] = None
+    return found
 
 
 PROJECTION_MODES = ("all", "include", "exclude")

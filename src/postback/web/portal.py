@@ -17,7 +17,8 @@ from postback.delivery.scheduler import Circuit
 from postback.domain import MessageStatus
 from postback.examples import NoSuchExample, example_payload
 from postback.operations import UnknownEventType, rotate_endpoint_secret, send_test_event
-from postback.signing import generate_secret
+from postback.signing import generate_ed25519_secret, generate_secret, is_asymmetric, public_secret
+from postback.store.credentials import CERTIFICATE_WARNING
 from postback.store.pages import Page
 from postback.store.store import Store
 from postback.web import charts
@@ -145,9 +146,16 @@ async def create_endpoint(request: Request, viewer: PortalViewer) -> Response:
     problem = await no_room(store_of(request), settings, viewer.app_id or "")
     if problem:
         return await _form_page(request, viewer, _echo(form), Invalid(problem))
-    values["secret"] = generate_secret()
+    ed25519 = form.get("signature_type") == "ed25519"
+    values["secret"] = generate_ed25519_secret() if ed25519 else generate_secret()
     row = await store_of(request).create_endpoint(viewer.app_id or "", values)
     return see_other(f"/portal/endpoints/{row['id']}?notice=created")
+
+
+def _expiring(ep: dict[str, Any], now: datetime) -> bool:
+    """The client certificate expires within the 14 days the warning webhook gives."""
+    expires = ep.get("client_cert_expires_at")
+    return expires is not None and expires <= now + CERTIFICATE_WARNING
 
 
 def _echo(form: FormData) -> dict[str, Any]:
@@ -164,6 +172,7 @@ def _echo(form: FormData) -> dict[str, Any]:
         "filter_text": str(form.get("payload_filter") or ""),
         "projection_mode": str(form.get("projection_mode") or "all"),
         "projection_text": str(form.get("projection") or ""),
+        "signature_type": str(form.get("signature_type") or ""),
     }
 
 
@@ -178,6 +187,8 @@ async def endpoint_page(
 ) -> Response:
     store, app_id = store_of(request), viewer.app_id or ""
     ep = await store.get_endpoint(app_id, endpoint_id)
+    # An ed25519 endpoint shows its public key: receivers verify with it, nobody can sign.
+    public_key = public_secret(ep["secret"]) if is_asymmetric(ep["secret"]) else None
     if viewer.read_only:  # read-only means no secrets: the page never holds this one
         ep, reveal = ep | {"secret": None}, False
     stats = await store.endpoint_stats(app_id, ep["id"], None, None)
@@ -205,6 +216,8 @@ async def endpoint_page(
         endpoint=ep | health(ep, store.clock()),
         default_max_in_flight=request.app.state.settings.endpoint_max_in_flight,
         reveal=reveal,
+        public_key=public_key,
+        cert_expiring=_expiring(ep, store.clock()),
         stats=stats,
         chart=chart,
         attempts=attempts.rows,

@@ -29,6 +29,8 @@ FIELD_MESSAGES = {
     "headers": "A header is not allowed: check its name and value.",
     "filter": "The payload filter is not valid.",
     "projection": "The list of fields is not valid.",
+    "mtls": "The client certificate or the CA bundle is not valid.",
+    "oauth": "The OAuth2 settings are not valid.",
     "name": "Name the event type with letters, digits, '-', '_' or '.', e.g. invoice.paid.",
     "schemas": "The schema is not a valid JSON Schema.",
 }

@@ -13,15 +13,16 @@ from postback import ids, operations
 from postback.api import models as w
 from postback.api import views
 from postback.api.deps import AppDep, PageDep, PrincipalDep, SettingsDep, StoreDep
-from postback.api.endpoint_rules import check_destination, no_room
+from postback.api.endpoint_rules import check_destination, check_token_url, no_room
 from postback.api.errors import FieldError
 from postback.api.idempotency import remember_message
+from postback.api.routes import endpoint_credentials
 from postback.api.routing import SlashRouter
 from postback.api.tasks import run_in_background
 from postback.config import Settings
 from postback.examples import NoSuchExample
 from postback.operations import UnknownEventType
-from postback.signing import generate_secret
+from postback.signing import generate_secret, public_secret
 from postback.store.errors import NotFound
 from postback.store.operational import OPERATIONAL_APP_ID
 from postback.store.store import Store
@@ -30,6 +31,21 @@ from postback.store.store import Store
 async def _check_url(url: str | None, settings: Settings) -> None:
     if url is not None:
         await check_destination(url, settings)
+
+
+async def _check_fields(body: w.EndpointFields, settings: Settings) -> None:
+    await _check_url(getattr(body, "url", None), settings)
+    if body.oauth is not None:
+        await check_token_url(body.oauth.token_url, settings)
+
+
+def _credentials_as_sent(body: w.EndpointFields, values: dict) -> dict:
+    """Credentials are changed only by a request that names them: a PUT or PATCH without
+    them (the svix SDK's update) keeps what PUT …/mtls and …/oauth set."""
+    for name in ("mtls", "oauth"):
+        if name not in body.model_fields_set:
+            values.pop(name, None)
+    return values
 
 
 async def _check_room(store: Store, settings: Settings, app_id: str) -> None:
@@ -63,7 +79,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
     async def create_endpoint(
         app: AppDep, body: w.EndpointIn, store: StoreDep, settings: SettingsDep
     ) -> w.EndpointOut:
-        await _check_url(body.url, settings)
+        await _check_fields(body, settings)
         await _check_room(store, settings, app["id"])
         values = body.model_dump()
         values["secret"] = values["secret"] or generate_secret()
@@ -86,8 +102,8 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         settings: SettingsDep,
         response: Response,
     ) -> w.EndpointOut:
-        await _check_url(body.url, settings)
-        values = body.model_dump(exclude={"url"})
+        await _check_fields(body, settings)
+        values = _credentials_as_sent(body, body.model_dump(exclude={"url"}))
         if body.url is not None:
             values["url"] = body.url
         values["disabled"] = bool(values["disabled"])
@@ -111,7 +127,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
     async def patch_endpoint(
         app: AppDep, endpoint_id: str, body: w.EndpointPatch, store: StoreDep, settings: SettingsDep
     ) -> w.EndpointOut:
-        await _check_url(body.url, settings)
+        await _check_fields(body, settings)
         values = body.model_dump(include=body.model_fields_set)
         for required in ("url", "disabled", "description", "metadata"):
             if required in values and values[required] is None:
@@ -131,7 +147,8 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         if principal.read_only:
             # Read-only means no secrets: with the signing secret one could forge webhooks.
             raise HTTPException(403, "a read-only portal token cannot read signing secrets")
-        return {"key": ep["secret"]}
+        # An ed25519 endpoint's private key never leaves: receivers verify with its public key.
+        return {"key": public_secret(ep["secret"])}
 
     @router.post("/{endpoint_id}/secret/rotate", response_model=w.EndpointSecretOut)
     async def rotate_endpoint_secret(
@@ -152,7 +169,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         key = await operations.rotate_endpoint_secret(
             store, app["id"], endpoint_id, grace, body.key
         )
-        return {"key": key}
+        return {"key": public_secret(key)}
 
     @router.get("/{endpoint_id}/headers", response_model=w.EndpointHeadersOut)
     async def get_endpoint_headers(app: AppDep, endpoint_id: str, store: StoreDep) -> dict:
@@ -180,6 +197,8 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
             raise FieldError(["body", "headers"], str(exc)) from None
         await store.update_endpoint(app["id"], ep["id"], {"headers": headers})
         return Response(status_code=204)
+
+    endpoint_credentials.add_routes(router, AppDep)
 
     if customer:
 

@@ -1,6 +1,6 @@
 """The worker's hot statements on PostgreSQL, each one round trip on the driver's
 connection: reading the queue's heads, claiming under the endpoints' locks, recording a
-batch of plain successes. queue_sqlite.py does the same on SQLite, row for row."""
+batch of plain successes. sqlite/queue.py does the same on SQLite, row for row."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ WITH pick AS (
 SELECT c.id, c.msg_id, c.app_id, c.endpoint_id, c.attempt_count, c.trigger_type, e.url,
        e.secret, NULLIF(e.previous_secrets, 'null'), NULLIF(e.headers, '{}'),
        e.throttle_rate, c.rate_slot, COALESCE(c.payload, m.payload) AS payload,
-       a.throttle_rate
+       a.throttle_rate, e.tls, e.oauth
 FROM claimed c
 JOIN endpoints e ON e.id = c.endpoint_id
 JOIN messages m ON m.id = c.msg_id

@@ -35,7 +35,7 @@ _INSERT_MESSAGE = (
     "INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags,"
     " created_at, deliver_at, expunge_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_LIVE_ENDPOINTS = (  # NULLIF: an unset JSON column holds JSON null (see ingest_pg.py)
+_LIVE_ENDPOINTS = (  # NULLIF: an unset JSON column holds JSON null (see pg/ingest.py)
     "SELECT id, NULLIF(event_types, 'null'), NULLIF(channels, 'null'),"
     " NULLIF(payload_filter, 'null'), NULLIF(projection, 'null')"
     " FROM endpoints WHERE app_id = ? AND disabled = 0"

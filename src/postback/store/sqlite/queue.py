@@ -1,5 +1,5 @@
 """The worker's two hot transactions on SQLite, each run whole in the connection's thread
-(see sqliteraw.py): claiming due deliveries with what sending them needs, and recording a
+(see raw.py): claiming due deliveries with what sending them needs, and recording a
 batch of plain successes. They do what queue.py's general statements do, row for row; the
 tests hold them to it."""
 
@@ -17,7 +17,7 @@ from postback.store.sqlite.raw import json_value, sqlite_thread, stamp, transact
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-# The same reads as queue_pg.py's (see there): every endpoint with queued deliveries,
+# The same reads as pg/queue.py's (see there): every endpoint with queued deliveries,
 # found one index probe at a time, with its earliest pending delivery, its earliest claim
 # end only when nothing pending is due (a lapsed claim could be), and its live claims only
 # when something is due.
@@ -79,7 +79,7 @@ _DETAILS = """
 SELECT d.id, d.msg_id, d.app_id, d.endpoint_id, d.attempt_count, d.trigger_type, e.url,
        e.secret, NULLIF(e.previous_secrets, 'null'), NULLIF(e.headers, '{{}}'),
        e.throttle_rate, d.rate_slot,
-       COALESCE(d.payload, m.payload), a.throttle_rate
+       COALESCE(d.payload, m.payload), a.throttle_rate, e.tls, e.oauth
 FROM deliveries d
 JOIN endpoints e ON e.id = d.endpoint_id
 JOIN messages m ON m.id = d.msg_id
