@@ -13,7 +13,7 @@ import yaml
 
 from postback.config import Settings
 from postback.store.secretbox import SecretKeyError, parse_key
-from tests import deployfiles
+from tests.support import deployfiles
 
 DOCS = deployfiles.k8s_documents()
 COMPOSE = deployfiles.compose({"POSTBACK_SECRET_KEY": "k", "POSTBACK_ADMIN_TOKEN": "t"})

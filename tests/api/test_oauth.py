@@ -25,9 +25,9 @@ from postback.delivery.sender import Sender
 from postback.delivery.ssrf import NetworkPolicy, parse_networks
 from postback.domain import ClaimedDelivery, TriggerType
 from postback.signing import decode_secret, generate_secret
-from tests.conftest import ServerHandle
-from tests.proxies import ForwardProxy, free_port
-from tests.receivers import Receiver
+from tests.support.proxies import ForwardProxy, free_port
+from tests.support.receivers import Receiver
+from tests.support.server import ServerHandle
 
 # Generous: a loaded machine answers slowly, and nothing here measures time.
 HTTP = httpx.Client(timeout=30)
@@ -360,7 +360,7 @@ def test_the_portal_form_sets_oauth(
     lang: str,
     label: str,
 ) -> None:
-    from tests.test_web_http import csrf_of, portal_client
+    from tests.web.test_web_http import csrf_of, portal_client
 
     app = server.svix().application.create(ApplicationIn(name="portal oauth")).id
     portal = portal_client(server, app)
@@ -387,7 +387,7 @@ def test_the_portal_form_sets_oauth(
 
 
 def test_the_cli_sets_oauth(server: ServerHandle, issuer: Issuer, auth_server: Receiver) -> None:
-    from tests.cli_helpers import ok_json, pb
+    from tests.support.cli import ok_json, pb
 
     app = server.svix().application.create(ApplicationIn(name="cli oauth")).id
     made = ok_json(

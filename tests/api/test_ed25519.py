@@ -16,9 +16,9 @@ from svix.api import ApplicationIn, EndpointIn, EndpointSecretRotateIn, MessageI
 
 from postback import receiver as pbr
 from postback import signing
-from tests.conftest import ServerHandle
-from tests.receivers import Received, Receiver, ok
-from tests.test_web_http import csrf_of, portal_client
+from tests.support.receivers import Received, Receiver, ok
+from tests.support.server import ServerHandle
+from tests.web.test_web_http import csrf_of, portal_client
 
 # Generous: a loaded machine answers slowly, and nothing here measures time.
 HTTP = httpx.Client(timeout=30)
@@ -170,7 +170,7 @@ def test_the_portal_creates_ed25519_endpoints_and_shows_the_public_key(
 
 
 def test_the_cli_creates_an_ed25519_endpoint(server: ServerHandle, hook: Receiver) -> None:
-    from tests.cli_helpers import ok_json, pb
+    from tests.support.cli import ok_json, pb
 
     app = server.svix().application.create(ApplicationIn(name="cli")).id
     created = ok_json(server, "endpoint", "create", app, hook.url + "/hook", "--ed25519")

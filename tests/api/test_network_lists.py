@@ -13,9 +13,9 @@ import pytest
 
 from postback.config import Settings, SettingsError
 from postback.delivery.ssrf import NetworkPolicy, parse_networks
-from tests.conftest import ServerHandle
-from tests.proxies import free_port
-from tests.receivers import Receiver, ok
+from tests.support.proxies import free_port
+from tests.support.receivers import Receiver, ok
+from tests.support.server import ServerHandle
 
 # Generous: a loaded machine answers slowly, and nothing here measures time.
 HTTP = httpx.Client(timeout=30)

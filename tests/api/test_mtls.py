@@ -24,9 +24,9 @@ from postback.signing import decode_secret, generate_secret
 from postback.store import schema as t
 from postback.store.operational import OPERATIONAL_APP_ID
 from postback.store.store import Store
-from tests.conftest import ServerHandle
-from tests.proxies import ForwardProxy
-from tests.tls_certs import CertificateAuthority, TlsReceiver, server_context
+from tests.support.proxies import ForwardProxy
+from tests.support.server import ServerHandle
+from tests.support.tls_certs import CertificateAuthority, TlsReceiver, server_context
 
 # Generous: a loaded machine answers slowly, and nothing here measures time.
 HTTP = httpx.Client(timeout=30)
@@ -267,7 +267,7 @@ def test_the_portal_form_sets_shows_keeps_and_removes_the_certificate(
 ) -> None:
     import html
 
-    from tests.test_web_http import csrf_of, portal_client
+    from tests.web.test_web_http import csrf_of, portal_client
 
     app = server.svix().application.create(ApplicationIn(name="portal mtls")).id
     portal = portal_client(server, app)
@@ -303,7 +303,7 @@ def test_the_portal_form_sets_shows_keeps_and_removes_the_certificate(
 
 
 def test_the_cli_sets_the_certificate_from_files(server: ServerHandle, tmp_path: Path) -> None:
-    from tests.cli_helpers import ok_json, pb
+    from tests.support.cli import ok_json, pb
 
     app = server.svix().application.create(ApplicationIn(name="cli mtls")).id
     (tmp_path / "client.crt").write_text(CLIENT.cert_pem)

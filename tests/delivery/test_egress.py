@@ -17,8 +17,8 @@ from postback.delivery.sender import Sender
 from postback.delivery.ssrf import NetworkPolicy, parse_networks
 from postback.domain import ClaimedDelivery, TriggerType
 from postback.signing import decode_secret, generate_secret
-from tests.proxies import ForwardProxy, free_port
-from tests.receivers import Receiver, ok
+from tests.support.proxies import ForwardProxy, free_port
+from tests.support.receivers import Receiver, ok
 
 SECRET = generate_secret()
 # The receivers and the proxies live on 127.0.0.1: the tests allow that address alone, so

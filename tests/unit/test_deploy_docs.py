@@ -11,7 +11,7 @@ import typer
 
 from postback import cli
 from postback.config import Settings
-from tests.deployfiles import ROOT
+from tests.support.deployfiles import ROOT
 
 GUIDE = (ROOT / "docs" / "deploy.md").read_text()
 VERSIONS = ROOT / "src" / "postback" / "store" / "migrations" / "versions"
