@@ -828,11 +828,12 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="comma-separated: worker,api,latency,fanout,claim,memory,rules,rules-cpu,"
-        "isolation,slow-receivers,claim-backlog",
+        "isolation,slow-receivers,claim-backlog,tracing,tracing-off,tracing-api",
     )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
     import scheduling  # bench/scheduling.py: it imports this module's helpers as `run`
+    import tracing  # bench/tracing.py, the same way
 
     if args.bare:
         url, n, conc, rounds = args.bare
@@ -841,7 +842,7 @@ def main() -> None:
 
     everything = (
         "worker,api,latency,fanout,claim,memory,rules,rules-cpu,"
-        "isolation,slow-receivers,claim-backlog"
+        "isolation,slow-receivers,claim-backlog,tracing,tracing-off"
     )
     wanted = set((args.only or everything).split(","))
     dbs: list[Callable[[str], Database]] = []
@@ -863,6 +864,9 @@ def main() -> None:
             ("isolation", lambda db: scheduling.bench_isolation(db), True),
             ("slow-receivers", lambda db: scheduling.bench_slow_receivers(db), True),
             ("claim-backlog", lambda db: scheduling.bench_claim_beside_backlog(db), True),
+            ("tracing", lambda db: tracing.bench_worker(db), True),
+            ("tracing-off", lambda db: tracing.bench_off_hooks(), False),
+            ("tracing-api", lambda db: tracing.bench_api(db), True),
         ]
         rows: list[Row] = []
         started = time.monotonic()

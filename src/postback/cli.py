@@ -70,6 +70,30 @@ async def ensure_operator_token(store: Store, settings: Settings) -> str | None:
     return token
 
 
+@contextlib.contextmanager
+def _tracing(process: str) -> Iterator[None]:
+    """OpenTelemetry for a service command, if the OTEL_* variables ask for it; what is
+    queued is exported before the command returns."""
+    from postback import tracing
+
+    try:
+        on = tracing.setup(process)
+    except ValueError as exc:  # otlp.ExportError: a variable it cannot follow
+        console.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None
+    except tracing.MissingSDK as exc:  # an optional extra: the service runs without it
+        console.print(f"[yellow]{exc}[/]")
+        on = False
+    if on:
+        from postback.otlp import endpoint_from_env
+
+        console.print(f"tracing: OTLP/HTTP to {endpoint_from_env()}")
+    try:
+        yield
+    finally:
+        tracing.shutdown()
+
+
 def _secret_box(settings: Settings) -> SecretBox:
     from postback.store.secretbox import SecretKeyError, secret_box_for
 
@@ -214,7 +238,8 @@ def _serve_http(settings: Settings, *, worker: bool) -> None:
     _logging(settings)
     sock = _bind(settings)
     try:
-        _run_fast(_run_http(settings, sock, worker=worker))
+        with _tracing("serve" if worker else "api"):
+            _run_fast(_run_http(settings, sock, worker=worker))
     finally:
         sock.close()
 
@@ -259,7 +284,8 @@ def worker(database_url: DatabaseOpt = None) -> None:
         finally:
             await store.close()
 
-    _run_fast(run())
+    with _tracing("worker"):
+        _run_fast(run())
 
 
 def _with_store(settings: Settings, work: Any, *, migrate: bool = True) -> Any:

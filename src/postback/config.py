@@ -251,6 +251,14 @@ class Settings:
             "at POSTBACK_HOST (0: not at all); serve and api serve them on the API port"
         },
     )
+    send_traceparent: bool = field(
+        default=False,
+        metadata={
+            "help": "send each delivery with a W3C traceparent header: the attempt's HTTP "
+            "client span when tracing is on (OTEL_* variables), else the context the message "
+            "came with"
+        },
+    )
     validate_payloads: bool = field(
         default=False,
         metadata={

@@ -16,6 +16,11 @@ Every setting is an environment variable `POSTBACK_<NAME>`. Command-line flags
 `5m`, `2h`, `5d` or plain seconds; booleans take `true`/`false` (also `1/0`, `yes/no`,
 `on/off`).
 
+Tracing is set by OpenTelemetry's own variables, not these: `OTEL_EXPORTER_OTLP_ENDPOINT`
+(or `..._TRACES_ENDPOINT`) turns it on, with `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER` /
+`_ARG`, `OTEL_BSP_*` and the OTLP exporter's headers, timeout, compression and certificates;
+it needs the `otel` extra (`pip install 'postback[otel]'`). See "Tracing" in architecture.md.
+
 This file is generated from `postback.config.Settings` by `postback config-doc`; edit the
 `help` text there, not here.
 

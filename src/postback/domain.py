@@ -110,6 +110,8 @@ class ClaimedDelivery(NamedTuple):
     # and CA bundle, OAuth2 client credentials; None for most endpoints.
     tls: Any = None
     oauth: Any = None
+    # The message's W3C traceparent (its ingest span, or the caller's): attempts join it.
+    trace_context: str | None = None
 
 
 class AttemptResult(NamedTuple):

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from postback import __version__, metrics
+from postback import __version__, metrics, tracing
 from postback.api import errors
 from postback.api.deps import ANY_TOKEN, APP_SCOPED, OPERATOR, StoreDep
 from postback.api.idempotency import Idempotency
@@ -160,6 +160,7 @@ def create_app(settings: Settings, store: Store | None = None, *, worker: bool =
         description="Webhook delivery with a Svix-compatible API and Standard Webhooks signatures.",
         lifespan=lifespan,
         redirect_slashes=False,
+        **tracing.fastapi_options(),
     )
     app.state.settings = settings
     app.state.store = store
@@ -189,7 +190,10 @@ def create_app(settings: Settings, store: Store | None = None, *, worker: bool =
     app.include_router(background_tasks.router, dependencies=OPERATOR, responses=documented)
     install_web(app, settings)  # the app portal and the operator dashboard
     metrics.mount(app, settings)
-    # Added last runs first: size and NUL checks, then idempotency, then the routes.
+    # Added last runs first: the request's span, size and NUL checks, then idempotency,
+    # then the routes.
     app.add_middleware(Idempotency)
     app.add_middleware(BodyLimit, max_bytes=settings.max_payload_bytes)
+    if tracing.tracer is not None:  # outermost: the request's span covers all of it
+        app.add_middleware(tracing.RequestSpans)
     return app

@@ -136,8 +136,11 @@ class Sender:
             "svix-signature": signature,
         }
 
-    async def send(self, delivery: ClaimedDelivery) -> AttemptResult:
-        """Never raises for a network or HTTP problem: it becomes a failed result."""
+    async def send(
+        self, delivery: ClaimedDelivery, traceparent: str | None = None
+    ) -> AttemptResult:
+        """Never raises for a network or HTTP problem: it becomes a failed result.
+        ``traceparent``: a W3C trace context for the receiver (POSTBACK_SEND_TRACEPARENT)."""
         if self._session is None:
             await self.start()
         assert self._session is not None
@@ -155,6 +158,8 @@ class Sender:
         if refused:
             return self._failed(delivery, at, started, refused)
         headers = self.build_headers(delivery, int(time.time()))
+        if traceparent:
+            headers["traceparent"] = traceparent
         session, via, extra = self._route(proxy, delivery.url)
         headers.update(extra)
         if delivery.tls is not None:

@@ -8,9 +8,10 @@ import logging
 import os
 import secrets
 import socket
+import time
 from datetime import datetime
 
-from postback import metrics
+from postback import metrics, tracing
 from postback.config import Settings
 from postback.delivery.scheduler import SchedulerPolicy
 from postback.delivery.sender import Sender
@@ -85,6 +86,8 @@ class Worker:
         self._results: list[AttemptResult] = []
         self._results_ready = asyncio.Event()
         self.delivered = 0  # attempts recorded by this worker, for tests and metrics
+        # Spans per attempt when tracing is on (postback.tracing); None costs nothing.
+        self.tracer = tracing.attempt_tracer()
         metrics.track_worker(self)
 
     def stop(self) -> None:
@@ -134,6 +137,7 @@ class Worker:
             )
             # Cleared before the claim: work queued while it runs wakes the next wait.
             self.store.work_queued.clear()
+            started = time.time_ns() if self.tracer is not None else 0
             try:
                 batch = await self.store.claim(
                     want, self.lease_seconds, policy=self.policy, worker=self.worker_id
@@ -146,6 +150,8 @@ class Worker:
                 await self._sleep(backoff)
                 continue
             self.slots.take(len(claimed))
+            if self.tracer is not None and claimed:
+                self.tracer.claimed(claimed, started)
             for claim in claimed:
                 self._claims.put_nowait(claim)
             if len(claimed) < want:
@@ -215,12 +221,20 @@ class Worker:
     async def _send_loop(self, n: int) -> None:
         """One sender: takes claims until it is handed None (the worker is stopping)."""
         claims, sending, send = self._claims, self._sending, self.sender.send
+        tracer, header = self.tracer, self.settings.send_traceparent
         while (claim := await claims.get()) is not None:
             sending[n] = claim
             try:
-                result = await send(claim)
+                if tracer is None:
+                    result = await send(claim, claim.trace_context if header else None)
+                else:
+                    started = time.time_ns()
+                    result = await send(claim, tracer.traceparent(claim) if header else None)
+                    tracer.sent(claim, started)
             except Exception:  # the sender reports failures as results; this is a bug
                 log.exception("sending %s failed unexpectedly; its lease will expire", claim.msg_id)
+                if tracer is not None:
+                    tracer.forget([claim])
                 self.slots.give_back(1)
                 continue
             finally:
@@ -240,6 +254,7 @@ class Worker:
             self._results_ready.clear()
             if self._results:
                 batch, self._results = self._results, []
+                started = time.time_ns() if self.tracer is not None else 0
                 try:
                     await self.store.record_attempts(
                         batch,
@@ -249,6 +264,8 @@ class Worker:
                     )
                     self.delivered += len(batch)
                     metrics.attempts_recorded(batch)
+                    if self.tracer is not None:
+                        self.tracer.recorded(batch, started)
                     self.slots.give_back(len(batch))
                     # Their endpoints have room again: claim now, not at the next poll.
                     self.store.work_queued.set()
@@ -288,6 +305,8 @@ class Worker:
         self._senders = []
         self._sending.clear()
         if leftover:
+            if self.tracer is not None:
+                self.tracer.forget(leftover)
             self.slots.give_back(len(leftover))
             with contextlib.suppress(Exception):
                 await self.store.release_claims(leftover)

@@ -58,6 +58,7 @@ class Claimed(NamedTuple):
     app_throttle_rate: int | None
     tls: str | None = None  # sealed credentials toward the receiver (store/credentials.py)
     oauth: str | None = None
+    trace_context: str | None = None  # the message's traceparent (postback.tracing)
 
 
 class Success(NamedTuple):

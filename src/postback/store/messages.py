@@ -61,6 +61,7 @@ class MessagesMixin(StoreCore):
             "created_at": now,
             "deliver_at": deliver_at,
             "expunge_at": now + timedelta(seconds=values.get("retention_seconds") or RETENTION),
+            "trace_context": values.get("trace_context"),
         }
         if only_endpoint is None:
             # Messages accepted at the same time share one transaction: group_commit.py.

@@ -126,6 +126,7 @@ class QueueMixin(StoreCore):
                 trigger=TriggerType(r.trigger_type),
                 tls=self._opened(r.tls, r.endpoint_id, open_tls) if r.tls else None,
                 oauth=self._opened(r.oauth, r.endpoint_id, open_oauth) if r.oauth else None,
+                trace_context=r.trace_context,
             )
             for r in details
             if r.id not in postponed

@@ -189,6 +189,8 @@ messages = sa.Table(
     # on SQLite); tx by its default or by pg/ingest.py.
     sa.Column("seq", sa.BigInteger, nullable=True),
     sa.Column("tx", sa.BigInteger, nullable=False, server_default="0"),
+    # The W3C traceparent its attempts are traced under (postback.tracing), or NULL.
+    sa.Column("trace_context", sa.String(64), nullable=True),
     sa.UniqueConstraint("app_id", "event_id"),
     sa.Index("ix_messages_app_id_id", "app_id", "id"),
     sa.Index("ix_messages_app_id_tx_seq", "app_id", "tx", "seq"),

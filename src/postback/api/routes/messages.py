@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 
-from postback import metrics
+from postback import metrics, tracing
 from postback.api import models as w
 from postback.api import views
 from postback.api.deps import (
@@ -68,6 +68,22 @@ async def create_message(
     request: Request,
     with_content: Annotated[bool, Query()] = True,
 ) -> Response:
+    with tracing.ingest(body.event_type) as span:
+        return await _accept_message(
+            app_id, body, store, settings, schemas, request, with_content, span
+        )
+
+
+async def _accept_message(
+    app_id: str,
+    body: w.MessageIn,
+    store: StoreDep,
+    settings: SettingsDep,
+    schemas: SchemasDep,
+    request: Request,
+    with_content: bool,
+    span: Any,
+) -> Response:
     found = await schemas.check(body.event_type, body.payload)
     if found:
         return payload_violations(found)
@@ -81,6 +97,8 @@ async def create_message(
         values["retention_seconds"] = body.payload_retention_hours * 3600
     elif body.payload_retention_period:
         values["retention_seconds"] = body.payload_retention_period * 86400
+    # Its attempts are traced under this (the ingest span, or the caller's traceparent).
+    values["trace_context"] = tracing.stored_context(span, request.headers.get("traceparent"))
     try:  # the application is looked up in the message's own transaction
         row, created = await store.create_message(app_id, values, app_ref=True)
     except NotFound:
@@ -92,6 +110,7 @@ async def create_message(
         row, created = await store.create_message(app["id"], values)
     if created:
         metrics.message_accepted()
+    tracing.annotate_ingest(span, row, created)
     remember_message(request.scope, row["app_id"], row["id"], with_content)
     # 200: the eventId was seen before and nothing new was queued. The body is written
     # straight from the stored payload bytes (the documented MessageOut, byte for byte).

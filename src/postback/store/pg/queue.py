@@ -101,7 +101,7 @@ WITH pick AS (
 SELECT c.id, c.msg_id, c.app_id, c.endpoint_id, c.attempt_count, c.trigger_type, e.url,
        e.secret, NULLIF(e.previous_secrets, 'null'), NULLIF(e.headers, '{}'),
        e.throttle_rate, c.rate_slot, COALESCE(c.payload, m.payload) AS payload,
-       a.throttle_rate, e.tls, e.oauth
+       a.throttle_rate, e.tls, e.oauth, m.trace_context
 FROM claimed c
 JOIN endpoints e ON e.id = c.endpoint_id
 JOIN messages m ON m.id = c.msg_id

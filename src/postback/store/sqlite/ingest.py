@@ -33,7 +33,8 @@ _EVENT_USED = "SELECT 1 FROM messages WHERE app_id = ? AND event_id = ?"
 _NEXT_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM messages"  # ix_messages_seq: one index probe
 _INSERT_MESSAGE = (
     "INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags,"
-    " created_at, deliver_at, expunge_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " created_at, deliver_at, expunge_at, seq, trace_context)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LIVE_ENDPOINTS = (  # NULLIF: an unset JSON column holds JSON null (see pg/ingest.py)
     "SELECT id, NULLIF(event_types, 'null'), NULLIF(channels, 'null'),"
@@ -110,6 +111,7 @@ def _write_one(
             stamp(row["deliver_at"]),
             stamp(row["expunge_at"]),
             seq,
+            row.get("trace_context"),
         ),
     )
     live = [RoutedEndpoint(*e) for e in cur.execute(_LIVE_ENDPOINTS, (app_id,))]

@@ -79,7 +79,7 @@ _DETAILS = """
 SELECT d.id, d.msg_id, d.app_id, d.endpoint_id, d.attempt_count, d.trigger_type, e.url,
        e.secret, NULLIF(e.previous_secrets, 'null'), NULLIF(e.headers, '{{}}'),
        e.throttle_rate, d.rate_slot,
-       COALESCE(d.payload, m.payload), a.throttle_rate, e.tls, e.oauth
+       COALESCE(d.payload, m.payload), a.throttle_rate, e.tls, e.oauth, m.trace_context
 FROM deliveries d
 JOIN endpoints e ON e.id = d.endpoint_id
 JOIN messages m ON m.id = d.msg_id

@@ -1,7 +1,7 @@
 """endpoint credentials: mTLS client certificate and CA bundle, OAuth2 client credentials
 
 Revision ID: 0011
-Revises: 0009 (written on 0008; chained after main's 0009 when main was merged)
+Revises: 0010
 Create Date: 2026-12-02
 
 ``tls`` and ``oauth`` are sealed JSON (store/secretbox.py, as endpoint secrets): the client
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
