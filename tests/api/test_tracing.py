@@ -22,7 +22,7 @@ from postback.delivery.attempt_spans import AttemptTracer
 from postback.domain import AttemptResult, TriggerType, utcnow
 from postback.signing import generate_secret
 from postback.store.store import Store
-from tests.otlp_collector import Collector
+from tests.support.otlp_collector import Collector
 
 CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -364,7 +364,7 @@ def test_untraced_server_keeps_and_passes_on_the_callers_context(
     import httpx
     from svix.api import ApplicationIn, EndpointIn
 
-    from tests.receivers import ok
+    from tests.support.receivers import ok
 
     server = make_server(send_traceparent=True)
     svix = server.svix()
