@@ -4,7 +4,7 @@
 
 A_SRC and B_SRC are ``src`` directories (say a ``git archive`` of the base commit, and this
 worktree's). Each round starts one ``postback api`` per tree, in turn, against the same fresh
-database, and measures accepted messages per second with run.py's closed loop (16 clients,
+database, and measures accepted messages per second with harness.py's closed loop (16 clients,
 1 KB payload, one endpoint), as run.py's "API accepted msg/s" row does. With ``--store``, a
 process per tree calls ``Store.create_message`` back to back instead (no HTTP, one message
 per transaction): the write itself, with less noise. Rounds alternate which tree goes first,
@@ -24,24 +24,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp
-import run
+import harness as h
 
 
-def rate(src: str, db: run.Database, app_id: str, seconds: float) -> float:
-    port = run.free_port()
-    env = run.env_for(db.url, POSTBACK_PORT=str(port)) | {"PYTHONPATH": src}
+def rate(src: str, db: h.Database, app_id: str, seconds: float) -> float:
+    port = h.free_port()
+    env = h.env_for(db.url, POSTBACK_PORT=str(port)) | {"PYTHONPATH": src}
     base = f"http://127.0.0.1:{port}"
-    auth = {"authorization": f"Bearer {run.TOKEN}", "content-type": "application/json"}
-    body = run.encode_json({"eventType": run.EVENT, "payload": run.PAYLOAD_1K})
+    auth = {"authorization": f"Bearer {h.TOKEN}", "content-type": "application/json"}
+    body = h.encode_json({"eventType": h.EVENT, "payload": h.PAYLOAD_1K})
 
     async def post(s: aiohttp.ClientSession) -> int:
         async with s.post(f"{base}/api/v1/app/{app_id}/msg", data=body, headers=auth) as r:
             await r.read()
             return r.status
 
-    with run.process(run.postback("api"), env):
-        run.wait_for(lambda: run._get_ok(base + "/api/v1/health"), 30, "api")
-        return asyncio.run(run.closed_loop_rate(post, seconds, 16))
+    with h.process(h.postback("api"), env):
+        h.wait_for(lambda: h.get_ok(base + "/api/v1/health"), 30, "api")
+        return asyncio.run(h.closed_loop_rate(post, seconds, 16))
 
 
 # Run in a child process with PYTHONPATH set to one tree: messages/s through that tree's Store.
@@ -66,12 +66,12 @@ asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4].encod
 """
 
 
-def store_rate(src: str, db: run.Database, app_id: str, seconds: float) -> float:
-    env = run.env_for(db.url) | {"PYTHONPATH": src}
-    payload = run.encode_json(run.PAYLOAD_1K).decode()
+def store_rate(src: str, db: h.Database, app_id: str, seconds: float) -> float:
+    env = h.env_for(db.url) | {"PYTHONPATH": src}
+    payload = h.encode_json(h.PAYLOAD_1K).decode()
     argv = [sys.executable, "-c", STORE_LOOP, db.url, app_id, str(seconds), payload]
     done = subprocess.run(
-        run.pinned(run.SENDER_CPU, argv), env=env, capture_output=True, text=True, check=True
+        h.pinned(h.SENDER_CPU, argv), env=env, capture_output=True, text=True, check=True
     )
     return float(done.stdout.strip())
 
@@ -85,13 +85,13 @@ def main() -> None:
     parser.add_argument("--store", action="store_true", help="Store.create_message, no HTTP")
     args = parser.parse_args()
     srcs = {"A": os.path.abspath(args.a_src), "B": os.path.abspath(args.b_src)}
-    db = run.pg_db("ingestab")
+    db = h.pg_db("ingestab")
     try:
 
         async def setup() -> str:
-            store = await run.open_store(db)
+            store = await h.open_store(db)
             try:
-                app_id, _ = await run.make_app(store, ["http://127.0.0.1:9/never"])
+                app_id, _ = await h.make_app(store, ["http://127.0.0.1:9/never"])
             finally:
                 await store.close()
             return app_id

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import aiohttp
-import run as h
+import harness as h
 import sqlalchemy as sa
 
 from postback import ids
@@ -40,7 +40,7 @@ def _fleet(db: h.Database, workers: int = 2) -> Iterator[str]:
             stack.enter_context(h.process(h.postback("api", cpu=h.OTHER_CPU), env))
             for _ in range(workers):
                 stack.enter_context(h.process(h.postback("worker"), env))
-        h.wait_for(lambda: h._get_ok(base + "/api/v1/health"), 30, "service")
+        h.wait_for(lambda: h.get_ok(base + "/api/v1/health"), 30, "service")
         yield base
 
 

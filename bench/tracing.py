@@ -2,9 +2,9 @@
 
 - worker deliveries/s with every attempt traced (``OTEL_TRACES_SAMPLER=always_on``, four
   spans per attempt exported as OTLP/HTTP to a sink on the other core) against the same
-  worker with no OTEL variables; rounds alternate, best of each (as run.py's worker row);
+  worker with no OTEL variables; rounds alternate, best of each (as throughput.py's worker row);
 - API accepted msg/s, traced (a request span and an ingest span per message) against
-  untraced, alternating short windows (as run.py's API row);
+  untraced, alternating short windows (as throughput.py's API row);
 - the hooks tracing leaves on the hot paths when it is off, in ns per message and per
   delivery, against a delivery's CPU (the untraced worker's rate on its one core).
 
@@ -31,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp
-import run as h
+import harness as h
 
 from postback.domain import MessageStatus, encode_json
 
@@ -90,7 +90,7 @@ class Sink:
         argv = [sys.executable, __file__, "--sink", str(self.port)]
         self._proc = h.process(h.pinned(h.OTHER_CPU, argv))
         self._proc.__enter__()
-        h.wait_for(lambda: h._get_ok(self.url + "/_stats"), 15, "OTLP sink")
+        h.wait_for(lambda: h.get_ok(self.url + "/_stats"), 15, "OTLP sink")
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -222,7 +222,7 @@ def bench_api(db: h.Database, seconds: float = 4.0) -> h.Row:
                         return r.status
 
                 with h.process(h.postback("api"), env):
-                    h.wait_for(lambda base=base: h._get_ok(base + "/api/v1/health"), 30, "api")
+                    h.wait_for(lambda base=base: h.get_ok(base + "/api/v1/health"), 30, "api")
                     rates[mode].append(asyncio.run(h.closed_loop_rate(post, seconds / 2, 16)))
         spans = sink.stats()["spans"]
     off, on = max(rates["off"]), max(rates["on"])

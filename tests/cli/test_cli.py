@@ -196,8 +196,8 @@ def test_endpoint_create_send_three_ways_and_attempts(
     )
     assert {a["msgId"] for a in by_endpoint} == set(msg_ids)
     assert {a["responseStatusCode"] for a in by_endpoint} == {200}
-    both = pb(server, "attempts", app_id)
-    assert both.returncode == 1 and "exactly one of --msg or --endpoint" in both.stderr
+    neither = pb(server, "attempts", app_id)
+    assert neither.returncode == 1 and "give --msg, --endpoint, or both" in neither.stderr
 
 
 def test_send_refuses_bad_payloads(server: ServerHandle, app_id: str) -> None:

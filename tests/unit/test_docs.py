@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 import typer
 
-from postback import cli, config_doc
+from postback import cli
+from postback.cli import config_doc
 from postback.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-GUIDES = ["quickstart.md", "receiving.md", "configuration.md", "event-catalog.md"]
+GUIDES = ["quickstart.md", "receiving.md", "configuration.md", "event-catalog.md", "cli.md"]
 # Variables that are not Settings: the CLI client's, listen's, and the test suite's own.
 NOT_SETTINGS = {"POSTBACK_URL", "POSTBACK_TOKEN", "POSTBACK_LISTEN_SECRET"}
 
@@ -91,7 +92,9 @@ def _subcommand(command: Any, word: str) -> Any:
     return command.get_command(None, word)
 
 
-@pytest.mark.parametrize("name", ["quickstart.md", "receiving.md", "event-catalog.md", "README.md"])
+@pytest.mark.parametrize(
+    "name", ["quickstart.md", "receiving.md", "event-catalog.md", "cli.md", "README.md"]
+)
 def test_documented_commands_exist(name: str) -> None:
     root = typer.main.get_command(cli.app)
     text = _docs_text()[name]

@@ -1,5 +1,6 @@
-"""The ``postback`` command: run the service (serve, api, worker), manage its database
-(migrate, check, token), and the client commands (cli_resources, cli_messages, cli_listen)."""
+"""The server commands: ``serve`` (API and worker in one process), ``api``, ``worker``, and
+``config-doc``; with what the database commands (postback.cli.database) share with them:
+settings from the environment and flags, and a configuration error as exit status 2."""
 
 from __future__ import annotations
 
@@ -15,9 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from postback import cli_listen, cli_messages, cli_resources, config_doc
 from postback.config import Settings, SettingsError
 
 # The server and database modules load only for the commands that use them: the client
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
     from postback.store.secretbox import SecretBox
     from postback.store.store import Store
 
-app = typer.Typer(help="postback: self-hosted webhook delivery.", no_args_is_help=True)
 console = Console()
 
 DatabaseOpt = Annotated[
@@ -36,7 +34,7 @@ HostOpt = Annotated[str | None, typer.Option(help="overrides POSTBACK_HOST")]
 PortOpt = Annotated[int | None, typer.Option(help="overrides POSTBACK_PORT")]
 
 
-def _settings(**overrides: object) -> Settings:
+def load_settings(**overrides: object) -> Settings:
     try:
         return Settings.from_env(**overrides)
     except SettingsError as exc:
@@ -244,22 +242,19 @@ def _serve_http(settings: Settings, *, worker: bool) -> None:
         sock.close()
 
 
-@app.command()
 def serve(database_url: DatabaseOpt = None, host: HostOpt = None, port: PortOpt = None) -> None:
     """API and worker in one process (the embedded default, SQLite)."""
-    _serve_http(_settings(database_url=database_url, host=host, port=port), worker=True)
+    _serve_http(load_settings(database_url=database_url, host=host, port=port), worker=True)
 
 
-@app.command()
 def api(database_url: DatabaseOpt = None, host: HostOpt = None, port: PortOpt = None) -> None:
     """The HTTP API alone; run workers beside it with `postback worker`."""
-    _serve_http(_settings(database_url=database_url, host=host, port=port), worker=False)
+    _serve_http(load_settings(database_url=database_url, host=host, port=port), worker=False)
 
 
-@app.command()
 def worker(database_url: DatabaseOpt = None) -> None:
     """The delivery worker alone; stops cleanly on SIGTERM or SIGINT."""
-    settings = _settings(database_url=database_url)
+    settings = load_settings(database_url=database_url)
     _logging(settings)
 
     async def run() -> None:
@@ -288,167 +283,11 @@ def worker(database_url: DatabaseOpt = None) -> None:
         _run_fast(run())
 
 
-def _with_store(settings: Settings, work: Any, *, migrate: bool = True) -> Any:
-    """Open the database, bring its schema up to date (unless told not to), run ``work``."""
-    from postback.store.migrate import migrate as run_migrations
-    from postback.store.store import Store
-
-    async def run() -> Any:
-        store = Store.connect(settings.database_url)
-        try:
-            if migrate:
-                await run_migrations(store.engine)
-            return await work(store) if work else None
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
-@app.command()
-def migrate(database_url: DatabaseOpt = None) -> None:
-    """Create or upgrade the database schema."""
-    _with_store(_settings(database_url=database_url), None)
-    console.print("database is up to date")
-
-
-@app.command()
-def check(
-    database_url: DatabaseOpt = None,
-    overdue_after: Annotated[
-        float, typer.Option(help="seconds past due (or past its lease) that count as stuck")
-    ] = 60.0,
-    feed_held_after: Annotated[
-        float,
-        typer.Option(help="seconds a transaction writing messages may hold the events feed back"),
-    ] = 5.0,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
-) -> None:
-    """Report the delivery queue's and the events feed's health from the database; exit 1 if
-    anything is stuck or held back."""
-    settings = _settings(database_url=database_url)
-
-    async def read(store: Store) -> tuple[dict[str, Any], dict[str, Any]]:
-        return await store.queue_health(overdue_after), await store.feed_health(feed_held_after)
-
-    health, feed = _with_store(settings, read, migrate=False)
-    healthy = health["healthy"] and not feed["held_back"]
-    if as_json:
-        console.print_json(data=health | {"feed": feed, "healthy": healthy})
-    else:
-        table = Table(title="delivery queue")
-        table.add_column("measure")
-        table.add_column("value", justify="right")
-        labels = {
-            "due": "due now",
-            "overdue": f"pending, due more than {overdue_after:g}s ago",
-            "scheduled": "waiting for a retry",
-            "paused": "parked (endpoint disabled)",
-            "held": "due, held back by an open circuit or a Retry-After",
-            "sending": "being sent (leased)",
-            "stuck": f"lease expired more than {overdue_after:g}s ago",
-            "oldest_due_seconds": "oldest due delivery, seconds late",
-            "open_circuits": "endpoints whose circuit is open",
-            "workers": "workers beating",
-        }
-        for key, label in labels.items():
-            value = health[key]
-            table.add_row(label, f"{value:.1f}" if isinstance(value, float) else str(value))
-        console.print(table)
-        verdict = "[green]healthy[/]" if health["healthy"] else "[red]NOT healthy[/]"
-        console.print(f"queue is {verdict}")
-        if feed["held_back"]:
-            console.print(f"events feed is [red]HELD BACK[/] for {feed['held_seconds']:.1f}s by:")
-            for writer in feed["writers"]:
-                console.print("  " + _session(writer, "writing messages"))
-                for other in writer["blocked_by"]:
-                    console.print("    waiting for " + _session(other, "holding its lock"))
-        else:
-            console.print("events feed is [green]live[/]")
-    if not healthy:
-        raise typer.Exit(1)
-
-
-def _session(s: dict[str, Any], doing: str) -> str:
-    """One PostgreSQL session as check shows it: pid, database, state, age."""
-    if "seconds" not in s:
-        return f"pid {s['pid']} (gone)"
-    wait = f", waiting on {s['wait_event_type']}:{s['wait_event']}" if s.get("wait_event") else ""
-    age = f", open {s['seconds']:.1f}s" if s["seconds"] is not None else ""
-    return f"pid {s['pid']} in database {s['database']}, {doing}, {s['state']}{wait}{age}"
-
-
-token_app = typer.Typer(help="Operator tokens: create (shown once), list, revoke.")
-app.add_typer(token_app, name="token")
-
-
-@token_app.command("create")
-def token_create(
-    name: Annotated[str, typer.Option(help="what the token is for")] = "cli",
-    database_url: DatabaseOpt = None,
-) -> None:
-    """Create an operator token. It is printed once; only its hash is stored."""
-    settings = _settings(database_url=database_url)
-    token_id, token = _with_store(settings, lambda s: s.create_operator_token(name))
-    console.print(f"created {token_id} ({name}); the token, shown only now:")
-    print(token)
-
-
-@token_app.command("list")
-def token_list(
-    database_url: DatabaseOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
-) -> None:
-    """List operator tokens (ids and names; the tokens themselves are not kept)."""
-    settings = _settings(database_url=database_url)
-    rows = _with_store(settings, lambda s: s.list_operator_tokens())
-    if as_json:
-        console.print_json(data=[{k: str(v) if v else v for k, v in r.items()} for r in rows])
-        return
-    table = Table(title="operator tokens")
-    for column in ("id", "name", "created", "revoked"):
-        table.add_column(column)
-    for r in rows:
-        revoked = f"{r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else ""
-        table.add_row(r["id"], r["name"], f"{r['created_at']:%Y-%m-%d %H:%M}", revoked)
-    console.print(table)
-
-
-@token_app.command("revoke")
-def token_revoke(token_id: str, database_url: DatabaseOpt = None) -> None:
-    """Revoke an operator token by its id (see `postback token list`)."""
-    from postback.store.errors import NotFound
-
-    settings = _settings(database_url=database_url)
-    try:
-        _with_store(settings, lambda s: s.revoke_operator_token(token_id))
-    except NotFound as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
-    console.print(f"revoked {token_id}; it stops working within seconds on every server")
-
-
-app.add_typer(cli_resources.app_cli, name="app")
-app.add_typer(cli_resources.event_type_cli, name="event-type")
-app.add_typer(cli_resources.endpoint_cli, name="endpoint")
-app.command()(cli_messages.send)
-app.command()(cli_messages.attempts)
-app.command()(cli_messages.tail)
-app.command()(cli_listen.listen)
-
-
-@app.command("config-doc")
 def config_doc_command(
     path: Annotated[Path, typer.Argument(help="where to write it")] = Path("docs/configuration.md"),
 ) -> None:
     """Write the configuration reference (every POSTBACK_* setting) from the Settings class."""
+    from postback.cli import config_doc
+
     changed = config_doc.write(path)
     console.print(f"{path} {'written' if changed else 'is up to date'}")
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,5 +1,6 @@
-"""A small client for postback's HTTP API, used by the CLI. The standard library's urllib is
-enough for one request at a time and keeps the CLI free of another dependency."""
+"""A small client for postback's HTTP API, used by the client commands. The standard
+library's urllib is enough for one request at a time and keeps the CLI free of another
+dependency."""
 
 from __future__ import annotations
 
@@ -52,9 +53,11 @@ class Api:
         *,
         params: Mapping[str, Any] | None = None,
         raw_body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """One call; returns the decoded JSON (None for an empty answer). ``raw_body`` is
-        sent as is (JSON bytes already encoded, so a payload is sent exactly as given)."""
+        sent as is (JSON bytes already encoded, so a payload is sent exactly as given);
+        ``headers`` are added to the request's own."""
         url = self.base + path
         query = {k: v for k, v in (params or {}).items() if v is not None}
         if query:
@@ -68,6 +71,8 @@ class Api:
             request.add_header("content-type", "application/json")
         if self.token:
             request.add_header("authorization", f"Bearer {self.token}")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 payload = response.read()
@@ -89,6 +94,9 @@ class Api:
 
     def patch(self, path: str, body: Any) -> Any:
         return self.request("PATCH", path, body)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
 
     def pages(self, path: str, *, limit: int, **params: Any) -> Iterator[dict]:
         """Items of a listing, following ``iterator`` until ``limit`` items or the end."""

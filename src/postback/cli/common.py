@@ -4,17 +4,19 @@ output as Rich tables for people or JSON for scripts."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NamedTuple, NoReturn
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from postback.apiclient import DEFAULT_URL, Api, ApiError
+from postback.cli.client import DEFAULT_URL, Api, ApiError
 from postback.config import SettingsError, parse_duration
 
 console = Console(highlight=False)  # output is data: no guessing colours
@@ -64,22 +66,80 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-Column = tuple[str, Callable[[dict], Any]]
+def read_json(text: str, what: str) -> Any:
+    """JSON given on the command line (``--filter '{...}'``), or a clear error."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        fail(f"{what} is not JSON: {exc}")
+
+
+def said(message: str, data: dict[str, Any], *, as_json: bool) -> None:
+    """The outcome of a command that changes something and returns nothing (a 204): a line
+    for people, the same facts as a JSON object for scripts."""
+    if as_json:
+        print_json(data)
+    else:
+        console.print(message, highlight=False, soft_wrap=True)
+
+
+class Column(NamedTuple):
+    name: str
+    get: Callable[[dict], Any]
+    ident: bool = False  # an id: printed whole on one line, whatever the width
+
+
+def ident(name: str, get: Callable[[dict], Any]) -> Column:
+    return Column(name, get, ident=True)
 
 
 def show(rows: Sequence[dict], columns: Sequence[Column], *, title: str, as_json: bool) -> None:
-    """Rows as a table (people) or as the API's JSON objects (scripts)."""
+    """Rows as a table (people) or as the API's JSON objects (scripts). No id, URL or other
+    word is broken across lines, so each can be copied: when the terminal is too narrow for
+    a table that keeps every word whole, each row is printed as ``name  value`` lines."""
     if as_json:
         print_json(list(rows))
         return
+    cells = [[_cell(c.get(row)) for c in columns] for row in rows]
     table = Table(title=title)
-    for name, _ in columns:
-        table.add_column(name, overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(get(row)) for _, get in columns))
-    console.print(table)
+    for c in columns:
+        table.add_column(c.name, no_wrap=c.ident, overflow="ellipsis" if c.ident else "fold")
+    for line in cells:
+        table.add_row(*line)
+    if _fits(table) and _ids_whole(table, columns, cells):
+        console.print(table)
+    else:
+        _records(title, columns, cells)
     if not rows:
         console.print(f"no {title}")
+
+
+def _fits(table: Table) -> bool:
+    """Whether the table fits with each cell wrapped at spaces only (Rich's minimum width
+    of a column is its longest word; of an id column, the whole id)."""
+    unbounded = console.options.update_width(10_000)  # else the measure is capped at the width
+    return Measurement.get(console, unbounded, table).minimum <= console.width
+
+
+def _ids_whole(table: Table, columns: Sequence[Column], cells: list[list[str]]) -> bool:
+    """Render the table at the terminal's width and check every id came out on one line."""
+    probe = Console(file=io.StringIO(), width=console.width, color_system=None)
+    probe.print(table)
+    lines = probe.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    wanted = {v for line in cells for c, v in zip(columns, line, strict=True) if c.ident and v}
+    return all(any(v in text for text in lines) for v in wanted)
+
+
+def _records(title: str, columns: Sequence[Column], cells: list[list[str]]) -> None:
+    """One block per row, one ``name: value`` line per column: plain print, so nothing is
+    re-flowed and a long value wraps only where the terminal wraps it."""
+    print(title)
+    width = max(len(c.name) for c in columns)
+    for line in cells:
+        print()
+        for c, value in zip(columns, line, strict=True):
+            if value:
+                print(f"  {c.name:<{width}}  {value}")
 
 
 def show_one(row: dict, columns: Sequence[Column], *, title: str, as_json: bool) -> None:
@@ -95,6 +155,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
     return str(value)
 
 
