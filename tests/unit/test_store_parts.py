@@ -84,6 +84,7 @@ _ALLOWED = {
 
 
 def test_nothing_outside_the_backends_branches_on_the_database() -> None:
+    assert (SRC / "store" / "backend.py").is_file()  # the scan below looks at the real tree
     offenders = []
     for path in SRC.rglob("*.py"):
         rel = path.relative_to(SRC).as_posix()
