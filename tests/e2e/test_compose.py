@@ -19,10 +19,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from svix.api import ApplicationIn, EndpointIn, MessageIn, Svix, SvixOptions
 
-from tests import deployfiles
-from tests.conftest import SECRET_KEY
-from tests.e2e.procs import POSTBACK, Proc, free_port
-from tests.receivers import Receiver, ok
+from tests.support import deployfiles
+from tests.support.procs import POSTBACK, Proc, free_port
+from tests.support.receivers import Receiver, ok
+from tests.support.server import SECRET_KEY
 
 TOKEN = "pb_compose_test_token"
 VARIABLES = {"POSTBACK_SECRET_KEY": SECRET_KEY, "POSTBACK_ADMIN_TOKEN": TOKEN}

@@ -16,10 +16,10 @@ import pytest
 from standardwebhooks import Webhook
 from svix.api import ApplicationIn, EndpointIn, MessageIn, Svix, SvixOptions
 
-from tests.conftest import SECRET_KEY
 from tests.e2e import image
-from tests.e2e.procs import free_port
-from tests.receivers import Receiver, ok
+from tests.support.procs import free_port
+from tests.support.receivers import Receiver, ok
+from tests.support.server import SECRET_KEY
 
 TOKEN = "pb_image_test_token"
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

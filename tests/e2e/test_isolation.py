@@ -25,9 +25,9 @@ from postback.store import schema as t
 from postback.store.migrate import migrate
 from postback.store.routing import new_delivery
 from postback.store.store import Store
-from tests.conftest import SECRET_BOX, SECRET_KEY, TOKEN, run_sync
-from tests.e2e.procs import Proc, env_for, free_port, wait_healthy
-from tests.receivers import Receiver, fail, hang, ok
+from tests.support.procs import Proc, env_for, free_port, wait_healthy
+from tests.support.receivers import Receiver, fail, hang, ok
+from tests.support.server import SECRET_BOX, SECRET_KEY, TOKEN, run_sync
 
 BACKLOG = 10_000
 HEALTHY_MESSAGES = 40
@@ -141,7 +141,7 @@ def test_receivers_that_push_back_get_everything_once(
 ) -> None:
     from svix.api import ApplicationIn, EndpointIn
 
-    from tests.receivers import fail_then_ok
+    from tests.support.receivers import fail_then_ok
 
     async def too_many(request: object, nth: int) -> object:
         from aiohttp import web

@@ -15,9 +15,9 @@ from svix.api import ApplicationIn, EndpointIn, MessageIn, Svix, SvixOptions
 
 from postback.store.migrate import current_revision, head_revision
 from postback.store.store import Store
-from tests.conftest import run_sync
-from tests.e2e.procs import POSTBACK, Proc, env_for, free_port, wait_healthy
-from tests.receivers import Receiver, ok
+from tests.support.procs import POSTBACK, Proc, env_for, free_port, wait_healthy
+from tests.support.receivers import Receiver, ok
+from tests.support.server import run_sync
 
 
 @pytest.fixture
@@ -88,7 +88,8 @@ def test_api_and_worker_processes_share_the_database(
         assert api.stop() == 0, api.output()
 
 
-def test_migrate_command(database_url: str, tmp_path: Path) -> None:
+def test_migrate_command(empty_database_url: str, tmp_path: Path) -> None:
+    database_url = empty_database_url  # `postback migrate` runs every migration for real
     done = subprocess.run(
         [*POSTBACK, "migrate"], env=env_for(database_url), cwd=tmp_path, capture_output=True
     )

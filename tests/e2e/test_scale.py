@@ -20,8 +20,10 @@ import httpx
 import pytest
 
 from postback.api.optins import RETURN_EXISTING
-from tests.conftest import _create_db, _drop_db, _with_database, run_sync
-from tests.e2e.procs import POSTBACK, Proc, env_for, free_port, wait_healthy
+from tests.support.databases import create_db, drop_db, with_database
+from tests.support.polling import eventually
+from tests.support.procs import POSTBACK, Proc, env_for, free_port, wait_healthy
+from tests.support.server import run_sync
 
 TOKEN = "pb_scale_token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -33,19 +35,17 @@ class CountingReceiver:
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = (cwd / "receiver.log").open("wb")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.counting_receiver", str(self.port)],
+            [sys.executable, "-m", "tests.support.counting_receiver", str(self.port)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=Path(__file__).parents[2],
         )
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(self.url + "/_stats", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "receiver did not start"
-                time.sleep(0.1)
+        eventually(
+            lambda: httpx.get(self.url + "/_stats", timeout=1),
+            interval=0.1,
+            what="the counting receiver starts",
+            retry_on=(httpx.HTTPError,),
+        )
 
     def stats(self) -> dict:
         return httpx.get(self.url + "/_stats", timeout=10).json()
@@ -80,9 +80,9 @@ def counting_receiver(tmp_path: Path) -> Iterator[CountingReceiver]:
 @pytest.fixture
 def pg_database(pg_admin_url: str) -> Iterator[str]:
     name = f"pb_scale_{secrets.token_hex(5)}"
-    run_sync(_create_db(pg_admin_url, name))
-    yield _with_database(pg_admin_url, name)
-    run_sync(_drop_db(pg_admin_url, name))
+    run_sync(create_db(pg_admin_url, name))
+    yield with_database(pg_admin_url, name)
+    run_sync(drop_db(pg_admin_url, name))
 
 
 def attempt_outcomes(database_url: str) -> dict[str, int]:
@@ -361,7 +361,7 @@ def test_postgres_restart_mid_run_loses_nothing_and_answers_503(
 
 
 def test_rate_limit_holds_across_two_worker_processes(pg_database: str, tmp_path: Path) -> None:
-    from tests.receivers import Receiver, ok
+    from tests.support.receivers import Receiver, ok
 
     fleet = Fleet(pg_database, tmp_path)
     try:

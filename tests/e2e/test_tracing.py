@@ -15,9 +15,9 @@ import pytest
 from svix.api import ApplicationIn, EndpointIn, Svix, SvixOptions
 
 from tests.conftest import _create_db, _drop_db, _with_database, run_sync
-from tests.e2e.procs import Proc, env_for, free_port, wait_healthy
-from tests.otlp_collector import Collector, Span
-from tests.receivers import Receiver, ok
+from tests.support.otlp_collector import Collector, Span
+from tests.support.procs import Proc, env_for, free_port, wait_healthy
+from tests.support.receivers import Receiver, ok
 
 TOKEN = "pb_e2e_tracing_token"
 PAYLOAD_MARK = "payload-never-in-a-span"
