@@ -3,6 +3,9 @@ never written for a request that fails authentication (issue 18, finding 1)."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import httpx
 import sqlalchemy as sa
 
@@ -163,3 +166,27 @@ async def test_a_plaintext_answer_from_before_sealing_is_not_replayed(store: Sto
     assert b"whsec_" not in row["response"]
     replay = await store.idempotency_begin("k" * 64, "r")
     assert replay is not None and replay.response == b'{"key":"whsec_new"}'
+
+
+def test_a_retry_the_moment_the_answer_arrives_is_a_replay(server: ServerHandle) -> None:
+    """The answer is remembered before the client sees it end: a client that retries as
+    soon as it has it gets the same answer again, never 'still being processed', even when
+    the database is slow to write the answer down."""
+    store = server.store
+    assert store is not None
+    real_finish = store.idempotency_finish
+
+    async def slow_finish(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.3)  # a database slow to commit the answer
+        return await real_finish(*args, **kwargs)
+
+    store.idempotency_finish = slow_finish  # type: ignore[method-assign]
+    api = server.url + "/api/v1"
+    with httpx.Client(timeout=30) as client:
+        for n in range(3):
+            headers = _auth(server.token, f"app-{n}")
+            first = client.post(f"{api}/app", json={"name": f"shop {n}"}, headers=headers)
+            again = client.post(f"{api}/app", json={"name": f"shop {n}"}, headers=headers)
+            assert first.status_code == 201, first.text
+            assert again.status_code == 201, again.text
+            assert again.json()["id"] == first.json()["id"]

@@ -105,6 +105,23 @@ class Idempotency:
             return messages.pop(0) if messages else {"type": "http.disconnect"}
 
         status, chunks, content_type = 500, [], "application/json"
+        note: dict[str, Any] = {}
+        recorded = False
+
+        async def record() -> None:
+            """Remember the answer (or forget the key) before the client can see it end:
+            a client retrying the moment it has the answer must get a replay, not an
+            'in progress'."""
+            nonlocal recorded
+            recorded = True
+            if status >= 500 or status in NOT_REMEMBERED:
+                await store.idempotency_abort(key)
+            elif "message" in note and status < 300:
+                await store.idempotency_finish(
+                    key, status, orjson.dumps(note["message"]), MESSAGE_REF
+                )
+            else:
+                await store.idempotency_finish(key, status, b"".join(chunks), content_type)
 
         async def capture(message: Message) -> None:
             nonlocal status, content_type
@@ -115,21 +132,19 @@ class Idempotency:
                         content_type = value.decode("latin-1")
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    await record()
             await send(message)
 
-        note: dict[str, Any] = {}
         scope[SLOT] = note
         try:
             await self.app(scope, replay_body, capture)
         except BaseException:
-            await store.idempotency_abort(key)
+            if not recorded:
+                await store.idempotency_abort(key)
             raise
-        if status >= 500 or status in NOT_REMEMBERED:
-            await store.idempotency_abort(key)
-        elif "message" in note and status < 300:
-            await store.idempotency_finish(key, status, orjson.dumps(note["message"]), MESSAGE_REF)
-        else:
-            await store.idempotency_finish(key, status, b"".join(chunks), content_type)
+        if not recorded:
+            await record()
 
 
 async def _replay_message(send: Send, store: Store, status: int, ref: bytes) -> None:
