@@ -113,7 +113,7 @@ def test_operator_and_customer_journey(
     page.get_by_role("link", name="Endpoints").click()
     page.get_by_role("link", name="Add endpoint").click()
     hook = receiver.url + "/hook"
-    page.get_by_label("URL").fill(hook)
+    page.get_by_label("URL", exact=True).fill(hook)
     page.get_by_label("Description").fill("Production")
     page.get_by_role("checkbox", name="purchase.approved").check()
     page.get_by_label("Custom headers (one per line, Name: value)").fill("X-Shop: ana")
