@@ -113,7 +113,6 @@ class Idempotency:
             a client retrying the moment it has the answer must get a replay, not an
             'in progress'."""
             nonlocal recorded
-            recorded = True
             if status >= 500 or status in NOT_REMEMBERED:
                 await store.idempotency_abort(key)
             elif "message" in note and status < 300:
@@ -122,6 +121,7 @@ class Idempotency:
                 )
             else:
                 await store.idempotency_finish(key, status, b"".join(chunks), content_type)
+            recorded = True  # (if writing it failed, the key is let go below)
 
         async def capture(message: Message) -> None:
             nonlocal status, content_type
