@@ -43,8 +43,11 @@ $(PODMAN) $(MMDEBSTRAP) &:
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y podman mmdebstrap
 
+# Two test workers: much of the suite waits (on subprocesses, receivers, the database), so
+# two processes keep both cores busy. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(CHROMIUM) $(PODMAN) $(MMDEBSTRAP) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # PNGs of the web UI's main pages, written to docs/screenshots/.
 screenshots: $(STAMP) $(CHROMIUM)

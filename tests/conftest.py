@@ -43,6 +43,15 @@ __all__ = [
 
 http_clients.install()  # one TLS context for the test process's httpx clients
 
+# Run first: on a fresh machine the container image's tests make its Debian base and build
+# it (minutes, mostly downloading and unpacking); started first, on one of the two workers
+# (`make test`), that overlaps the rest of the suite instead of ending it.
+FIRST = ("tests/e2e/test_image.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(FIRST))  # stable: else as found
+
 
 # ---- PostgreSQL: which server --------------------------------------------------------
 
@@ -57,7 +66,7 @@ async def _answers(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
     """POSTBACK_TEST_DATABASE_URL, else the server on 127.0.0.1:5432, else a throwaway one
     from the pgserver wheel. Never a skip: with no PostgreSQL the suite fails loudly."""
     explicit = os.environ.get("POSTBACK_TEST_DATABASE_URL")
@@ -69,13 +78,9 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if os.environ.get("POSTBACK_TEST_PG") != "pgserver" and run_sync(_answers(local)):
         yield local
         return
-    import pgserver  # PostgreSQL binaries shipped in a wheel
-
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
-    try:
+    # PostgreSQL binaries shipped in a wheel
+    with databases.own_cluster("postback-test-pg-") as server:
         yield server.get_uri()
-    finally:
-        server.cleanup()
 
 
 # ---- databases: migrated once per session, copied per test -----------------------------

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from postback.store.store import Store
+from tests.support.databases import own_cluster
 from tests.support.polling import eventually_async
 from tests.support.server import ServerHandle, server_settings
 
@@ -256,37 +257,34 @@ async def test_concurrent_writers_while_polling_every_message_once_in_order(
         assert mine == [b'{"m":"%d-%d"}' % (seed, i) for i in range(per_writer)]
 
 
-def test_live_stream_survives_a_database_restart(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
+def test_live_stream_survives_a_database_restart() -> None:
     """PostgreSQL stops and starts again while a client is streaming: the stream stays open
     through the outage and goes on from its cursor."""
-    import pgserver
     from pgserver._commands import pg_ctl
 
     # A cluster this test owns, so stopping it disturbs nothing else.
-    cluster = pgserver.get_server(tmp_path_factory.mktemp("ssepg"), cleanup_mode="stop")
-    as_owner = {"pgdata": cluster.pgdata, "user": cluster.system_user}
-    server = ServerHandle(server_settings(cluster.get_uri())).start()
-    try:
-        client = api(server)
-        app = client.post("/app/", json={"name": "Outage"}).json()["id"]
-        (first,) = send(client, app, 1)
-        with client.stream("GET", f"/app/{app}/events/stream") as response:
-            lines = response.iter_lines()
-            assert read_events(lines, 1)[0]["data"]["id"] == first
-            pg_ctl(["-w", "-m", "fast", "stop"], **as_owner)
-            time.sleep(1.5)  # the stream polls into the outage several times
-            pg_ctl(["-w", "restart"], **as_owner)
-            later = None
-            for _ in range(40):  # the API's pooled connections died too: 503, then fine
-                r = client.post(f"/app/{app}/msg/", json={"eventType": "e", "payload": {}})
-                if r.status_code == 202:
-                    later = r.json()["id"]
-                    break
-                assert r.status_code == 503, r.text
-                time.sleep(0.1)
-            assert later is not None
-            assert read_events(lines, 1)[0]["data"]["id"] == later
-    finally:
-        server.stop()
+    with own_cluster("postback-ssepg-") as cluster:
+        as_owner = {"pgdata": cluster.pgdata, "user": cluster.system_user}
+        server = ServerHandle(server_settings(cluster.get_uri())).start()
+        try:
+            client = api(server)
+            app = client.post("/app/", json={"name": "Outage"}).json()["id"]
+            (first,) = send(client, app, 1)
+            with client.stream("GET", f"/app/{app}/events/stream") as response:
+                lines = response.iter_lines()
+                assert read_events(lines, 1)[0]["data"]["id"] == first
+                pg_ctl(["-w", "-m", "fast", "stop"], **as_owner)
+                time.sleep(1.5)  # the stream polls into the outage several times
+                pg_ctl(["-w", "restart"], **as_owner)
+                later = None
+                for _ in range(40):  # the API's pooled connections died too: 503, then fine
+                    r = client.post(f"/app/{app}/msg/", json={"eventType": "e", "payload": {}})
+                    if r.status_code == 202:
+                        later = r.json()["id"]
+                        break
+                    assert r.status_code == 503, r.text
+                    time.sleep(0.1)
+                assert later is not None
+                assert read_events(lines, 1)[0]["data"]["id"] == later
+        finally:
+            server.stop()

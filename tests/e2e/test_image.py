@@ -21,6 +21,9 @@ from tests.support.procs import free_port
 from tests.support.receivers import Receiver, ok
 from tests.support.server import SECRET_KEY
 
+# One worker builds the image and runs every test of it (`make test` runs two workers).
+pytestmark = pytest.mark.xdist_group("image")
+
 TOKEN = "pb_image_test_token"
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

@@ -100,7 +100,7 @@ def test_a_dead_endpoint_does_not_delay_another_application(
     with _processes(database_url, tmp_path) as (url, procs):
         wait_healthy(url, procs[0])
         # Let the workers take the backlog in hand first.
-        receiver.wait_for(5, "/bad", timeout=20)
+        receiver.wait_for(5, "/bad", timeout=60)
         svix = Svix(TOKEN, SvixOptions(server_url=url, retry_schedule=[], timeout=10))
         sent: dict[str, float] = {}
         for n in range(HEALTHY_MESSAGES):
@@ -118,9 +118,10 @@ def test_a_dead_endpoint_does_not_delay_another_application(
         assert p99 <= 1.0, (
             f"healthy endpoint delayed: p50 {statistics.median(latency):.3f} s, p99 {p99:.3f} s"
         )
-        # The bad endpoint never had more than its cap of requests open at once.
-        if bad != "fails":
-            assert len(receiver.received("/bad")) <= Settings().endpoint_max_in_flight
+        # The bad endpoint never had more than its cap of requests open at once (counted
+        # by the receiver as they come and go: on a slow machine the hanging ones time out
+        # and are tried again, so the total may pass the cap, never the open ones).
+        assert 0 < receiver.peak_open("/bad") <= Settings().endpoint_max_in_flight
         for proc in procs:
             assert proc.popen.poll() is None, proc.output()
 

@@ -80,7 +80,7 @@ def test_api_and_worker_processes_share_the_database(
         assert receiver.received("/hook") == []  # the API alone does not deliver
         worker = Proc(["worker"], env, tmp_path)
         try:
-            (got,) = receiver.wait_for(1, "/hook", timeout=20)
+            (got,) = receiver.wait_for(1, "/hook", timeout=60)
             assert got.headers["webhook-id"] == msg_id
         finally:
             assert worker.stop() == 0, worker.output()

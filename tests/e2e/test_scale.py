@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from postback.api.optins import RETURN_EXISTING
-from tests.support.databases import create_db, drop_db, with_database
+from tests.support.databases import create_db, drop_db, own_cluster, with_database
 from tests.support.polling import eventually
 from tests.support.procs import POSTBACK, Proc, env_for, free_port, wait_healthy
 from tests.support.server import run_sync
@@ -319,45 +319,44 @@ def test_sqlite_serve_killed_mid_run_loses_nothing(
 
 
 def test_postgres_restart_mid_run_loses_nothing_and_answers_503(
-    tmp_path_factory: pytest.TempPathFactory,
     tmp_path: Path,
     counting_receiver: CountingReceiver,
 ) -> None:
-    import pgserver
     from pgserver._commands import pg_ctl
 
     # A cluster this test owns, so stopping it disturbs nothing else.
-    server = pgserver.get_server(tmp_path_factory.mktemp("ownpg"), cleanup_mode="stop")
-    as_owner = {"pgdata": server.pgdata, "user": server.system_user}
-    fleet = Fleet(
-        server.get_uri(), tmp_path, POSTBACK_REQUEST_TIMEOUT="2", POSTBACK_LEASE_SECONDS="2"
-    )
-    try:
-        _, api = fleet.start("api")
-        for _ in range(2):
-            fleet.start("worker")
-        app_id = _setup_app(api, counting_receiver, ["/p"])
-        join = _in_background(lambda: send_load([api], app_id, 2500, concurrency=8, pause=0.005))
-        deadline = time.monotonic() + 60
-        while counting_receiver.stats()["total"] < 500:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        pg_ctl(["-w", "-m", "fast", "stop"], **as_owner)
-        time.sleep(3)  # an outage, not just a blip
-        pg_ctl(["-w", "restart"], **as_owner)  # starts it again with its saved options
-        accepted, outcomes = join()
-        print(f"\nPostgreSQL restart: outcomes {dict(outcomes)}")
-        assert "500" not in outcomes
-        assert outcomes["503"] > 0  # what callers saw during the outage
-        assert len(accepted) + outcomes["503"] == 2500
-        # Recovered by itself: the same processes accept and deliver again.
-        after, after_outcomes = send_load([api], app_id, 300, concurrency=8)
-        assert len(after) == 300, after_outcomes
-        counting_receiver.wait_for(["/p"], accepted | after, timeout=120)
-    finally:
-        codes = fleet.stop_all()
-        server.cleanup()
-    assert codes == [0, 0, 0], [p.output()[-3000:] for p in fleet.procs]
+    with own_cluster("postback-ownpg-") as server:
+        as_owner = {"pgdata": server.pgdata, "user": server.system_user}
+        fleet = Fleet(
+            server.get_uri(), tmp_path, POSTBACK_REQUEST_TIMEOUT="2", POSTBACK_LEASE_SECONDS="2"
+        )
+        try:
+            _, api = fleet.start("api")
+            for _ in range(2):
+                fleet.start("worker")
+            app_id = _setup_app(api, counting_receiver, ["/p"])
+            join = _in_background(
+                lambda: send_load([api], app_id, 2500, concurrency=8, pause=0.005)
+            )
+            deadline = time.monotonic() + 60
+            while counting_receiver.stats()["total"] < 500:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            pg_ctl(["-w", "-m", "fast", "stop"], **as_owner)
+            time.sleep(3)  # an outage, not just a blip
+            pg_ctl(["-w", "restart"], **as_owner)  # starts it again with its saved options
+            accepted, outcomes = join()
+            print(f"\nPostgreSQL restart: outcomes {dict(outcomes)}")
+            assert "500" not in outcomes
+            assert outcomes["503"] > 0  # what callers saw during the outage
+            assert len(accepted) + outcomes["503"] == 2500
+            # Recovered by itself: the same processes accept and deliver again.
+            after, after_outcomes = send_load([api], app_id, 300, concurrency=8)
+            assert len(after) == 300, after_outcomes
+            counting_receiver.wait_for(["/p"], accepted | after, timeout=120)
+        finally:
+            codes = fleet.stop_all()
+        assert codes == [0, 0, 0], [p.output()[-3000:] for p in fleet.procs]
 
 
 def test_rate_limit_holds_across_two_worker_processes(pg_database: str, tmp_path: Path) -> None:

@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import secrets
 import shutil
 import sqlite3
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -215,3 +219,20 @@ class PgClones:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+
+
+@contextlib.contextmanager
+def own_cluster(prefix: str) -> Iterator[Any]:
+    """A PostgreSQL cluster of the test's own, from the pgserver wheel, in a directory of
+    its own under the system's temporary directory (pgserver, run as root, opens the path's
+    parents to its system user; pytest's own temporary tree keeps resetting its root to
+    0700, which would lock out a cluster another test worker starts at the same time)."""
+    import pgserver
+
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    server = pgserver.get_server(path, cleanup_mode="stop")
+    try:
+        yield server
+    finally:
+        server.cleanup()
+        shutil.rmtree(path, ignore_errors=True)

@@ -16,6 +16,7 @@ import ssl
 import threading
 from typing import Any
 
+import httpx._config as _config
 import httpx._transports.default as _default
 
 _build = _default.create_ssl_context
@@ -33,5 +34,11 @@ def _create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = 
         return _shared[key]
 
 
+REQUEST_TIMEOUT_S = 30.0
+
+
 def install() -> None:
     _default.create_ssl_context = _create_ssl_context  # type: ignore[assignment]
+    # Every client and module-level call takes this one object as its default.
+    default = _config.DEFAULT_TIMEOUT_CONFIG
+    default.connect = default.read = default.write = default.pool = REQUEST_TIMEOUT_S

@@ -71,6 +71,8 @@ class Receiver:
     def __init__(self) -> None:
         self._routes: dict[str, Behaviour] = {}
         self._received: list[Received] = []
+        self._open: dict[str, int] = {}  # requests being answered now, per path
+        self._peak: dict[str, int] = {}  # the most of them at once
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._sock = socket.socket()
@@ -94,13 +96,20 @@ class Receiver:
             at=time.time(),
             peer_port=peer[1] if peer else 0,
         )
+        path = request.path
         with self._lock:
-            nth = sum(1 for r in self._received if r.path == request.path)
+            nth = sum(1 for r in self._received if r.path == path)
             self._received.append(item)
-        behaviour = self._routes.get(request.path)
-        if behaviour is None:
-            return web.Response(status=404, text="no such route")
-        return await behaviour(request, nth)
+            now = self._open[path] = self._open.get(path, 0) + 1
+            self._peak[path] = max(self._peak.get(path, 0), now)
+        try:
+            behaviour = self._routes.get(path)
+            if behaviour is None:
+                return web.Response(status=404, text="no such route")
+            return await behaviour(request, nth)
+        finally:
+            with self._lock:
+                self._open[path] -= 1
 
     async def _start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -138,6 +147,11 @@ class Receiver:
     def received(self, path: str | None = None) -> list[Received]:
         with self._lock:
             return [r for r in self._received if path is None or r.path == path]
+
+    def peak_open(self, path: str) -> int:
+        """The most requests on ``path`` that were being answered at the same time."""
+        with self._lock:
+            return self._peak.get(path, 0)
 
     def wait_for(self, count: int, path: str | None = None, timeout: float = 30) -> list[Received]:
         """At least ``count`` requests on ``path`` (any path if None): all of them so far."""
