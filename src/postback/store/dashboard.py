@@ -228,14 +228,13 @@ class DashboardMixin(StoreCore):
                     found[r.id] = dict(r._mapping)
         return sorted(found.values(), key=lambda r: r["id"], reverse=True)[:limit]
 
-    async def throughput(self, span: timedelta, buckets: int) -> list[Row]:
-        """Attempts in the last ``span``, split into ``buckets`` equal slices, oldest
-        first: each ``{"start", "succeeded", "failed"}``."""
-        now = self.clock()
-        width = span.total_seconds() / buckets
-        since = now - span
+    async def attempt_counts(
+        self, since: datetime, slot_seconds: int
+    ) -> dict[int, tuple[int, int]]:
+        """Attempts recorded at or after ``since`` (operational webhooks left out), counted
+        per slot of ``slot_seconds`` since the epoch: ``{slot: (succeeded, failed)}``."""
         epoch = self.backend.epoch_seconds(_a.created_at)
-        slot = sa.cast(sa.func.floor((epoch - since.timestamp()) / width), sa.Integer)
+        slot = sa.cast(sa.func.floor(epoch / slot_seconds), sa.Integer)
         stmt = (
             sa.select(
                 slot.label("slot"),
@@ -252,15 +251,7 @@ class DashboardMixin(StoreCore):
             .group_by(slot)
         )
         async with self.engine.connect() as conn:
-            counts = {r.slot: (r.ok, r.failed) for r in await conn.execute(stmt)}
-        return [
-            {
-                "start": since + timedelta(seconds=i * width),
-                "succeeded": counts.get(i, (0, 0))[0],
-                "failed": counts.get(i, (0, 0))[1],
-            }
-            for i in range(buckets)
-        ]
+            return {r.slot: (r.ok, r.failed) for r in await conn.execute(stmt)}
 
 
 def _ms(at: datetime) -> int:

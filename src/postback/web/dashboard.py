@@ -3,8 +3,6 @@ any application's portal."""
 
 from __future__ import annotations
 
-import time
-from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -39,12 +37,6 @@ FEED_HELD_AFTER = 5.0
 OPERATOR_PORTAL_TTL = 3600.0
 # What the event-type form sets; archiving has its own buttons.
 EVENT_TYPE_FIELDS = {"name", "description", "schemas"}
-# Chart windows: (span, number of bars, how a bar is labelled, seconds a result is reused).
-# The day's chart reads every attempt of the day: it is kept a minute, not read per view.
-WINDOWS = {
-    "hour": (timedelta(hours=1), 12, "%H:%M", 5.0),
-    "day": (timedelta(days=1), 24, "%H:00", 60.0),
-}
 
 
 def _store(request: Request) -> Store:
@@ -74,11 +66,12 @@ async def logout(request: Request, viewer: DashboardViewer) -> Response:
 async def home(request: Request, viewer: DashboardViewer) -> Response:
     store = _store(request)
     _ = translator(language(request))
+    # One snapshot for both charts: the hour's count can never pass the day's.
+    snapshot = await request.app.state.web_charts.refresh(store.attempt_counts, store.clock())
+    request.app.state.web_charts = snapshot
     chart_svgs = {}
     rates = {}
-    for name, (span, buckets, label, keep) in WINDOWS.items():
-        rows = await _throughput(request, name, span, buckets, keep)
-        bars = [charts.Bar(r["start"].strftime(label), r["succeeded"], r["failed"]) for r in rows]
+    for name, bars in (("hour", snapshot.hour()), ("day", snapshot.day())):
         title = _("Attempts in the last hour") if name == "hour" else _("Attempts in the last day")
         chart_svgs[name] = charts.stacked_bars(bars, title)
         ok, total = sum(b.good for b in bars), sum(b.good + b.bad for b in bars)
@@ -106,18 +99,6 @@ async def _queue(store: Store) -> dict[str, Any]:
     gauges = await store.queue_gauges()
     late = gauges["oldest_due_seconds"] > OVERDUE_AFTER
     return gauges | {"healthy": not late and gauges["stuck"] == 0}
-
-
-async def _throughput(
-    request: Request, name: str, span: timedelta, buckets: int, keep: float
-) -> list[dict[str, Any]]:
-    cache: dict[str, tuple[float, list[dict[str, Any]]]] = request.app.state.web_charts
-    now = time.monotonic()
-    kept = cache.get(name)
-    if kept is None or kept[0] <= now:
-        kept = (now + keep, await _store(request).throughput(span, buckets))
-        cache[name] = kept
-    return kept[1]
 
 
 @router.get("/search")

@@ -1,0 +1,65 @@
+"""The smaller things of the web UI over plain HTTP: the favicon, the dashboard's hour and
+day counts from one snapshot, recovery attempts labelled as such, finding a message by its
+eventId in the portal, the test event's preview as the endpoint receives it."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+import httpx
+
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver
+from tests.support.server import ServerHandle
+from tests.web import test_web_http
+from tests.web.test_web_http import _app, _endpoint, dashboard_client
+
+web_server = test_web_http.web_server
+receiver = test_web_http.receiver
+
+
+def test_the_favicon_is_served_as_svg_and_linked_from_every_page(
+    web_server: ServerHandle,
+) -> None:
+    icon = httpx.get(web_server.url + "/static/favicon.svg")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].split(";")[0] == "image/svg+xml"
+    assert ET.fromstring(icon.content).tag == "{http://www.w3.org/2000/svg}svg"
+    for page in ("/dashboard/login", "/portal/"):
+        html = httpx.get(web_server.url + page).text
+        assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
+    # Browsers ask for /favicon.ico where no page names the icon (the API, /docs).
+    legacy = httpx.get(web_server.url + "/favicon.ico")
+    assert legacy.status_code == 301 and legacy.headers["location"] == "/static/favicon.svg"
+
+
+def _counts(html: str) -> tuple[int, int]:
+    found = [re.search(rf'id="{name}-total">(\d+)<', html) for name in ("hour", "day")]
+    assert found[0] and found[1], "the dashboard shows no attempt counts"
+    return int(found[0].group(1)), int(found[1].group(1))
+
+
+def test_the_hour_never_counts_more_attempts_than_the_day(
+    web_server: ServerHandle, receiver: Receiver
+) -> None:
+    from svix.api import MessageIn
+
+    dashboard = dashboard_client(web_server)
+    hour, day = _counts(dashboard.get("/dashboard/").text)
+    assert hour <= day
+    app_id = _app(web_server, "counted")
+    _endpoint(web_server, app_id, receiver.url + "/hook")
+    before = len(receiver.received("/hook"))
+    for i in range(3):
+        web_server.svix().message.create(app_id, MessageIn(event_type="a.b", payload={"i": i}))
+    receiver.wait_for(before + 3, "/hook")
+
+    # The hour's count moves within seconds; the day's moves with it, never behind.
+    def moved() -> tuple[int, int] | None:
+        now = _counts(dashboard.get("/dashboard/").text)
+        return now if now[0] >= hour + 3 else None
+
+    later_hour, later_day = eventually(moved, what="the hour's count to include the attempts")
+    assert later_hour <= later_day
+    assert later_day >= day + 3
