@@ -10,7 +10,7 @@ from postback.api import models as w
 from postback.api.credential_models import mtls_out, oauth_out
 from postback.api.masking import shown_url
 from postback.delivery.scheduler import Circuit
-from postback.domain import MessageStatus, decode_json
+from postback.domain import MessageStatus, TriggerType, decode_json
 from postback.store.pages import PageOut
 
 Row = dict[str, Any]
@@ -91,7 +91,7 @@ def attempt(row: Row) -> w.MessageAttemptOut:
         response_duration_ms=row["response_duration_ms"],
         status=row["status"],
         status_text=MessageStatus(row["status"]).text,
-        trigger_type=row["trigger_type"],
+        trigger_type=TriggerType(row["trigger_type"]).wire,
         timestamp=row["created_at"],
     )
 

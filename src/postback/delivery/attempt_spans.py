@@ -53,6 +53,7 @@ _RECORD = _head("postback.record", 1)
 _SEND = _head("POST", 3) + _attr("http.request.method", "POST")
 _TRIGGERS = {0: _attr("postback.attempt.trigger", "scheduled")}
 _TRIGGERS[1] = _attr("postback.attempt.trigger", "manual")
+_TRIGGERS[2] = _attr("postback.attempt.trigger", "recover")
 _ERROR = otlp.status(2)
 _CHILD = otlp.span_flags(1, False)  # sampled; the parent (the attempt) is local
 _UNDER_REMOTE = otlp.span_flags(1, True)  # under the message's context, from elsewhere

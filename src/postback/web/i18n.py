@@ -164,6 +164,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "No response": ("Sin respuesta", "Sem resposta"),
     "Manual": ("Manual", "Manual"),
     "Scheduled": ("Programado", "Programado"),
+    "Recovery": ("Recuperación", "Recuperação"),
     "No attempts yet.": ("Aún no hay intentos.", "Ainda não há tentativas."),
     "All": ("Todos", "Todos"),
     "Status": ("Estado", "Status"),
