@@ -129,6 +129,7 @@ def _pages(ids: dict[str, str]) -> list[str]:
         f"/portal/messages/{ids['msg']}",
         "/portal/messages/msg_none",  # the error page
         "/portal/catalog",
+        "/portal/catalog?q=purchase",  # every entry open
         "/dashboard/",
         "/dashboard/event-types",
         "/dashboard/event-types/new",

@@ -165,6 +165,13 @@ TEXTS: dict[str, tuple[str, str]] = {
     "Manual": ("Manual", "Manual"),
     "Scheduled": ("Programado", "Programado"),
     "Recovery": ("Recuperación", "Recuperação"),
+    "Search event types": ("Buscar tipos de evento", "Buscar tipos de evento"),
+    "event types shown": ("tipos de evento mostrados", "tipos de evento mostrados"),
+    "No event type matches.": (
+        "Ningún tipo de evento coincide.",
+        "Nenhum tipo de evento corresponde.",
+    ),
+    "Other": ("Otros", "Outros"),
     "No attempts yet.": ("Aún no hay intentos.", "Ainda não há tentativas."),
     "All": ("Todos", "Todos"),
     "Status": ("Estado", "Status"),

@@ -111,14 +111,43 @@ async def resend(request: Request, viewer: PortalViewer, msg_id: str, endpoint_i
 
 
 @router.get("/catalog")
-async def catalog(request: Request, viewer: PortalViewer) -> Response:
-    entries = []
+async def catalog(request: Request, viewer: PortalViewer, q: str = "") -> Response:
+    """Every event type, grouped (``groupName``, else the name's first part); those ``q``
+    does not match are in the page but hidden, as the page's script hides them."""
+    words = q.lower().split()
+    groups: dict[str, list[dict[str, Any]]] = {}
     for et in await all_event_types(store_of(request)):
         try:
             example = example_payload(et)
         except NoSuchExample:
             example = None
-        entries.append(
-            {"event_type": et, "fields": schema_fields(latest_schema(et)), "example": example}
-        )
-    return await page(request, viewer, "portal/catalog.html", entries=entries)
+        description = et.get("description") or ""
+        search = " ".join((et["name"], et.get("group_name") or "", description)).lower()
+        entry = {
+            "event_type": et,
+            "description": description,
+            "fields": schema_fields(latest_schema(et)),
+            "example": example,
+            "search": search,
+            "match": all(w in search for w in words),
+        }
+        groups.setdefault(_group_of(et), []).append(entry)
+    shown = sorted(groups.items(), key=lambda g: (g[0] == "", g[0]))
+    return await page(
+        request,
+        viewer,
+        "portal/catalog.html",
+        q=q,
+        groups=[
+            {"name": name, "entries": entries, "shown": any(e["match"] for e in entries)}
+            for name, entries in shown
+        ],
+        total=sum(len(entries) for entries in groups.values()),
+        shown=sum(e["match"] for entries in groups.values() for e in entries),
+    )
+
+
+def _group_of(event_type: dict[str, Any]) -> str:
+    """``groupName``, else what comes before the first dot of a dotted name ("" if none)."""
+    name = event_type["name"]
+    return event_type.get("group_name") or (name.split(".")[0] if "." in name else "")
