@@ -69,6 +69,21 @@ async def test_message_log_counts_and_filters_by_status_type_and_date(store: Sto
     assert len((await store.message_log(app["id"], page, before=later)).rows) == 2
 
 
+async def test_message_log_finds_a_message_by_its_event_id_or_id(store: Store) -> None:
+    app, other = await store.create_app({"name": "log"}), await store.create_app({"name": "b"})
+    values = {"event_type": "order.paid", "payload": b"{}"}
+    first, _ = await store.create_message(app["id"], values | {"event_id": "ord-1"})
+    await store.create_message(app["id"], values | {"event_id": "ord-10"})
+    await store.create_message(other["id"], values | {"event_id": "ord-2"})
+    page = Page(limit=50, descending=True)
+    for ref in ("ord-1", first["id"]):
+        found = await store.message_log(app["id"], page, ref=ref)
+        assert [r["id"] for r in found.rows] == [first["id"]]  # exact, not a prefix
+    assert (await store.message_log(app["id"], page, ref="ord-2")).rows == []  # another app's
+    typed = await store.message_log(app["id"], page, ref="ord-1", event_type="order.shipped")
+    assert typed.rows == []  # with the other filters, not instead of them
+
+
 async def test_operator_overview_search_and_disabled_list(store: Store) -> None:
     app = await store.create_app({"name": "Loja"})
     ep = await _endpoint(store, app["id"], "x")

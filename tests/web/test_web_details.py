@@ -99,3 +99,29 @@ def test_recovery_attempts_are_labelled_as_recovery(
     # The API keeps Svix's two trigger types: a recovery is a scheduled attempt there.
     attempts = svix.message_attempt.list_by_msg(app_id, msg.id).data
     assert sorted(int(a.trigger_type) for a in attempts) == [0, 0, 0, 0]
+
+
+def test_the_message_log_finds_a_message_by_event_id(web_server: ServerHandle) -> None:
+    from svix.api import MessageIn
+
+    svix = web_server.svix()
+    app_id, other = _app(web_server, "searched log"), _app(web_server, "other log")
+    sent = {
+        ref: svix.message.create(app_id, MessageIn(event_type="a.b", payload={}, event_id=ref)).id
+        for ref in ("HP-1001", "HP-10011", "HP-1002")
+    }
+    svix.message.create(other, MessageIn(event_type="a.b", payload={}, event_id="HP-2001"))
+    portal = portal_client(web_server, app_id)
+    page = portal.get("/portal/messages").text
+    assert 'id="f-ref" name="ref"' in page  # the field is on the page
+    assert all(msg in page for msg in sent.values())
+
+    def listed(ref: str) -> list[str]:
+        html = portal.get("/portal/messages", params={"ref": ref}).text
+        return re.findall(r'href="/portal/messages/(msg_[0-9a-z]+)"', html)
+
+    assert listed("HP-1001") == [sent["HP-1001"]]  # exact: not HP-10011
+    assert listed(" HP-1002 ") == [sent["HP-1002"]]
+    assert listed(sent["HP-10011"]) == [sent["HP-10011"]]  # a message id works too
+    assert listed("HP-2001") == []  # another application's eventId
+    assert listed("HP-100") == []

@@ -105,9 +105,11 @@ class DashboardMixin(StoreCore):
         status: MessageStatus | None = None,
         after: datetime | None = None,
         before: datetime | None = None,
+        ref: str | None = None,
     ) -> PageOut:
         """Messages newest first, each with how many of its deliveries succeeded, are
-        still pending and failed; ``status`` keeps messages with a delivery in it."""
+        still pending and failed; ``status`` keeps messages with a delivery in it, ``ref``
+        the message whose id or eventId it is (exactly)."""
         stmt = sa.select(
             _m.id,
             _m.event_type,
@@ -120,6 +122,9 @@ class DashboardMixin(StoreCore):
         ).where(_m.app_id == app_id)
         if event_type:
             stmt = stmt.where(_m.event_type == event_type)
+        if ref:
+            # (app_id, id) and (app_id, event_id) are both indexed: at most two rows match.
+            stmt = stmt.where(sa.or_(_m.id == ref, _m.event_id == ref))
         if status is not None:
             wanted = [int(status)]
             if status is MessageStatus.PENDING:

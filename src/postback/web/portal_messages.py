@@ -38,6 +38,7 @@ async def message_log(
     status: str = "",
     since: str = "",
     until: str = "",
+    ref: str = "",
     iterator: str | None = None,
 ) -> Response:
     store = store_of(request)
@@ -48,8 +49,15 @@ async def message_log(
         status=STATUSES.get(status),
         after=_day(since),
         before=_day(until, end=True),
+        ref=ref.strip()[:256] or None,
     )
-    filters = {"event_type": event_type, "status": status, "since": since, "until": until}
+    filters = {
+        "event_type": event_type,
+        "status": status,
+        "since": since,
+        "until": until,
+        "ref": ref.strip(),
+    }
     return await page(
         request,
         viewer,
