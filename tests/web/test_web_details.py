@@ -4,8 +4,10 @@ eventId in the portal, the test event's preview as the endpoint receives it."""
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
+from html import unescape
 
 import httpx
 
@@ -125,3 +127,54 @@ def test_the_message_log_finds_a_message_by_event_id(web_server: ServerHandle) -
     assert listed(sent["HP-10011"]) == [sent["HP-10011"]]  # a message id works too
     assert listed("HP-2001") == []  # another application's eventId
     assert listed("HP-100") == []
+
+
+def _preview(html: str) -> object:
+    found = re.search(r'<pre class="payload" aria-label="Example payload">(.*?)</pre>', html, re.S)
+    assert found, "the endpoint page shows no example payload"
+    return json.loads(unescape(found.group(1)))
+
+
+def test_the_test_event_preview_is_what_the_endpoint_receives(
+    web_server: ServerHandle, receiver: Receiver
+) -> None:
+    from svix.api import EventTypeIn
+
+    example = {"order": "A-1", "buyer": {"email": "ana@example.com", "document": "123"}}
+    svix = web_server.svix()
+    svix.event_type.create(
+        EventTypeIn(name="order.previewed", description="d", schemas={"1": {"examples": [example]}})
+    )
+    app_id = _app(web_server, "previews")
+    rules = {
+        "/without-document": {"exclude": ["/buyer/document"]},
+        "/order-only": {"include": ["/order"]},
+        "/whole": None,
+    }
+    wanted = {
+        "/without-document": {"order": "A-1", "buyer": {"email": "ana@example.com"}},
+        "/order-only": {"order": "A-1"},
+        "/whole": example,
+    }
+    portal = portal_client(web_server, app_id)
+    for path, projection in rules.items():
+        receiver.route(path, ok())
+        body = {"url": receiver.url + path, "filterTypes": ["order.previewed"]}
+        created = httpx.post(
+            f"{web_server.url}/api/v1/app/{app_id}/endpoint/",
+            json=body | ({"projection": projection} if projection else {}),
+            headers={"authorization": f"Bearer {web_server.token}"},
+        )
+        assert created.status_code == 201, created.text
+        ep_id = created.json()["id"]
+        html = portal.get(f"/portal/endpoints/{ep_id}").text
+        assert _preview(html) == wanted[path], path
+        assert ('id="preview-projected"' in html) == (projection is not None)
+        # What is sent is what was shown.
+        answer = portal.post(
+            f"/portal/endpoints/{ep_id}/test",
+            data={"csrf": csrf_of(html), "event_type": "order.previewed"},
+        )
+        assert answer.status_code == 303
+        (got,) = receiver.wait_for(1, path)
+        assert json.loads(got.body) == wanted[path]

@@ -165,6 +165,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "Manual": ("Manual", "Manual"),
     "Scheduled": ("Programado", "Programado"),
     "Recovery": ("Recuperación", "Recuperação"),
+    "As this endpoint receives it: its field rules are applied.": (
+        "Tal como lo recibe este endpoint: con sus reglas de campos aplicadas.",
+        "Como este endpoint o recebe: com as suas regras de campos aplicadas.",
+    ),
     "Search event types": ("Buscar tipos de evento", "Buscar tipos de evento"),
     "event types shown": ("tipos de evento mostrados", "tipos de evento mostrados"),
     "No event type matches.": (
