@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
-from postback.api.models import EventTypeBase, EventTypeIn
+from postback.api.wire.event_types import EventTypeBase, EventTypeIn
 from postback.delivery.scheduler import Circuit
 from postback.store.pages import Page
 from postback.store.store import Store
