@@ -178,3 +178,51 @@ def test_the_test_event_preview_is_what_the_endpoint_receives(
         assert answer.status_code == 303
         (got,) = receiver.wait_for(1, path)
         assert json.loads(got.body) == wanted[path]
+
+
+def test_event_type_descriptions_follow_the_readers_language(web_server: ServerHandle) -> None:
+    dash = dashboard_client(web_server)
+    csrf = csrf_of(dash.get("/dashboard/event-types/new").text)
+    form = {
+        "csrf": csrf,
+        "name": "course.finished",
+        "description": "The buyer finished the course.",
+        "description:es": "El comprador terminó el curso.",
+        "description:pt-BR": "",
+    }
+    assert dash.post("/dashboard/event-types/new", data=form).status_code == 303
+    api = {"authorization": f"Bearer {web_server.token}"}
+    url = f"{web_server.url}/api/v1/event-type/course.finished"
+    assert httpx.get(url, headers=api).json()["descriptions"] == {"es": form["description:es"]}
+    # A language the form does not show is kept when the form is saved.
+    httpx.patch(url, headers=api, json={"descriptions": {"es": "x", "fr": "Le cours est fini."}})
+    edit = dash.get("/dashboard/event-types/course.finished").text
+    assert 'name="description:pt-BR"' in edit and 'value="x"' in edit
+    saved = dash.post(
+        "/dashboard/event-types/course.finished",
+        data=form | {"csrf": csrf_of(edit), "description:pt-BR": "O comprador concluiu o curso."},
+    )
+    assert saved.status_code == 303
+    assert httpx.get(url, headers=api).json()["descriptions"] == {
+        "es": "El comprador terminó el curso.",
+        "pt-BR": "O comprador concluiu o curso.",
+        "fr": "Le cours est fini.",
+    }
+
+    portal = portal_client(web_server, _app(web_server, "multilingual"))
+    for lang, text in (
+        ("en", "The buyer finished the course."),
+        ("es", "El comprador terminó el curso."),
+        ("pt-BR", "O comprador concluiu o curso."),
+    ):
+        portal.cookies.set("pb_lang", lang)
+        for page in ("/portal/catalog", "/portal/endpoints/new"):
+            html = portal.get(page).text
+            assert text in html, (lang, page)
+            assert ("The buyer finished the course." in html) == (lang == "en"), (lang, page)
+        dash.cookies.set("pb_lang", lang)
+        assert text in dash.get("/dashboard/event-types").text, lang
+    # The catalog's search finds it by the words the reader sees.
+    portal.cookies.set("pb_lang", "es")
+    found = portal.get("/portal/catalog", params={"q": "terminó"}).text
+    assert re.search(r'<details class="card event-type" id="et-course.finished"[^>]* open>', found)

@@ -23,7 +23,7 @@ from postback.web.auth import (
     log_out,
     login_page,
 )
-from postback.web.i18n import translator
+from postback.web.i18n import DEFAULT, LANGUAGES, translator
 from postback.web.render import Invalid, WebRoute, language, render, see_other
 from postback.web.validation import validated
 
@@ -36,7 +36,9 @@ FEED_HELD_AFTER = 5.0
 # An operator looking into a customer's portal gets a token for an hour, not a week.
 OPERATOR_PORTAL_TTL = 3600.0
 # What the event-type form sets; archiving has its own buttons.
-EVENT_TYPE_FIELDS = {"name", "description", "schemas"}
+EVENT_TYPE_FIELDS = {"name", "description", "descriptions", "schemas"}
+# The form writes the description in the portal's other languages; other tags are kept.
+TRANSLATED = [code for code, _ in LANGUAGES if code != DEFAULT]
 
 
 def _store(request: Request) -> Store:
@@ -138,6 +140,7 @@ def _form_view(row: dict[str, Any] | None) -> dict[str, str]:
     """An event type as its form shows it: the latest schema and its examples as JSON."""
     if row is None:
         return {"name": "", "description": "", "schema": "", "examples": ""}
+    translations = row.get("descriptions") or {}
     schemas = row.get("schemas") or {}
     version = max(schemas, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else 0), default="")
     schema = dict(schemas.get(version) or {})
@@ -146,9 +149,21 @@ def _form_view(row: dict[str, Any] | None) -> dict[str, str]:
     return {
         "name": row["name"],
         "description": row.get("description") or "",
+        **{f"description:{code}": translations.get(code, "") for code in TRANSLATED},
         "schema": dump(schema),
         "examples": dump(examples),
     }
+
+
+def _descriptions(form: dict[str, str], kept: dict[str, str] | None) -> dict[str, str] | None:
+    """The translations typed in the form (an empty box removes one), over those in
+    languages the form does not show."""
+    out = {tag: text for tag, text in (kept or {}).items() if tag not in TRANSLATED}
+    for code in TRANSLATED:
+        text = form.get(f"description:{code}", "").strip()
+        if text:
+            out[code] = text
+    return out or None
 
 
 def _parse_json(text: str, what: str) -> Any:
@@ -203,6 +218,7 @@ async def create_event_type(request: Request, viewer: DashboardViewer) -> Respon
         wire = {
             "name": form.get("name", "").strip(),
             "description": form.get("description", "").strip(),
+            "descriptions": _descriptions(form, None),
             "schemas": _schemas(form),
         }
         values = validated(EventTypeIn, wire).model_dump(include=EVENT_TYPE_FIELDS)
@@ -223,9 +239,13 @@ async def edit_event_type(request: Request, viewer: DashboardViewer, name: str) 
 async def save_event_type(request: Request, viewer: DashboardViewer, name: str) -> Response:
     form = dict((await checked_form(request, viewer, validated=True)).items())
     store = _store(request)
-    await store.get_event_type(name)
+    row = await store.get_event_type(name)
     try:
-        wire = {"description": form.get("description", "").strip(), "schemas": _schemas(form)}
+        wire = {
+            "description": form.get("description", "").strip(),
+            "descriptions": _descriptions(form, row.get("descriptions")),
+            "schemas": _schemas(form),
+        }
         values = validated(EventTypeBase, wire).model_dump(include=EVENT_TYPE_FIELDS)
     except Invalid as exc:
         return _form_page(request, viewer, form | {"name": name}, editing=True, error=exc)

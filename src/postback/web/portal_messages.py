@@ -13,8 +13,9 @@ from postback.domain import MessageStatus, decode_json
 from postback.examples import NoSuchExample, example_payload, latest_schema
 from postback.store.pages import Page
 from postback.web.auth import checked_form
+from postback.web.i18n import in_language
 from postback.web.portal import PortalViewer, all_event_types, page, store_of
-from postback.web.render import WebRoute, see_other
+from postback.web.render import WebRoute, language, see_other
 from postback.web.schema_fields import schema_fields
 
 router = APIRouter(prefix="/portal", route_class=WebRoute, include_in_schema=False)
@@ -122,14 +123,14 @@ async def resend(request: Request, viewer: PortalViewer, msg_id: str, endpoint_i
 async def catalog(request: Request, viewer: PortalViewer, q: str = "") -> Response:
     """Every event type, grouped (``groupName``, else the name's first part); those ``q``
     does not match are in the page but hidden, as the page's script hides them."""
-    words = q.lower().split()
+    words, lang = q.lower().split(), language(request)
     groups: dict[str, list[dict[str, Any]]] = {}
     for et in await all_event_types(store_of(request)):
         try:
             example = example_payload(et)
         except NoSuchExample:
             example = None
-        description = et.get("description") or ""
+        description = in_language(et.get("description") or "", et.get("descriptions"), lang)
         search = " ".join((et["name"], et.get("group_name") or "", description)).lower()
         entry = {
             "event_type": et,

@@ -10,9 +10,17 @@ from pydantic import Field, field_validator
 from postback.api.wire.common import NAME_RE, Name, Wire
 from postback.schemas import SchemaError, check_schemas
 
+# A language tag (BCP 47's shape, as browsers send them): "es", "pt-BR", "zh-Hant-TW".
+LanguageTag = Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")]
+Description = Annotated[str, Field(max_length=4096)]
+Descriptions = Annotated[dict[LanguageTag, Description], Field(max_length=32)]
+
 
 class EventTypeBase(Wire):
-    description: Annotated[str, Field(max_length=4096)] = ""
+    description: Description = ""
+    # postback's own: the description in other languages, by language tag; the portal shows
+    # the reader's, else ``description``.
+    descriptions: Descriptions | None = None
     archived: bool | None = None
     deprecated: bool | None = None
     schemas: dict[str, Any] | None = None
@@ -40,6 +48,7 @@ class EventTypeIn(EventTypeBase):
 class EventTypeOut(Wire):
     name: str
     description: str
+    descriptions: dict[str, str] | None = None
     archived: bool
     deprecated: bool
     schemas: dict[str, Any] | None
