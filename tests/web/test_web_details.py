@@ -1,6 +1,7 @@
 """The smaller things of the web UI over plain HTTP: the favicon, the dashboard's hour and
-day counts from one snapshot, recovery attempts labelled as such, finding a message by its
-eventId in the portal, the test event's preview as the endpoint receives it."""
+day counts from one snapshot, finding a message by its eventId in the portal, the test
+event's preview as the endpoint receives it, event-type descriptions in the reader's
+language."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from html import unescape
 import httpx
 
 from tests.support.polling import eventually
-from tests.support.receivers import Receiver, fail, ok
+from tests.support.receivers import Receiver, ok
 from tests.support.server import ServerHandle
 from tests.web import test_web_http
 from tests.web.test_web_http import _app, _endpoint, csrf_of, dashboard_client, portal_client
@@ -65,42 +66,6 @@ def test_the_hour_never_counts_more_attempts_than_the_day(
     later_hour, later_day = eventually(moved, what="the hour's count to include the attempts")
     assert later_hour <= later_day
     assert later_day >= day + 3
-
-
-def test_recovery_attempts_are_labelled_as_recovery(
-    web_server: ServerHandle, receiver: Receiver
-) -> None:
-    from svix.api import MessageIn
-
-    receiver.route("/recovering", fail(503))
-    app_id = _app(web_server, "recovered")
-    ep_id = _endpoint(web_server, app_id, receiver.url + "/recovering")
-    svix = web_server.svix()
-    msg = svix.message.create(app_id, MessageIn(event_type="a.b", payload={"n": 1}))
-    receiver.wait_for(3, "/recovering")  # the test schedule: three tries, then it fails
-    portal = portal_client(web_server, app_id)
-    eventually(lambda: "No messages match" not in portal.get("/portal/messages?status=fail").text)
-    receiver.route("/recovering", ok())
-    csrf = csrf_of(portal.get(f"/portal/endpoints/{ep_id}").text)
-    answer = portal.post(
-        f"/portal/endpoints/{ep_id}/recover", data={"csrf": csrf, "since": "2020-01-01T00:00"}
-    )
-    assert answer.status_code == 303
-    receiver.wait_for(4, "/recovering")
-
-    def labels(lang: str, path: str) -> list[str]:
-        portal.cookies.set("pb_lang", lang)
-        html = portal.get(path).text
-        return re.findall(r"(Recovery|Recuperación|Recuperação|Scheduled|Programado)", html)
-
-    page = f"/portal/messages/{msg.id}"
-    eventually(lambda: "Recovery" in labels("en", page), what="the recovery attempt")
-    assert sorted(labels("en", page)) == ["Recovery", "Scheduled", "Scheduled", "Scheduled"]
-    assert labels("es", page).count("Recuperación") == 1
-    assert labels("pt-BR", f"/portal/endpoints/{ep_id}").count("Recuperação") == 1
-    # The API keeps Svix's two trigger types: a recovery is a scheduled attempt there.
-    attempts = svix.message_attempt.list_by_msg(app_id, msg.id).data
-    assert sorted(int(a.trigger_type) for a in attempts) == [0, 0, 0, 0]
 
 
 def test_the_message_log_finds_a_message_by_event_id(web_server: ServerHandle) -> None:
