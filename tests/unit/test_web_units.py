@@ -10,7 +10,8 @@ from xml.etree import ElementTree
 import pytest
 
 from postback.web import charts
-from postback.web.i18n import ENGLISH_NOTICES, TEXTS, in_language, pick_language, translator
+from postback.web.i18n import ENGLISH_NOTICES, TEXTS, pick_language, translator
+from postback.web.i18n_catalog import in_language
 from postback.web.schema_fields import schema_fields
 
 WEB = Path(__file__).resolve().parents[2] / "src" / "postback" / "web"

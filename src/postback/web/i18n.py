@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from postback.web.i18n_catalog import CATALOG_TEXTS
 from postback.web.i18n_enterprise import ENTERPRISE_TEXTS
 from postback.web.i18n_health import HEALTH_TEXTS
 
@@ -164,22 +165,6 @@ TEXTS: dict[str, tuple[str, str]] = {
     "No response": ("Sin respuesta", "Sem resposta"),
     "Manual": ("Manual", "Manual"),
     "Scheduled": ("Programado", "Programado"),
-    "Recovery": ("Recuperación", "Recuperação"),
-    "As this endpoint receives it: its field rules are applied.": (
-        "Tal como lo recibe este endpoint: con sus reglas de campos aplicadas.",
-        "Como este endpoint o recebe: com as suas regras de campos aplicadas.",
-    ),
-    "Optional: shown to readers of that language instead of the description above.": (
-        "Opcional: se muestra a quien lee en ese idioma en lugar de la descripción de arriba.",
-        "Opcional: mostrada a quem lê nesse idioma no lugar da descrição acima.",
-    ),
-    "Search event types": ("Buscar tipos de evento", "Buscar tipos de evento"),
-    "event types shown": ("tipos de evento mostrados", "tipos de evento mostrados"),
-    "No event type matches.": (
-        "Ningún tipo de evento coincide.",
-        "Nenhum tipo de evento corresponde.",
-    ),
-    "Other": ("Otros", "Outros"),
     "No attempts yet.": ("Aún no hay intentos.", "Ainda não há tentativas."),
     "All": ("Todos", "Todos"),
     "Status": ("Estado", "Status"),
@@ -373,6 +358,7 @@ TEXTS: dict[str, tuple[str, str]] = {
 
 TEXTS |= HEALTH_TEXTS
 TEXTS |= ENTERPRISE_TEXTS
+TEXTS |= CATALOG_TEXTS
 
 ENGLISH_NOTICES = {
     "notice:created": "Created.",
@@ -411,18 +397,6 @@ def pick_language(cookie: str | None, accept_language: str | None) -> str:
         if base in ("es", "en"):
             return base
     return DEFAULT
-
-
-def in_language(default: str, translations: dict[str, str] | None, lang: str) -> str:
-    """A text the operator wrote in several languages, for a reader of ``lang``: the
-    translation for that tag, else one of the same language ("pt" for "pt-BR", "pt-PT" for
-    "pt-BR"), else ``default``."""
-    if not translations:
-        return default
-    by_tag = {tag.lower(): text for tag, text in translations.items() if text}
-    base = lang.lower().split("-")[0]
-    same_language = (text for tag, text in by_tag.items() if tag.split("-")[0] == base)
-    return by_tag.get(lang.lower()) or next(same_language, default)
 
 
 def translator(lang: str) -> Callable[[str], str]:

@@ -13,7 +13,7 @@ from postback.domain import MessageStatus, decode_json
 from postback.examples import NoSuchExample, example_payload, latest_schema
 from postback.store.pages import Page
 from postback.web.auth import checked_form
-from postback.web.i18n import in_language
+from postback.web.i18n_catalog import in_language
 from postback.web.portal import PortalViewer, all_event_types, page, store_of
 from postback.web.render import WebRoute, language, see_other
 from postback.web.schema_fields import schema_fields
