@@ -123,6 +123,8 @@ def seed(api: httpx.Client, hook: str) -> tuple[str, str, str]:
         json={
             "name": "purchase.approved",
             "description": "A purchase was approved",
+            "descriptions": {"es": "Se aprobó una compra", "pt-BR": "Uma compra foi aprovada"},
+            "groupName": "purchase",
             "schemas": {"1": PURCHASE_SCHEMA},
         },
     ).raise_for_status()
@@ -210,7 +212,7 @@ def photograph(base: str, endpoint_id: str, msg_id: str) -> None:
         shoot(page, "portal-endpoint")
         page.goto(f"{base}/portal/messages/{msg_id}")
         shoot(page, "portal-message")
-        page.goto(f"{base}/portal/catalog")
+        page.goto(f"{base}/portal/catalog#et-purchase.approved")  # that one opened
         shoot(page, "portal-catalog")
         page.goto(f"{base}/portal/messages")
         page.get_by_role("link", name="Español").click()
@@ -222,6 +224,12 @@ def photograph(base: str, endpoint_id: str, msg_id: str) -> None:
         mobile = phone.new_page()
         mobile.goto(f"{base}/ui/lang/pt-BR?next=/portal/endpoints")
         shoot(mobile, "portal-endpoints-phone-pt-br")
+        mobile.goto(f"{base}/portal/messages/{msg_id}")
+        shoot(mobile, "portal-message-phone-pt-br")
+        mobile.goto(f"{base}/ui/lang/es?next=/portal/catalog")
+        shoot(mobile, "portal-catalog-phone-es")
+        mobile.goto(f"{base}/ui/lang/en?next=/dashboard/")
+        shoot(mobile, "dashboard-phone")
         browser.close()
 
 

@@ -35,6 +35,18 @@ class MessageStatus(enum.IntEnum):
 class TriggerType(enum.IntEnum):
     SCHEDULED = 0
     MANUAL = 1
+    # postback's own: a delivery queued again by recover. It runs on the retry schedule like
+    # a scheduled one; the API shows it as one (Svix's triggerType has only 0 and 1).
+    RECOVER = 2
+
+    @property
+    def follows_schedule(self) -> bool:
+        """Retried on the schedule (a manual resend is one extra try)."""
+        return self is not TriggerType.MANUAL
+
+    @property
+    def wire(self) -> int:
+        return int(TriggerType.MANUAL if self is TriggerType.MANUAL else TriggerType.SCHEDULED)
 
 
 # A delivery due further ahead than this is parked (store/schema.py, deliveries): it waits
@@ -91,7 +103,7 @@ def endpoint_wants(
 
 
 # The worker makes one of each per delivery: named tuples (immutable, like the frozen
-# dataclasses they were, at a third of their construction cost).
+# dataclasses they were, and cheaper to construct: docs/performance.md).
 class ClaimedDelivery(NamedTuple):
     """Everything the worker needs to make one attempt, read in the claim's round trip."""
 

@@ -69,6 +69,21 @@ async def test_message_log_counts_and_filters_by_status_type_and_date(store: Sto
     assert len((await store.message_log(app["id"], page, before=later)).rows) == 2
 
 
+async def test_message_log_finds_a_message_by_its_event_id_or_id(store: Store) -> None:
+    app, other = await store.create_app({"name": "log"}), await store.create_app({"name": "b"})
+    values = {"event_type": "order.paid", "payload": b"{}"}
+    first, _ = await store.create_message(app["id"], values | {"event_id": "ord-1"})
+    await store.create_message(app["id"], values | {"event_id": "ord-10"})
+    await store.create_message(other["id"], values | {"event_id": "ord-2"})
+    page = Page(limit=50, descending=True)
+    for ref in ("ord-1", first["id"]):
+        found = await store.message_log(app["id"], page, ref=ref)
+        assert [r["id"] for r in found.rows] == [first["id"]]  # exact, not a prefix
+    assert (await store.message_log(app["id"], page, ref="ord-2")).rows == []  # another app's
+    typed = await store.message_log(app["id"], page, ref="ord-1", event_type="order.shipped")
+    assert typed.rows == []  # with the other filters, not instead of them
+
+
 async def test_operator_overview_search_and_disabled_list(store: Store) -> None:
     app = await store.create_app({"name": "Loja"})
     ep = await _endpoint(store, app["id"], "x")
@@ -88,16 +103,15 @@ async def test_operator_overview_search_and_disabled_list(store: Store) -> None:
     assert await store.find_messages("evt-none") == []
 
 
-async def test_throughput_buckets_successes_and_failures(store: Store) -> None:
+async def test_attempt_counts_per_slot_successes_and_failures(store: Store) -> None:
     app = await store.create_app({"name": "tp"})
     good, bad = await _endpoint(store, app["id"], "good"), await _endpoint(store, app["id"], "bad")
     for _ in range(3):
         await _send(store, app["id"], "a.b", {good["id"]: 200, bad["id"]: 500})
-    buckets = await store.throughput(timedelta(hours=1), 12)
-    assert len(buckets) == 12
-    assert buckets[0]["start"] < buckets[-1]["start"]
-    # Everything happened just now: the newest bucket holds it all.
-    assert (buckets[-1]["succeeded"], buckets[-1]["failed"]) == (3, 3)
-    assert sum(b["succeeded"] + b["failed"] for b in buckets[:-1]) == 0
-    day = await store.throughput(timedelta(days=1), 24)
-    assert sum(b["succeeded"] for b in day) == 3 and sum(b["failed"] for b in day) == 3
+    since = utcnow() - timedelta(minutes=10)
+    counts = await store.attempt_counts(since, 300)
+    # Everything happened just now: the current five-minute slot holds it all.
+    now_slot = int(utcnow().timestamp()) // 300
+    assert set(counts) <= {now_slot - 1, now_slot}
+    assert sum(c[0] for c in counts.values()) == 3 and sum(c[1] for c in counts.values()) == 3
+    assert await store.attempt_counts(utcnow() + timedelta(minutes=1), 300) == {}

@@ -11,6 +11,7 @@ import pytest
 
 from postback.web import charts
 from postback.web.i18n import ENGLISH_NOTICES, TEXTS, pick_language, translator
+from postback.web.i18n_catalog import in_language
 from postback.web.schema_fields import schema_fields
 
 WEB = Path(__file__).resolve().parents[2] / "src" / "postback" / "web"
@@ -121,3 +122,23 @@ def test_charts_are_well_formed_svg_scaled_to_the_tallest_bar() -> None:
     rows = charts.horizontal_bars([("success", 5, charts.GREEN), ("fail", 0, charts.RED)], "x")
     assert ElementTree.fromstring(rows).find(f"{ns}title").text == "x"
     assert ElementTree.fromstring(charts.stacked_bars([], "empty")) is not None
+
+
+@pytest.mark.parametrize(
+    ("translations", "lang", "expected"),
+    [
+        (None, "es", "default"),
+        ({"es": "español", "pt-BR": "português"}, "es", "español"),
+        ({"es": "español", "pt-BR": "português"}, "pt-BR", "português"),
+        ({"es": "español"}, "en", "default"),
+        ({"pt": "português"}, "pt-BR", "português"),  # the same language, another tag
+        ({"PT-br": "português"}, "pt-BR", "português"),  # tags are case-blind
+        ({"es-MX": "mexicano"}, "es", "mexicano"),
+        ({"es": ""}, "es", "default"),  # an empty translation is none
+        ({"en": "english", "es": "español"}, "en", "english"),
+    ],
+)
+def test_operator_texts_in_the_readers_language(
+    translations: dict[str, str] | None, lang: str, expected: str
+) -> None:
+    assert in_language("default", translations, lang) == expected

@@ -86,7 +86,7 @@ def test_operator_and_customer_journey(
     page.get_by_role("link", name="Event types").click()
     page.get_by_role("link", name="New event type").click()
     page.get_by_label("Name").fill("purchase.approved")
-    page.get_by_label("Description").fill("A purchase was approved")
+    page.get_by_label("Description", exact=True).fill("A purchase was approved")
     page.get_by_label("JSON schema of the payload").fill(SCHEMA)
     page.get_by_label("Examples (a JSON array of payloads)").fill(EXAMPLES)
     page.get_by_role("button", name="Save").click()

@@ -136,8 +136,9 @@ def test_recover_failed_since_sends_them_again(
     app_id = _app(web_server, "recover")
     ep_id = _endpoint(web_server, app_id, receiver.url + "/flaky")
     svix = web_server.svix()
-    for i in range(2):
-        svix.message.create(app_id, MessageIn(event_type="a.b", payload={"i": i}))
+    sent = [
+        svix.message.create(app_id, MessageIn(event_type="a.b", payload={"i": i})) for i in (0, 1)
+    ]
     portal = portal_client(web_server, app_id)
     # The test schedule gives up after three attempts each.
     failed = 'class="badge bad">1 fail'
@@ -151,6 +152,21 @@ def test_recover_failed_since_sends_them_again(
     assert answer.status_code == 303
     receiver.wait_for(8, "/flaky")
     eventually(lambda: "No messages match" in portal.get("/portal/messages?status=fail").text)
+
+    # The attempts of the recovery say so, in each language; the API keeps Svix's two
+    # trigger types, where a recovery is a scheduled attempt.
+    def labels(lang: str, path: str) -> list[str]:
+        portal.cookies.set("pb_lang", lang)
+        html = portal.get(path).text
+        return re.findall(r"(Recovery|Recuperación|Recuperação|Scheduled|Programado)", html)
+
+    page = f"/portal/messages/{sent[0].id}"
+    eventually(lambda: "Recovery" in labels("en", page), what="the recovery attempt")
+    assert sorted(labels("en", page)) == ["Recovery", "Scheduled", "Scheduled", "Scheduled"]
+    assert labels("es", page).count("Recuperación") == 1
+    assert labels("pt-BR", f"/portal/endpoints/{ep_id}").count("Recuperação") == 2
+    attempts = svix.message_attempt.list_by_msg(app_id, sent[0].id).data
+    assert sorted(int(a.trigger_type) for a in attempts) == [0, 0, 0, 0]
 
 
 def test_operator_edits_archives_and_restores_an_event_type(web_server: ServerHandle) -> None:

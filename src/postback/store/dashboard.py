@@ -105,9 +105,11 @@ class DashboardMixin(StoreCore):
         status: MessageStatus | None = None,
         after: datetime | None = None,
         before: datetime | None = None,
+        ref: str | None = None,
     ) -> PageOut:
         """Messages newest first, each with how many of its deliveries succeeded, are
-        still pending and failed; ``status`` keeps messages with a delivery in it."""
+        still pending and failed; ``status`` keeps messages with a delivery in it, ``ref``
+        the message whose id or eventId it is (exactly)."""
         stmt = sa.select(
             _m.id,
             _m.event_type,
@@ -120,6 +122,9 @@ class DashboardMixin(StoreCore):
         ).where(_m.app_id == app_id)
         if event_type:
             stmt = stmt.where(_m.event_type == event_type)
+        if ref:
+            # (app_id, id) and (app_id, event_id) are both indexed: at most two rows match.
+            stmt = stmt.where(sa.or_(_m.id == ref, _m.event_id == ref))
         if status is not None:
             wanted = [int(status)]
             if status is MessageStatus.PENDING:
@@ -228,14 +233,13 @@ class DashboardMixin(StoreCore):
                     found[r.id] = dict(r._mapping)
         return sorted(found.values(), key=lambda r: r["id"], reverse=True)[:limit]
 
-    async def throughput(self, span: timedelta, buckets: int) -> list[Row]:
-        """Attempts in the last ``span``, split into ``buckets`` equal slices, oldest
-        first: each ``{"start", "succeeded", "failed"}``."""
-        now = self.clock()
-        width = span.total_seconds() / buckets
-        since = now - span
+    async def attempt_counts(
+        self, since: datetime, slot_seconds: int
+    ) -> dict[int, tuple[int, int]]:
+        """Attempts recorded at or after ``since`` (operational webhooks left out), counted
+        per slot of ``slot_seconds`` since the epoch: ``{slot: (succeeded, failed)}``."""
         epoch = self.backend.epoch_seconds(_a.created_at)
-        slot = sa.cast(sa.func.floor((epoch - since.timestamp()) / width), sa.Integer)
+        slot = sa.cast(sa.func.floor(epoch / slot_seconds), sa.Integer)
         stmt = (
             sa.select(
                 slot.label("slot"),
@@ -252,15 +256,7 @@ class DashboardMixin(StoreCore):
             .group_by(slot)
         )
         async with self.engine.connect() as conn:
-            counts = {r.slot: (r.ok, r.failed) for r in await conn.execute(stmt)}
-        return [
-            {
-                "start": since + timedelta(seconds=i * width),
-                "succeeded": counts.get(i, (0, 0))[0],
-                "failed": counts.get(i, (0, 0))[1],
-            }
-            for i in range(buckets)
-        ]
+            return {r.slot: (r.ok, r.failed) for r in await conn.execute(stmt)}
 
 
 def _ms(at: datetime) -> int:

@@ -24,7 +24,7 @@ from postback.delivery.scheduler import (
     after_attempt,
     classify,
 )
-from postback.domain import AttemptResult, MessageStatus, TriggerType, encode_json
+from postback.domain import AttemptResult, MessageStatus, encode_json
 from postback.store import schema as t
 from postback.store.core import OPERATIONAL_APP_ID, StoreCore
 
@@ -174,7 +174,7 @@ class OperationalMixin(StoreCore):
                 continue
             if ep["failing_since"] is None and res.fault is None:
                 ep["failing_since"] = now  # the store clock, which tests can move
-            if res.delivery.trigger is TriggerType.SCHEDULED and count == FAILING_AFTER:
+            if res.delivery.trigger.follows_schedule and count == FAILING_AFTER:
                 await self._attempt_event(conn, ATTEMPT_FAILING, res, ep)
             if status is MessageStatus.FAIL:
                 await self._attempt_event(conn, ATTEMPT_EXHAUSTED, res, ep)
@@ -327,4 +327,4 @@ def plain_successes(
 
 def recovers(res: AttemptResult, count: int) -> bool:
     """A success after the endpoint was announced as failing for this message."""
-    return res.ok and res.delivery.trigger is TriggerType.SCHEDULED and count > FAILING_AFTER
+    return res.ok and res.delivery.trigger.follows_schedule and count > FAILING_AFTER

@@ -92,6 +92,8 @@ event_types = sa.Table(
     metadata,
     sa.Column("name", sa.String(256), primary_key=True),
     sa.Column("description", sa.Text, nullable=False),
+    # The description in other languages, by language tag (the portal shows the reader's).
+    sa.Column("descriptions", Json, nullable=True),
     sa.Column("archived", sa.Boolean, nullable=False, default=False),
     sa.Column("deprecated", sa.Boolean, nullable=False, default=False),
     sa.Column("schemas", Json, nullable=True),

@@ -114,6 +114,7 @@ class Store(
         row = {
             "name": values["name"],
             "description": values.get("description") or "",
+            "descriptions": values.get("descriptions") or None,
             "archived": bool(values.get("archived")),
             "deprecated": bool(values.get("deprecated")),
             "schemas": values.get("schemas"),

@@ -82,7 +82,7 @@ class TasksMixin(StoreCore):
                                 next_attempt_at=now,
                                 wake_at=None,
                                 attempt_count=0,
-                                trigger_type=TriggerType.SCHEDULED,
+                                trigger_type=TriggerType.RECOVER,
                                 lease=None,
                                 updated_at=now,
                             )

@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from postback.config import Settings
 from postback.web.i18n import LANGUAGES
 from postback.web.render import WebRoute, see_other
 from postback.web.session import LANG_COOKIE
+from postback.web.throughput import Throughput
 
 STATIC = Path(__file__).parent / "static"
 
@@ -34,11 +36,17 @@ async def root(request: Request) -> Response:
     return see_other("/dashboard/")
 
 
+@common.get("/favicon.ico")
+async def favicon() -> Response:
+    """Browsers ask for /favicon.ico on pages that name no icon (the API's JSON, /docs)."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the portal, the dashboard and their static files to the API's app."""
     from postback.web import dashboard, portal, portal_messages
 
-    app.state.web_charts = {}  # the dashboard's throughput, reused for a few seconds
+    app.state.web_charts = Throughput()  # the dashboard's attempt counts, kept up to date
     app.include_router(common)
     app.include_router(portal.router)
     app.include_router(portal_messages.router)

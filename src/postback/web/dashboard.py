@@ -3,15 +3,13 @@ any application's portal."""
 
 from __future__ import annotations
 
-import time
-from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
-from postback.api.models import EventTypeBase, EventTypeIn
+from postback.api.wire.event_types import EventTypeBase, EventTypeIn
 from postback.delivery.scheduler import Circuit
 from postback.store.pages import Page
 from postback.store.store import Store
@@ -25,7 +23,7 @@ from postback.web.auth import (
     log_out,
     login_page,
 )
-from postback.web.i18n import translator
+from postback.web.i18n import DEFAULT, LANGUAGES, translator
 from postback.web.render import Invalid, WebRoute, language, render, see_other
 from postback.web.validation import validated
 
@@ -38,13 +36,9 @@ FEED_HELD_AFTER = 5.0
 # An operator looking into a customer's portal gets a token for an hour, not a week.
 OPERATOR_PORTAL_TTL = 3600.0
 # What the event-type form sets; archiving has its own buttons.
-EVENT_TYPE_FIELDS = {"name", "description", "schemas"}
-# Chart windows: (span, number of bars, how a bar is labelled, seconds a result is reused).
-# The day's chart reads every attempt of the day: it is kept a minute, not read per view.
-WINDOWS = {
-    "hour": (timedelta(hours=1), 12, "%H:%M", 5.0),
-    "day": (timedelta(days=1), 24, "%H:00", 60.0),
-}
+EVENT_TYPE_FIELDS = {"name", "description", "descriptions", "schemas"}
+# The form writes the description in the portal's other languages; other tags are kept.
+TRANSLATED = [code for code, _ in LANGUAGES if code != DEFAULT]
 
 
 def _store(request: Request) -> Store:
@@ -74,11 +68,12 @@ async def logout(request: Request, viewer: DashboardViewer) -> Response:
 async def home(request: Request, viewer: DashboardViewer) -> Response:
     store = _store(request)
     _ = translator(language(request))
+    # One snapshot for both charts: the hour's count can never pass the day's.
+    snapshot = await request.app.state.web_charts.refresh(store.attempt_counts, store.clock())
+    request.app.state.web_charts = snapshot
     chart_svgs = {}
     rates = {}
-    for name, (span, buckets, label, keep) in WINDOWS.items():
-        rows = await _throughput(request, name, span, buckets, keep)
-        bars = [charts.Bar(r["start"].strftime(label), r["succeeded"], r["failed"]) for r in rows]
+    for name, bars in (("hour", snapshot.hour()), ("day", snapshot.day())):
         title = _("Attempts in the last hour") if name == "hour" else _("Attempts in the last day")
         chart_svgs[name] = charts.stacked_bars(bars, title)
         ok, total = sum(b.good for b in bars), sum(b.good + b.bad for b in bars)
@@ -106,18 +101,6 @@ async def _queue(store: Store) -> dict[str, Any]:
     gauges = await store.queue_gauges()
     late = gauges["oldest_due_seconds"] > OVERDUE_AFTER
     return gauges | {"healthy": not late and gauges["stuck"] == 0}
-
-
-async def _throughput(
-    request: Request, name: str, span: timedelta, buckets: int, keep: float
-) -> list[dict[str, Any]]:
-    cache: dict[str, tuple[float, list[dict[str, Any]]]] = request.app.state.web_charts
-    now = time.monotonic()
-    kept = cache.get(name)
-    if kept is None or kept[0] <= now:
-        kept = (now + keep, await _store(request).throughput(span, buckets))
-        cache[name] = kept
-    return kept[1]
 
 
 @router.get("/search")
@@ -157,6 +140,7 @@ def _form_view(row: dict[str, Any] | None) -> dict[str, str]:
     """An event type as its form shows it: the latest schema and its examples as JSON."""
     if row is None:
         return {"name": "", "description": "", "schema": "", "examples": ""}
+    translations = row.get("descriptions") or {}
     schemas = row.get("schemas") or {}
     version = max(schemas, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else 0), default="")
     schema = dict(schemas.get(version) or {})
@@ -165,9 +149,21 @@ def _form_view(row: dict[str, Any] | None) -> dict[str, str]:
     return {
         "name": row["name"],
         "description": row.get("description") or "",
+        **{f"description:{code}": translations.get(code, "") for code in TRANSLATED},
         "schema": dump(schema),
         "examples": dump(examples),
     }
+
+
+def _descriptions(form: dict[str, str], kept: dict[str, str] | None) -> dict[str, str] | None:
+    """The translations typed in the form (an empty box removes one), over those in
+    languages the form does not show."""
+    out = {tag: text for tag, text in (kept or {}).items() if tag not in TRANSLATED}
+    for code in TRANSLATED:
+        text = form.get(f"description:{code}", "").strip()
+        if text:
+            out[code] = text
+    return out or None
 
 
 def _parse_json(text: str, what: str) -> Any:
@@ -222,6 +218,7 @@ async def create_event_type(request: Request, viewer: DashboardViewer) -> Respon
         wire = {
             "name": form.get("name", "").strip(),
             "description": form.get("description", "").strip(),
+            "descriptions": _descriptions(form, None),
             "schemas": _schemas(form),
         }
         values = validated(EventTypeIn, wire).model_dump(include=EVENT_TYPE_FIELDS)
@@ -242,9 +239,13 @@ async def edit_event_type(request: Request, viewer: DashboardViewer, name: str) 
 async def save_event_type(request: Request, viewer: DashboardViewer, name: str) -> Response:
     form = dict((await checked_form(request, viewer, validated=True)).items())
     store = _store(request)
-    await store.get_event_type(name)
+    row = await store.get_event_type(name)
     try:
-        wire = {"description": form.get("description", "").strip(), "schemas": _schemas(form)}
+        wire = {
+            "description": form.get("description", "").strip(),
+            "descriptions": _descriptions(form, row.get("descriptions")),
+            "schemas": _schemas(form),
+        }
         values = validated(EventTypeBase, wire).model_dump(include=EVENT_TYPE_FIELDS)
     except Invalid as exc:
         return _form_page(request, viewer, form | {"name": name}, editing=True, error=exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from postback.web.i18n_catalog import CATALOG_TEXTS
 from postback.web.i18n_enterprise import ENTERPRISE_TEXTS
 from postback.web.i18n_health import HEALTH_TEXTS
 
@@ -357,6 +358,7 @@ TEXTS: dict[str, tuple[str, str]] = {
 
 TEXTS |= HEALTH_TEXTS
 TEXTS |= ENTERPRISE_TEXTS
+TEXTS |= CATALOG_TEXTS
 
 ENGLISH_NOTICES = {
     "notice:created": "Created.",

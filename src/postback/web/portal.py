@@ -14,8 +14,9 @@ from starlette.datastructures import FormData
 from postback.api.endpoint_rules import no_room
 from postback.api.tasks import run_in_background
 from postback.delivery.scheduler import Circuit
-from postback.domain import MessageStatus
+from postback.domain import MessageStatus, decode_json
 from postback.examples import NoSuchExample, example_payload
+from postback.filters import project
 from postback.operations import UnknownEventType, rotate_endpoint_secret, send_test_event
 from postback.signing import generate_ed25519_secret, generate_secret, is_asymmetric, public_secret
 from postback.store.credentials import CERTIFICATE_WARNING
@@ -209,6 +210,9 @@ async def endpoint_page(
                 example = example_payload(et)
             except NoSuchExample:
                 example = None
+    if example is not None and ep["projection"]:
+        # Shown as the endpoint will receive it: a test event goes through its projection.
+        example = decode_json(project(example, ep["projection"]))
     return await page(
         request,
         viewer,

@@ -8,13 +8,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from postback.api.models import SENSITIVE_HEADERS
+from postback.api.wire.common import SENSITIVE_HEADERS
 from postback.domain import MessageStatus, decode_json
 from postback.examples import NoSuchExample, example_payload, latest_schema
 from postback.store.pages import Page
 from postback.web.auth import checked_form
+from postback.web.i18n_catalog import in_language
 from postback.web.portal import PortalViewer, all_event_types, page, store_of
-from postback.web.render import WebRoute, see_other
+from postback.web.render import WebRoute, language, see_other
 from postback.web.schema_fields import schema_fields
 
 router = APIRouter(prefix="/portal", route_class=WebRoute, include_in_schema=False)
@@ -38,6 +39,7 @@ async def message_log(
     status: str = "",
     since: str = "",
     until: str = "",
+    ref: str = "",
     iterator: str | None = None,
 ) -> Response:
     store = store_of(request)
@@ -48,8 +50,15 @@ async def message_log(
         status=STATUSES.get(status),
         after=_day(since),
         before=_day(until, end=True),
+        ref=ref.strip()[:256] or None,
     )
-    filters = {"event_type": event_type, "status": status, "since": since, "until": until}
+    filters = {
+        "event_type": event_type,
+        "status": status,
+        "since": since,
+        "until": until,
+        "ref": ref.strip(),
+    }
     return await page(
         request,
         viewer,
@@ -111,14 +120,43 @@ async def resend(request: Request, viewer: PortalViewer, msg_id: str, endpoint_i
 
 
 @router.get("/catalog")
-async def catalog(request: Request, viewer: PortalViewer) -> Response:
-    entries = []
+async def catalog(request: Request, viewer: PortalViewer, q: str = "") -> Response:
+    """Every event type, grouped (``groupName``, else the name's first part); those ``q``
+    does not match are in the page but hidden, as the page's script hides them."""
+    words, lang = q.lower().split(), language(request)
+    groups: dict[str, list[dict[str, Any]]] = {}
     for et in await all_event_types(store_of(request)):
         try:
             example = example_payload(et)
         except NoSuchExample:
             example = None
-        entries.append(
-            {"event_type": et, "fields": schema_fields(latest_schema(et)), "example": example}
-        )
-    return await page(request, viewer, "portal/catalog.html", entries=entries)
+        description = in_language(et.get("description") or "", et.get("descriptions"), lang)
+        search = " ".join((et["name"], et.get("group_name") or "", description)).lower()
+        entry = {
+            "event_type": et,
+            "description": description,
+            "fields": schema_fields(latest_schema(et)),
+            "example": example,
+            "search": search,
+            "match": all(w in search for w in words),
+        }
+        groups.setdefault(_group_of(et), []).append(entry)
+    shown = sorted(groups.items(), key=lambda g: (g[0] == "", g[0]))
+    return await page(
+        request,
+        viewer,
+        "portal/catalog.html",
+        q=q,
+        groups=[
+            {"name": name, "entries": entries, "shown": any(e["match"] for e in entries)}
+            for name, entries in shown
+        ],
+        total=sum(len(entries) for entries in groups.values()),
+        shown=sum(e["match"] for entries in groups.values() for e in entries),
+    )
+
+
+def _group_of(event_type: dict[str, Any]) -> str:
+    """``groupName``, else what comes before the first dot of a dotted name ("" if none)."""
+    name = event_type["name"]
+    return event_type.get("group_name") or (name.split(".")[0] if "." in name else "")

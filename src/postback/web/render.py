@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from postback.api.masking import shown_url
 from postback.store.errors import Conflict, NotFound
 from postback.web.i18n import LANGUAGES, pick_language, translator
+from postback.web.i18n_catalog import in_language
 from postback.web.session import LANG_COOKIE
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -39,6 +40,10 @@ def _pretty(value: Any) -> str:
 
 
 env.filters["when"] = _when
+# {{ event_type|described(lang) }}: its description in the reader's language, if written.
+env.filters["described"] = lambda et, lang: in_language(
+    et.get("description") or "", et.get("descriptions"), lang
+)
 env.filters["pretty"] = _pretty
 # {{ url|shown_url(not writable) }}: a read-only viewer sees no userinfo credentials.
 env.filters["shown_url"] = lambda url, read_only: shown_url(url or "", read_only=read_only)
