@@ -59,18 +59,22 @@ def _value(line: str) -> str:
 
 def _portal_session(server: ServerHandle, app_id: str, **query: str) -> dict[str, str]:
     """Log in to the portal as a browser would, carrying the cookies by hand (they are
-    Secure on a loopback http server, which httpx's jar keeps to https)."""
+    Secure on a loopback http server, which httpx's jar keeps to https). Every Set-Cookie
+    line seen, by name."""
     entry = httpx.get(server.url + "/portal/", params=query, timeout=10)
-    jar = {name: _value(line) for name, line in _cookies(entry).items()}
+    lines = _cookies(entry)
     login = httpx.post(
         server.url + "/portal/session",
         data={"token": _portal_token(server, app_id), "csrf": csrf_of(entry.text)},
-        cookies=jar,
+        cookies={name: _value(line) for name, line in lines.items()},
         timeout=10,
     )
     assert login.status_code == 303 and login.headers["location"] == "/portal/endpoints"
-    jar |= {name: _value(line) for name, line in _cookies(login).items()}
-    return jar
+    return lines | _cookies(login)
+
+
+def _jar(lines: dict[str, str]) -> dict[str, str]:
+    return {name: _value(line) for name, line in lines.items() if "Max-Age=0" not in line}
 
 
 # ---- the setting ----------------------------------------------------------------------
@@ -146,20 +150,11 @@ def test_portal_cookies_reach_a_third_party_frame_when_embedding(
     embed_server: ServerHandle, web_server: ServerHandle
 ) -> None:
     app_id = _app(embed_server, "Cookie shop")
-    entry = httpx.get(embed_server.url + "/portal/", timeout=10)
-    login_csrf = _cookies(entry)["pb_portal_login_csrf"]
-    jar = _portal_session(embed_server, app_id)
-    assert set(jar) >= {"pb_portal", "pb_portal_login_csrf"}
-    login = httpx.post(
-        embed_server.url + "/portal/session",
-        data={"token": _portal_token(embed_server, app_id), "csrf": csrf_of(entry.text)},
-        cookies={"pb_portal_login_csrf": _value(login_csrf)},
-        timeout=10,
-    )
-    session = _cookies(login)["pb_portal"]
-    for line in (login_csrf, session):
-        assert re.search(r"SameSite=none", line, re.I) and "Secure" in line
-        assert line.endswith("; Partitioned") and "HttpOnly" in line
+    lines = _portal_session(embed_server, app_id)
+    for name in ("pb_portal_login_csrf", "pb_portal"):
+        line = lines[name]
+        assert re.search(r"SameSite=none", line, re.I) and "Secure" in line, line
+        assert line.endswith("; Partitioned") and "HttpOnly" in line, line
     # The dashboard's cookies stay first-party only.
     dashboard = httpx.get(embed_server.url + "/dashboard/login", timeout=10)
     strict = _cookies(dashboard)["pb_login_csrf"]
@@ -243,7 +238,7 @@ def test_the_theme_lasts_for_the_session(embed_server: ServerHandle) -> None:
         "fontFamily": "Georgia, serif",
         "icon": "https://cdn.example.com:8443/brand.png",
     }
-    jar = _portal_session(embed_server, app_id, **query)
+    jar = _jar(_portal_session(embed_server, app_id, **query))
     assert "pb_theme" in jar
     for path in ("/portal/endpoints", "/portal/messages", "/portal/?error=expired"):
         page = httpx.get(embed_server.url + path, cookies=jar, timeout=10)
