@@ -24,6 +24,7 @@ from tests.support.server import ServerHandle, server_settings
 from tests.web import test_browser, test_web_http
 
 browser = test_browser.browser
+context = test_browser.context
 web_server = test_web_http.web_server  # a server without embedding origins: themes still apply
 WAIT_MS = test_browser.WAIT_MS
 ICON = "https://icons.example/brand.svg"
@@ -96,17 +97,9 @@ def embed_server(
     handle.stop()
 
 
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 900})
-    ctx.set_default_timeout(WAIT_MS)
-
-    def icon(route: Route) -> None:  # the icon's https host, answered by the browser's router
-        route.fulfill(status=200, content_type="image/svg+xml", body=ICON_SVG)
-
-    ctx.route(re.compile(r"^https://icons\.example/"), icon)
-    yield ctx
-    ctx.close()
+def _icon(route: Route) -> None:
+    """The icon's https host, answered by the browser's own router."""
+    route.fulfill(status=200, content_type="image/svg+xml", body=ICON_SVG)
 
 
 def _merchant(server: ServerHandle) -> tuple[str, list[str]]:
@@ -165,6 +158,7 @@ def test_svix_react_embeds_the_themed_portal_and_its_hooks_read_postback(
         "serverUrl": embed_server.url,
         "theme": THEME | {"icon": ICON},
     }
+    context.route(re.compile(r"^https://icons\.example/"), _icon)
     page = context.new_page()
     page.goto(site.origin + "/")
 

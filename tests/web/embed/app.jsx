@@ -4,36 +4,27 @@
 import { createRoot } from "react-dom/client";
 import { AppPortal, SvixProvider, useEndpoints, useEventTypes, useMessages } from "svix-react";
 
-function Endpoints() {
+// One hook's answer as a list (or its error, or that it is loading).
+function Listing({ testId, result, line }) {
+  if (result.error) return <p data-testid={`${testId}-error`}>{String(result.error)}</p>;
+  if (result.loading || !result.data) return <p>Loading {testId}</p>;
+  return (
+    <ul data-testid={testId}>
+      {result.data.map((item) => <li key={item.id || item.name}>{line(item)}</li>)}
+    </ul>
+  );
+}
+
+function Hooks() {
   const endpoints = useEndpoints({ limit: 50 });
-  if (endpoints.error) return <p data-testid="endpoints-error">{String(endpoints.error)}</p>;
-  if (endpoints.loading || !endpoints.data) return <p>Loading endpoints</p>;
-  return (
-    <ul data-testid="endpoints">
-      {endpoints.data.map((e) => <li key={e.id}>{e.url}</li>)}
-    </ul>
-  );
-}
-
-function Messages() {
   const messages = useMessages({ limit: 50 });
-  if (messages.error) return <p data-testid="messages-error">{String(messages.error)}</p>;
-  if (messages.loading || !messages.data) return <p>Loading messages</p>;
+  const eventTypes = useEventTypes();
   return (
-    <ul data-testid="messages">
-      {messages.data.map((m) => <li key={m.id}>{m.eventType} {m.eventId}</li>)}
-    </ul>
-  );
-}
-
-function EventTypes() {
-  const types = useEventTypes();
-  if (types.error) return <p data-testid="event-types-error">{String(types.error)}</p>;
-  if (types.loading || !types.data) return <p>Loading event types</p>;
-  return (
-    <ul data-testid="event-types">
-      {types.data.map((t) => <li key={t.name}>{t.name}</li>)}
-    </ul>
+    <section aria-label="Hooks">
+      <Listing testId="endpoints" result={endpoints} line={(e) => e.url} />
+      <Listing testId="messages" result={messages} line={(m) => `${m.eventType} ${m.eventId}`} />
+      <Listing testId="event-types" result={eventTypes} line={(t) => t.name} />
+    </section>
   );
 }
 
@@ -41,11 +32,7 @@ function Page({ config }) {
   return (
     <>
       <SvixProvider token={config.token} appId={config.appId} options={{ serverUrl: config.serverUrl }}>
-        <section aria-label="Hooks">
-          <Endpoints />
-          <Messages />
-          <EventTypes />
-        </section>
+        <Hooks />
       </SvixProvider>
       <AppPortal url={config.portalUrl} fullSize {...config.theme} />
     </>
