@@ -42,6 +42,7 @@ _URL_CHARS = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$")
 MAX_FONT = 200
 MAX_ICON = 2048
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+_MODES: dict[str, Literal["dark", "auto"]] = {"true": "dark", "auto": "auto"}
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,13 @@ class Theme:
 def read_theme(params: Mapping[str, str]) -> Theme:
     """The theme a query (or the cookie) asks for; every value that fails its check is
     dropped on its own."""
-    mode = {"true": "dark", "auto": "auto"}.get(params.get("darkMode", "").strip().lower())
+    mode = _MODES.get(params.get("darkMode", "").strip().lower())
     colour = params.get("primaryColor", "").strip()
     primary = _hex(colour) if _HEX.match(colour) else None
     font = " ".join(params.get("fontFamily", "").split(" ")).strip()
     icon = params.get("icon", "").strip()
     return Theme(
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         primary=primary,
         font=font if len(font) <= MAX_FONT and _FONT.match(font) else None,
         icon=icon if _is_icon(icon) else None,

@@ -59,7 +59,9 @@ PAGE_HEADERS = {
 }
 
 
-def portal_headers(frame_origins: tuple[str, ...], theme: Theme, nonce: str | None) -> dict:
+def portal_headers(
+    frame_origins: tuple[str, ...], theme: Theme, nonce: str | None
+) -> dict[str, str]:
     """A portal page's headers: framed only by the embedding origins (POSTBACK_EMBED_ORIGINS),
     its theme's style by nonce and its icon from the icon's origin. X-Frame-Options cannot
     name origins, so a framable page leaves it out (frame-ancestors decides, in every
