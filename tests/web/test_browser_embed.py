@@ -199,6 +199,10 @@ def test_svix_react_embeds_the_themed_portal_and_its_hooks_read_postback(
     # The theme stayed on the next page, though the portal's links carry no query.
     expect(portal.get_by_role("button", name="Save")).to_have_css("background-color", PRIMARY_RGB)
     expect(portal.locator("html")).to_have_attribute("data-theme", "dark")
+    # The language switcher works in the frame too (its cookie is a third-party one).
+    portal.get_by_role("link", name="Português").click()
+    expect(portal.locator("html")).to_have_attribute("lang", "pt-BR")
+    expect(portal.get_by_role("button", name="Salvar")).to_be_visible()
 
 
 @pytest.mark.parametrize(
