@@ -9,8 +9,10 @@ CHROMIUM := /usr/bin/chromium
 # The container image's test builds it with podman on a Debian base made by mmdebstrap.
 PODMAN := /usr/bin/podman
 MMDEBSTRAP := /usr/bin/mmdebstrap
+# The embedding test's page is built from npm packages (svix-react, react, esbuild).
+NPM := /usr/bin/npm
 
-.PHONY: run test lint format install bench screenshots clean
+.PHONY: run test lint format install bench screenshots clean embed-page
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,10 +45,20 @@ $(PODMAN) $(MMDEBSTRAP) &:
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y podman mmdebstrap
 
+$(NPM):
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update && $$SUDO apt-get install -y nodejs npm
+
+# The page of tests/web/test_browser_embed.py: `npm ci` of tests/web/embed/package-lock.json
+# into .cache/embed/ (again only when the lock file changes) and an esbuild bundle. If npm
+# cannot reach its registry the suite still runs, and that test says why it skipped.
+embed-page: $(STAMP) $(NPM)
+	-$(BIN)/python -m tests.support.embed_build
+
 # Two test workers: much of the suite waits (on subprocesses, receivers, the database), so
 # two processes keep both cores busy. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
-test: $(STAMP) $(CHROMIUM) $(PODMAN) $(MMDEBSTRAP) lint
+test: $(STAMP) $(CHROMIUM) $(PODMAN) $(MMDEBSTRAP) embed-page lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # PNGs of the web UI's main pages, written to docs/screenshots/.
@@ -58,4 +70,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .cache

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +73,15 @@ class Settings:
     )
     public_url: str | None = field(
         default=None, metadata={"help": "URL the API is reached at, for links (portal)"}
+    )
+    embed_origins: str = field(
+        default="",
+        metadata={
+            "help": "comma-separated origins (scheme://host[:port]) of the sites that embed "
+            "the app portal: they may frame it, and call the API from the browser with "
+            "app-portal tokens (CORS); empty: the portal cannot be framed and the API sends "
+            "no CORS headers"
+        },
     )
     retry_schedule: tuple[float, ...] = field(
         default=DEFAULT_RETRY_SCHEDULE,
@@ -303,6 +314,12 @@ class Settings:
             _check_networks(name, getattr(self, name))
         if self.egress_proxy:
             _check_proxy(self.egress_proxy)
+        parse_origins(self.embed_origins)
+
+    @property
+    def embed_origin_list(self) -> tuple[str, ...]:
+        """The embedding sites' origins, as browsers write them in an Origin header."""
+        return parse_origins(self.embed_origins)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -319,6 +336,52 @@ def _check_networks(name: str, text: str) -> None:
                 ipaddress.ip_network(item, strict=False)
         except ValueError:
             raise SettingsError(f"POSTBACK_{name.upper()}: not a CIDR network: {item!r}") from None
+
+
+_HOST = re.compile(r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@functools.lru_cache(maxsize=8)
+def parse_origins(text: str) -> tuple[str, ...]:
+    """``POSTBACK_EMBED_ORIGINS`` as origins in a browser's spelling (lower case, no default
+    port), or a SettingsError naming the entry that is not ``scheme://host[:port]``."""
+    origins: list[str] = []
+    for item in (i.strip() for i in text.split(",")):
+        origin = _origin(item) if item else ""
+        if origin is None:
+            raise SettingsError(
+                "POSTBACK_EMBED_ORIGINS: expected comma-separated origins like "
+                "https://app.example.com or http://localhost:3000 (scheme http or https, a "
+                f"host, an optional port, no path), not {item!r}"
+            )
+        if origin and origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
+
+
+def _origin(item: str) -> str | None:
+    try:
+        parts = urlsplit(item)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 literal (urlsplit has checked it)
+        host = f"[{host}]"
+    elif not _HOST.match(host):
+        return None
+    if (
+        scheme not in _DEFAULT_PORTS
+        or parts.username is not None
+        or parts.path
+        or "?" in item
+        or "#" in item
+    ):
+        return None
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        host += f":{port}"
+    return f"{scheme}://{host}"
 
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")

@@ -11,7 +11,9 @@ from fastapi import FastAPI, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postback import __version__, metrics, tracing
+from postback.api import docs as api_docs
 from postback.api import errors
+from postback.api.cors import Cors
 from postback.api.deps import ANY_TOKEN, APP_SCOPED, OPERATOR, StoreDep
 from postback.api.idempotency import Idempotency
 from postback.api.routes import (
@@ -172,6 +174,8 @@ def create_app(settings: Settings, store: Store | None = None, *, worker: bool =
         description="Webhook delivery with a Svix-compatible API and Standard Webhooks signatures.",
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,  # api/docs.py serves /docs without a CDN
+        redoc_url=None,
         **tracing.fastapi_options(),
     )
     app.state.settings = settings
@@ -201,11 +205,14 @@ def create_app(settings: Settings, store: Store | None = None, *, worker: bool =
     app.include_router(endpoints.operational_router, dependencies=OPERATOR, responses=documented)
     app.include_router(background_tasks.router, dependencies=OPERATOR, responses=documented)
     install_web(app, settings)  # the app portal and the operator dashboard
+    api_docs.install(app)
     metrics.mount(app, settings)
-    # Added last runs first: the request's span, size and NUL checks, then idempotency,
-    # then the routes.
+    # Added last runs first: the request's span, CORS, size and NUL checks, then
+    # idempotency, then the routes.
     app.add_middleware(Idempotency)
     app.add_middleware(BodyLimit, max_bytes=settings.max_payload_bytes)
+    if settings.embed_origin_list:  # the embedding sites' pages (api/cors.py)
+        app.add_middleware(Cors, origins=settings.embed_origin_list)
     if tracing.tracer is not None:  # outermost: the request's span covers all of it
         app.add_middleware(tracing.RequestSpans)
     return app

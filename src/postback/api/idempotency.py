@@ -41,7 +41,7 @@ def remember_message(scope: dict[str, Any], app_id: str, msg_id: str, with_conte
         slot["message"] = {"app": app_id, "msg": msg_id, "content": with_content}
 
 
-def _bearer(headers: dict[bytes, bytes]) -> str | None:
+def bearer_of(headers: dict[bytes, bytes]) -> str | None:
     scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
@@ -64,7 +64,7 @@ class Idempotency:
             await _answer(send, errors.validation_error(["header", "idempotency-key"], "too long"))
             return
         store: Store = scope["app"].state.store
-        token = _bearer(headers)
+        token = bearer_of(headers)
         principal = await store.authenticate(token) if token else None
         if principal is None:
             # The route answers 401; nothing is stored and nothing is replayed.

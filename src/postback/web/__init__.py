@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from postback.config import Settings
+from postback.web.embedding import set_cookie
 from postback.web.i18n import LANGUAGES
 from postback.web.render import WebRoute, see_other
 from postback.web.session import LANG_COOKIE
@@ -21,13 +22,23 @@ common = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 
 @common.get("/ui/lang/{code}")
-async def choose_language(code: str, next: str = "/portal/") -> Response:
-    """Remember the language chosen in the switcher, then go back to the page."""
+async def choose_language(request: Request, code: str, next: str = "/portal/") -> Response:
+    """Remember the language chosen in the switcher, then go back to the page (framable:
+    the switcher works in an embedded portal too)."""
     # Only paths on this site: anything else could make this an open redirect.
     local = next.startswith("/") and not next.startswith("//") and "\\" not in next
     response = see_other(next if local else "/")
     if code in dict(LANGUAGES):
-        response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax", path="/")
+        set_cookie(
+            response,
+            request,
+            LANG_COOKIE,
+            code,
+            path="/",
+            max_age=365 * 86400,
+            samesite="lax",
+            framable=True,
+        )
     return response
 
 

@@ -14,11 +14,13 @@ from starlette.datastructures import FormData
 from postback.store.sessions import WebSession
 from postback.store.store import Store
 from postback.store.tokens import Principal
+from postback.web.embedding import set_cookie
 from postback.web.render import Forbidden, Invalid, LoginRequired, render, see_other
 from postback.web.session import (
     DASHBOARD_COOKIE,
     LOGIN_CSRF_COOKIE,
     PORTAL_COOKIE,
+    PORTAL_LOGIN_CSRF_COOKIE,
     SESSION_SECONDS,
     same,
 )
@@ -98,37 +100,38 @@ async def start_session(
 ) -> None:
     name, path = (PORTAL_COOKIE, PORTAL_PATH) if portal else (DASHBOARD_COOKIE, DASHBOARD_PATH)
     session = await _store(request).open_web_session(principal, SESSION_SECONDS)
-    # Behind a TLS-terminating proxy the request itself may arrive over plain http.
-    public = request.app.state.settings.public_url or ""
-    secure = request.url.scheme == "https" or public.startswith("https://")
-    response.set_cookie(
-        name,
-        session.id,
-        path=path,
-        httponly=True,
-        samesite="strict",
-        secure=secure,
-        max_age=SESSION_SECONDS,
+    set_cookie(
+        response, request, name, session.id, path=path, max_age=SESSION_SECONDS, framable=portal
     )
 
 
-def end_session(response: Response, *, portal: bool) -> None:
+def end_session(request: Request, response: Response, *, portal: bool) -> None:
     name, path = (PORTAL_COOKIE, PORTAL_PATH) if portal else (DASHBOARD_COOKIE, DASHBOARD_PATH)
-    response.delete_cookie(name, path=path)
+    set_cookie(response, request, name, "", path=path, max_age=0, framable=portal)
+
+
+def _login_csrf_cookie(request: Request) -> tuple[str, str, bool]:
+    """(name, path, framable) of the login form's double-submit cookie: the portal's has its
+    own, which a framed portal needs to be a third-party cookie (embedding.py)."""
+    if request.url.path.startswith(f"{PORTAL_PATH}/"):
+        return PORTAL_LOGIN_CSRF_COOKIE, PORTAL_PATH, True
+    return LOGIN_CSRF_COOKIE, "/", False
 
 
 def login_page(request: Request, template: str, **context: Any) -> Response:
     """A login form. Its CSRF value also goes into a cookie (double submit): there is no
     session yet to tie it to."""
-    csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    name, path, framable = _login_csrf_cookie(request)
+    csrf = request.cookies.get(name) or secrets.token_urlsafe(24)
     response = render(request, template, csrf=csrf, **context)
-    response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/")
+    set_cookie(response, request, name, csrf, path=path, max_age=None, framable=framable)
     return response
 
 
 async def checked_login(request: Request) -> FormData:
     form = await read_form(request)
-    if not same(request.cookies.get(LOGIN_CSRF_COOKIE), str(form.get("csrf") or "")):
+    name, _, _ = _login_csrf_cookie(request)
+    if not same(request.cookies.get(name), str(form.get("csrf") or "")):
         raise Forbidden()
     return form
 
@@ -166,5 +169,5 @@ async def log_out(request: Request, viewer: Viewer, *, portal: bool) -> Response
     await checked_form(request, viewer, writes=False)
     await _store(request).end_web_session(viewer.session.id, revoke_app_token=portal)
     response = see_other((_PORTAL_WAYS if portal else _DASHBOARD_WAYS)[2])
-    end_session(response, portal=portal)
+    end_session(request, response, portal=portal)
     return response

@@ -4,6 +4,7 @@ that turns the web's own exceptions into pages instead of the API's JSON errors.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from postback.api.masking import shown_url
 from postback.store.errors import Conflict, NotFound
+from postback.web.embedding import Theme, keep_theme, theme_of
 from postback.web.i18n import LANGUAGES, pick_language, translator
 from postback.web.i18n_catalog import in_language
 from postback.web.session import LANG_COOKIE
@@ -62,6 +64,29 @@ PAGE_HEADERS = {
 }
 
 
+def portal_headers(
+    frame_origins: tuple[str, ...], theme: Theme, nonce: str | None
+) -> dict[str, str]:
+    """A portal page's headers: framed only by the embedding origins (POSTBACK_EMBED_ORIGINS),
+    its theme's style by nonce and its icon from the icon's origin. X-Frame-Options cannot
+    name origins, so a framable page leaves it out (frame-ancestors decides, in every
+    browser that knows CSP level 2)."""
+    images = " ".join(["'self'", "data:", *([theme.icon_origin] if theme.icon_origin else [])])
+    ancestors = " ".join(frame_origins) or "'none'"
+    policy = [
+        "default-src 'self'",
+        f"img-src {images}",
+        f"frame-ancestors {ancestors}",
+        "base-uri 'none'",
+    ]
+    if nonce:
+        policy.insert(1, f"style-src 'self' 'nonce-{nonce}'")
+    headers = PAGE_HEADERS | {"content-security-policy": "; ".join(policy)}
+    if frame_origins:
+        del headers["x-frame-options"]
+    return headers
+
+
 class LoginRequired(Exception):
     """No valid session: send the browser to ``location`` (a login or error page)."""
 
@@ -92,15 +117,27 @@ def language(request: Request) -> str:
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     lang = language(request)
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # The portal may be themed and framed (embedding.py); the dashboard never is.
+    portal = request.url.path.startswith("/portal/")
+    theme, fresh = theme_of(request) if portal else (Theme(), False)
+    frame_origins = request.app.state.settings.embed_origin_list if portal else ()
+    nonce = secrets.token_urlsafe(16) if theme.css else None
     page = env.get_template(template).render(
         request=request,
         lang=lang,
         languages=LANGUAGES,
         here=quote(here, safe=""),
         _=translator(lang),
+        theme=theme,
+        style_nonce=nonce,
+        frame_origins=" ".join(frame_origins),
         **context,
     )
-    return HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)
+    headers = portal_headers(frame_origins, theme, nonce) if portal else PAGE_HEADERS
+    response = HTMLResponse(page, status_code=status, headers=headers)
+    if fresh:
+        keep_theme(request, response, theme)
+    return response
 
 
 def see_other(location: str) -> RedirectResponse:

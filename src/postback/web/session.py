@@ -14,6 +14,7 @@ PORTAL_COOKIE = "pb_portal"
 DASHBOARD_COOKIE = "pb_dashboard"
 # Forms shown before a session exists (logins) use a double-submit cookie instead.
 LOGIN_CSRF_COOKIE = "pb_login_csrf"
+PORTAL_LOGIN_CSRF_COOKIE = "pb_portal_login_csrf"
 LANG_COOKIE = "pb_lang"
 # How long a browser session lasts at most (its token may end it sooner).
 SESSION_SECONDS = 86400
