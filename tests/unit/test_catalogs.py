@@ -23,7 +23,15 @@ CATALOGS = Path(__file__).resolve().parents[2] / "examples" / "catalogs"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # Numbers that sit beside a currency but are not money.
 COUNTS = {"quantity", "interval_count"}
-EVENT_TYPE_KEYS = {"name", "description", "groupName", "schemas", "archived", "deprecated"}
+EVENT_TYPE_KEYS = {
+    "name",
+    "description",
+    "descriptions",
+    "groupName",
+    "schemas",
+    "archived",
+    "deprecated",
+}
 
 EXPECTED = {
     "commerce": {
