@@ -87,6 +87,14 @@ class Settings:
         default=DEFAULT_RETRY_SCHEDULE,
         metadata={"help": "waits after each failed attempt, e.g. '5s,5m,30m,2h,5h,10h,10h'"},
     )
+    retention_period: float = field(
+        default=90 * 86400.0,
+        metadata={
+            "help": "how long messages, their deliveries and attempts are kept, e.g. '90d' "
+            "(an application's retentionPeriod overrides it); deliveries still pending or "
+            "retrying are kept with their message however old"
+        },
+    )
     request_timeout: float = field(
         default=15.0, metadata={"help": "seconds a delivery may take before it counts as failed"}
     )
@@ -305,6 +313,7 @@ class Settings:
             "circuit_max_cooldown": self.circuit_cooldown <= self.circuit_max_cooldown <= 7 * 86400,
             "retry_jitter": 0 <= self.retry_jitter <= 1,
             "worker_heartbeat": 0 < self.worker_heartbeat < self.worker_dead_after,
+            "retention_period": 3600 <= self.retention_period <= 3650 * 86400,
         }
         for name, ok in checks.items():
             if not ok:
@@ -405,6 +414,7 @@ def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
         return parse_schedule(raw)
     if f.name in {
         "request_timeout",
+        "retention_period",
         "lease_seconds",
         "poll_interval",
         "app_token_ttl",

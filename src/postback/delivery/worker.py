@@ -170,12 +170,22 @@ class Worker:
             await asyncio.wait_for(self.store.work_queued.wait(), timeout)
 
     async def _housekeeping(self) -> None:
-        """Retention: drop expired payloads and idempotency keys, a batch a minute; warn
-        of client certificates that expire within 14 days (an operational webhook)."""
+        """Retention: drop expired payloads and idempotency keys, a batch a minute, and the
+        records past POSTBACK_RETENTION_PERIOD (one worker process at a time, in short
+        batches: store/retention.py); warn of client certificates that expire within 14
+        days (an operational webhook)."""
         while True:
             try:
                 await self.store.expunge_expired_payloads()
                 await self.store.purge_idempotency_keys()
+                removed = await self.store.run_retention(self.settings.retention_period)
+                if removed and removed["messages"]:
+                    log.info(
+                        "retention removed %d messages, %d deliveries, %d attempts",
+                        removed["messages"],
+                        removed["deliveries"],
+                        removed["attempts"],
+                    )
                 await self.store.warn_expiring_certificates()
             except Exception as exc:
                 log.warning("housekeeping failed (%s); will try again", exc)

@@ -174,6 +174,18 @@ class Backend(Protocol):
         there is."""
         ...
 
+    async def give_back_space(self, max_pages: int) -> int:
+        """After rows were deleted: return up to ``max_pages`` free pages of the database
+        file to the file system, a short write transaction per small step; returns how many
+        it returned. Nothing to do where the database reuses freed space itself
+        (PostgreSQL's autovacuum) or the file cannot shrink this way."""
+        ...
+
+    async def table_sizes(self, conn: AsyncConnection, tables: Sequence[str]) -> dict[str, Row]:
+        """Per table: ``rows`` (exact, or the planner's estimate where counting would read
+        the whole table) and ``bytes`` on disk with its indexes (None if unknown)."""
+        ...
+
 
 def backend_for(engine: AsyncEngine) -> Backend:
     """The backend of ``engine``'s database: chosen here, once."""

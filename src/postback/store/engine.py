@@ -61,6 +61,10 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     # Let us issue BEGIN ourselves (below) instead of the driver's implicit transactions.
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
+    # Pages freed by retention go back to the file system a batch at a time (the retention
+    # pass runs PRAGMA incremental_vacuum). This takes effect only on a file without tables
+    # yet; an existing file keeps its mode until a VACUUM (docs/configuration.md).
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     # FULL: a committed (acknowledged) message survives power loss, not only a crash.
     cursor.execute("PRAGMA synchronous=FULL")

@@ -108,13 +108,23 @@ class MessagesMixin(StoreCore):
         return queued
 
     async def expunge_content(self, app_id: str, msg_id: str) -> None:
-        """Drop a message's payload now; its record and attempts stay."""
+        """Erase a message's content now: its payload, the projected bodies kept for its
+        endpoints, and what the endpoints answered to its attempts (``EXPUNGED``). The
+        message, its deliveries and attempts stay as a tombstone (id, event type, times,
+        statuses), so its history stays readable. Idempotency answers never hold a message
+        (only a reference, api/idempotency.py). Erasing twice changes nothing more."""
         async with self.engine.begin() as conn:
             msg = await self._get_message(conn, app_id, msg_id)
             await conn.execute(
                 t.messages.update().where(t.messages.c.id == msg["id"]).values(payload=None)
             )
             await _expunge_projections(conn, [msg["id"]])
+            a = t.attempts.c
+            await conn.execute(
+                t.attempts.update()
+                .where(a.msg_id == msg["id"], a.response != EXPUNGED)
+                .values(response=EXPUNGED)
+            )
 
     async def expunge_attempt_content(self, app_id: str, msg_id: str, attempt_id: str) -> None:
         """Replace what an endpoint answered to one attempt (Svix writes ``EXPUNGED``)."""

@@ -83,6 +83,8 @@ applications = sa.Table(
     sa.Column("metadata", Json, nullable=False),
     # The application's rate limit (throttle_rate/s over all its endpoints): next free slot.
     sa.Column("rate_next_at", UTCDateTime(), nullable=True),
+    # Days its messages (with their deliveries and attempts) are kept; NULL: the setting.
+    sa.Column("retention_period", sa.Integer, nullable=True),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -350,4 +352,16 @@ web_sessions = sa.Table(
     sa.Column("csrf", sa.String(64), nullable=False),
     _created(),
     sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
+)
+
+# Background chores shared by every worker process, one row each (``retention``): which
+# process runs it (claimed until ``due_at``, then not due again before it) and what its last
+# run did.
+housekeeping = sa.Table(
+    "housekeeping",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("due_at", UTCDateTime(), nullable=True),
+    sa.Column("last_run_at", UTCDateTime(), nullable=True),
+    sa.Column("result", Json, nullable=True),
 )

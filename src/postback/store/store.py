@@ -33,6 +33,7 @@ from postback.store.operational import (
 from postback.store.pages import Page, PageOut, page_out, paged
 from postback.store.queue import QueueMixin
 from postback.store.ratelimit import RateLimitMixin
+from postback.store.retention import RetentionMixin
 from postback.store.sessions import SessionsMixin
 from postback.store.tasks import TasksMixin
 from postback.store.tokens import TokensMixin, hash_token
@@ -55,6 +56,7 @@ class Store(
     DashboardMixin,
     MetricsQueriesMixin,
     CredentialsMixin,
+    RetentionMixin,
 ):
     """The one interface to the database; api/, web/, cli and the worker call only this.
 
@@ -75,6 +77,7 @@ class Store(
             "name": values["name"],
             "throttle_rate": values.get("throttle_rate"),
             "metadata": values.get("metadata") or {},
+            "retention_period": values.get("retention_period"),
             "created_at": now,
             "updated_at": now,
         }

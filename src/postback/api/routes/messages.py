@@ -142,6 +142,7 @@ async def get_message(
 
 @router.delete("/{msg_id}/content", status_code=204)
 async def expunge_message_content(app: AppDep, msg_id: str, store: StoreDep) -> Response:
-    """Delete the payload now (the message and its attempts stay)."""
+    """Erase the message's content now: its payload, every stored copy of it and its
+    attempts' response bodies; the message stays as a tombstone in listings."""
     await store.expunge_content(app["id"], msg_id)
     return Response(status_code=204)

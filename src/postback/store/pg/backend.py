@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 WORK_CHANNEL = "postback_work"
 _NOTIFY = sa.text("SELECT pg_notify(:c, '')")
+_SIZES = sa.text(
+    "SELECT c.relname, c.reltuples, pg_total_relation_size(c.oid) AS bytes FROM pg_class c"
+    " WHERE c.relkind IN ('r', 'p') AND c.relnamespace = current_schema()::regnamespace"
+    " AND c.relname = ANY(:names)"
+)
 
 
 class PostgresBackend:
@@ -119,3 +124,13 @@ class PostgresBackend:
         for w in held:
             w["blocked_by"] = [sessions.get(pid, {"pid": pid}) for pid in w["blocked_by"]]
         return held
+
+    async def give_back_space(self, max_pages: int) -> int:
+        return 0  # autovacuum marks the deleted rows' space for reuse; the file stays
+
+    async def table_sizes(self, conn: AsyncConnection, tables: Sequence[str]) -> dict[str, Row]:
+        # reltuples: the estimate autovacuum and ANALYZE keep; count(*) would read it all.
+        found = await conn.execute(_SIZES, {"names": list(tables)})
+        return {
+            r.relname: {"rows": max(int(r.reltuples), 0), "bytes": int(r.bytes)} for r in found
+        }

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from postback.store import schema as t
 from postback.store.backend import Claimed, Success, Written
-from postback.store.sqlite import ingest, queue
+from postback.store.sqlite import ingest, queue, space
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -77,3 +77,9 @@ class SqliteBackend:
 
     async def feed_writers(self, conn: AsyncConnection, held_after: float) -> list[Row]:
         return []  # one writer at a time: nothing can hold the feed back
+
+    async def give_back_space(self, max_pages: int) -> int:
+        return await space.give_back_space(self.engine, max_pages)
+
+    async def table_sizes(self, conn: AsyncConnection, tables: Sequence[str]) -> dict[str, Row]:
+        return await space.table_sizes(conn, tables)

@@ -1,0 +1,179 @@
+"""Retention of records: messages older than their application's retention period are
+removed with their deliveries and attempts, in short batches, by one worker at a time; and
+what the tables hold, for the dashboard.
+
+A pass walks ``messages`` in primary-key order (ids sort by creation time) a window of ids
+at a time, each window one short transaction; a message with a delivery still pending
+(retrying, parked, paused) or being sent is kept, with everything of it. The window grows
+or shrinks so a transaction holds the write lock about ``BATCH_BUDGET``; a pass stops after
+``max_seconds`` and the next one resumes where it stopped. The housekeeping row
+``retention`` (schema.py) is claimed by an UPDATE that only one process can win, so any
+number of workers can call ``run_retention`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from postback import ids
+from postback.domain import MessageStatus
+from postback.store import schema as t
+from postback.store.core import StoreCore
+
+Row = dict[str, Any]
+CHORE = "retention"
+BATCH_BUDGET = 0.025  # seconds one batch may hold the write lock (SQLite: < 50 ms)
+FIRST_WINDOW, MIN_WINDOW, MAX_WINDOW = 256, 16, 4096  # message ids per batch
+PAUSE = 0.005  # seconds between batches: writers waiting for the lock go first
+PASS_EVERY = 600.0  # seconds between complete passes
+PASS_MAX = 20.0  # seconds one call works before it leaves the rest to the next
+CLAIM_HOLD = 300.0  # a runner that dies frees the chore after this long
+GIVE_BACK_PAGES = 25_600  # pages (100 MiB of 4 KiB) returned to the file system per pass
+TABLES = ("messages", "deliveries", "attempts")
+_LIVE = (int(MessageStatus.PENDING), int(MessageStatus.SENDING))
+_m, _d, _a, _h = t.messages.c, t.deliveries.c, t.attempts.c, t.housekeeping.c
+
+
+class RetentionMixin(StoreCore):
+    async def run_retention(
+        self,
+        default_seconds: float,
+        *,
+        max_seconds: float = PASS_MAX,
+        every: float = PASS_EVERY,
+    ) -> Row | None:
+        """Remove what is past retention, if this process wins the chore (None if another
+        one runs it or it is not due). Returns what this call did, as stored for the
+        dashboard: rows removed per table, batches, the longest batch, pages given back,
+        and whether the pass reached the end (else ``resume_after``, the next call's start)."""
+        started = self.clock()
+        previous = await self._claim_chore(started)
+        if previous is None:
+            return None
+        after = (previous.get("result") or {}).get("resume_after") or ""
+        result: Row = {"messages": 0, "deliveries": 0, "attempts": 0, "batches": 0}
+        result["max_batch_ms"] = 0.0
+        complete = False
+        try:
+            complete, after = await self._remove_expired(
+                default_seconds, started, after, max_seconds, result
+            )
+            result["pages_given_back"] = (
+                await self.backend.give_back_space(GIVE_BACK_PAGES) if result["messages"] else 0
+            )
+        finally:
+            finished = self.clock()
+            result |= {
+                "started_at": started.isoformat(),
+                "finished_at": finished.isoformat(),
+                "complete": complete,
+                "resume_after": None if complete else after,
+            }
+            due = finished + timedelta(seconds=every if complete else 0)
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    t.housekeeping.update()
+                    .where(_h.name == CHORE)
+                    .values(due_at=due, last_run_at=finished, result=result)
+                )
+        return result
+
+    async def retention_status(self) -> Row | None:
+        """When the last retention pass ran and what it did (None: never)."""
+        stmt = sa.select(_h.last_run_at, _h.result).where(_h.name == CHORE)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None or row.last_run_at is None:
+            return None
+        return {"last_run_at": row.last_run_at, **(row.result or {})}
+
+    async def storage_figures(self) -> list[Row]:
+        """Per table of records: rows, bytes on disk with indexes, the oldest record."""
+        out = []
+        async with self.engine.connect() as conn:
+            sizes = await self.backend.table_sizes(conn, TABLES)
+            for name in TABLES:
+                table = t.metadata.tables[name]
+                oldest = sa.select(table.c.created_at).order_by(table.c.id).limit(1)
+                out.append({"table": name, **sizes[name], "oldest": await conn.scalar(oldest)})
+        return out
+
+    async def _claim_chore(self, now: datetime) -> Row | None:
+        """Take the retention chore if it is due: one UPDATE, which one process wins."""
+        hold = now + timedelta(seconds=CLAIM_HOLD)
+        due = sa.or_(_h.due_at.is_(None), _h.due_at <= now)
+        async with self.engine.begin() as conn:
+            took = await conn.execute(
+                t.housekeeping.update().where(_h.name == CHORE, due).values(due_at=hold)
+            )
+            if took.rowcount != 1:
+                return None
+            row = (await conn.execute(sa.select(_h.result).where(_h.name == CHORE))).one()
+        return {"result": row.result}
+
+    async def _remove_expired(
+        self, default_seconds: float, now: datetime, after: str, max_seconds: float, result: Row
+    ) -> tuple[bool, str]:
+        """Batches from ``after`` on until the end (True) or ``max_seconds`` (False)."""
+        async with self.engine.connect() as conn:
+            shortest = await conn.scalar(sa.select(sa.func.min(t.applications.c.retention_period)))
+        keep = min(default_seconds, shortest * 86400 if shortest else default_seconds)
+        # No message younger than the shortest period can go: the walk stops below that id.
+        ceiling = ids.floor_id(ids.MESSAGE, int((now.timestamp() - keep) * 1000))
+        window, deadline = FIRST_WINDOW, time.monotonic() + max_seconds
+        while time.monotonic() < deadline:
+            held = time.monotonic()
+            last = await self._remove_batch(after, ceiling, window, now, default_seconds, result)
+            held = time.monotonic() - held
+            if last is None:
+                return True, after
+            after = last
+            result["batches"] += 1
+            result["max_batch_ms"] = max(result["max_batch_ms"], round(held * 1000, 2))
+            if held > BATCH_BUDGET:
+                window = max(MIN_WINDOW, window // 2)
+            elif held < BATCH_BUDGET / 4:
+                window = min(MAX_WINDOW, window * 2)
+            await asyncio.sleep(PAUSE)
+        return False, after
+
+    async def _remove_batch(
+        self, after: str, ceiling: str, window: int, now: datetime, default: float, result: Row
+    ) -> str | None:
+        """One transaction: the next ``window`` message ids after ``after``; of them, those
+        past their application's period with nothing left to send go, with their deliveries
+        and attempts. Returns the window's last id (None: nothing left below ``ceiling``)."""
+        apps = t.applications.c
+        span = sa.select(_m.id).where(_m.id > after, _m.id < ceiling).order_by(_m.id).limit(window)
+        kept_for = sa.func.coalesce(apps.retention_period * 86400, sa.literal(int(default)))
+        live = sa.exists().where(_d.msg_id == _m.id, _d.status.in_(_LIVE))
+        async with self.engine.begin() as conn:
+            window_ids = list(await conn.scalars(span))
+            if not window_ids:
+                return None
+            doomed_stmt = (
+                sa.select(_m.id)
+                .join(t.applications, apps.id == _m.app_id)
+                .where(
+                    _m.id > after,
+                    _m.id <= window_ids[-1],
+                    self.backend.epoch_seconds(_m.created_at)
+                    < sa.literal(now.timestamp(), sa.Float) - kept_for,
+                    ~live,
+                )
+            )
+            doomed = list(await conn.scalars(doomed_stmt))
+            if doomed:
+                for table, key, name in (
+                    (t.attempts, _a.msg_id, "attempts"),
+                    (t.deliveries, _d.msg_id, "deliveries"),
+                    (t.messages, _m.id, "messages"),
+                ):
+                    gone = await conn.execute(table.delete().where(key.in_(doomed)))
+                    result[name] += gone.rowcount
+        return window_ids[-1]
