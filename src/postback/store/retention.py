@@ -137,7 +137,7 @@ class RetentionMixin(StoreCore):
             result["max_batch_ms"] = max(result["max_batch_ms"], round(held * 1000, 2))
             if held > BATCH_BUDGET:
                 window = max(MIN_WINDOW, window // 2)
-            elif held < BATCH_BUDGET / 4:
+            elif held < BATCH_BUDGET / 2:
                 window = min(MAX_WINDOW, window * 2)
             await asyncio.sleep(PAUSE)
         return False, after

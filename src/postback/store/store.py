@@ -106,8 +106,13 @@ class Store(
         return app
 
     async def delete_app(self, id_or_uid: str) -> None:
+        """Remove the application and all of its data: endpoints, messages, deliveries,
+        attempts, portal tokens and their sessions go by their foreign keys' cascades (on
+        both databases); its background tasks, which have none, here."""
         async with self.engine.begin() as conn:
             app = await self._get_app(conn, id_or_uid)
+            tasks = t.background_tasks
+            await conn.execute(tasks.delete().where(tasks.c.app_id == app["id"]))
             await conn.execute(t.applications.delete().where(t.applications.c.id == app["id"]))
 
     # ---- event types -----------------------------------------------------------------

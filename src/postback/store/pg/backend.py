@@ -131,6 +131,4 @@ class PostgresBackend:
     async def table_sizes(self, conn: AsyncConnection, tables: Sequence[str]) -> dict[str, Row]:
         # reltuples: the estimate autovacuum and ANALYZE keep; count(*) would read it all.
         found = await conn.execute(_SIZES, {"names": list(tables)})
-        return {
-            r.relname: {"rows": max(int(r.reltuples), 0), "bytes": int(r.bytes)} for r in found
-        }
+        return {r.relname: {"rows": max(int(r.reltuples), 0), "bytes": int(r.bytes)} for r in found}

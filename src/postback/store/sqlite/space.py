@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from postback.store.sqlite.raw import sqlite_thread, transaction
+from postback.store.sqlite.raw import sqlite_thread
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -40,9 +40,14 @@ def _vacuum_step(db: sqlite3.Connection, pages: int) -> int:
     free = db.execute("PRAGMA freelist_count").fetchone()[0]
     if free == 0:
         return 0
-    with transaction(db) as cur:
-        # executescript steps the pragma to its end (a plain execute frees a single page).
-        cur.executescript(f"PRAGMA incremental_vacuum({int(pages)})")
+    # executescript steps the pragma to its end (a plain execute frees a single page); it
+    # commits whatever is open first, so the transaction is in the script.
+    try:
+        db.executescript(f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(pages)}); COMMIT;")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
     return int(free - db.execute("PRAGMA freelist_count").fetchone()[0])
 
 
