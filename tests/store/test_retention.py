@@ -120,6 +120,7 @@ async def test_an_application_override_shortens_or_lengthens_its_period(
     long = await _message(store, long_app, status=MessageStatus.SUCCESS)
     plain = await _message(store, plain_app, status=MessageStatus.SUCCESS)
 
+    assert short in await _left(store, t.messages)
     clock[0] = NOW + timedelta(days=6)
     await store.run_retention(DEFAULT)
     assert await _left(store, t.messages) == {long, plain}
