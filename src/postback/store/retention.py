@@ -50,7 +50,8 @@ class RetentionMixin(StoreCore):
         """Remove what is past retention, if this process wins the chore (None if another
         one runs it or it is not due). Returns what this call did, as stored for the
         dashboard: rows removed per table, batches, the longest batch, pages given back,
-        and whether the pass reached the end (else ``resume_after``, the next call's start)."""
+        the tables' figures after it (``storage``), and whether the pass reached the end
+        (else ``resume_after``, the next call's start)."""
         started = self.clock()
         previous = await self._claim_chore(started)
         if previous is None:
@@ -66,6 +67,12 @@ class RetentionMixin(StoreCore):
             result["pages_given_back"] = (
                 await self.backend.give_back_space(GIVE_BACK_PAGES) if result["messages"] else 0
             )
+            # Measured here, every PASS_EVERY, rather than on each view of the dashboard:
+            # on SQLite counting rows and sizing tables reads them whole.
+            result["storage"] = [
+                f | {"oldest": f["oldest"].isoformat() if f["oldest"] else None}
+                for f in await self.storage_figures()
+            ]
         finally:
             finished = self.clock()
             result |= {
@@ -84,7 +91,9 @@ class RetentionMixin(StoreCore):
         return result
 
     async def retention_status(self) -> Row | None:
-        """When the last retention pass ran and what it did (None: never)."""
+        """When the last retention pass ran, what it did, and the tables' figures it took
+        at its end (``storage``, as ``storage_figures`` with ``oldest`` as ISO text); None:
+        never ran."""
         stmt = sa.select(_h.last_run_at, _h.result).where(_h.name == CHORE)
         async with self.engine.connect() as conn:
             row = (await conn.execute(stmt)).first()

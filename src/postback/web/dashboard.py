@@ -3,6 +3,7 @@ any application's portal."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -92,7 +93,36 @@ async def home(request: Request, viewer: DashboardViewer) -> Response:
             row | {"circuit": Circuit(row["circuit_state"]).text}
             for row in await store.open_circuits()
         ],
+        retention=await _retention(store),
     )
+
+
+async def _retention(store: Store) -> dict[str, Any] | None:
+    """The last retention pass and the tables' figures it took (store/retention.py): read
+    from one row, so a view of the dashboard never counts or sizes a table itself."""
+    status = await store.retention_status()
+    if status is None:
+        return None
+    tables = [
+        f | {"oldest": _parsed(f["oldest"]), "size": _size(f["bytes"])}
+        for f in status.get("storage") or []
+    ]
+    return status | {"storage": tables, "finished": _parsed(status.get("finished_at"))}
+
+
+def _parsed(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _size(count: int | None) -> str:
+    if count is None:
+        return "—"
+    size, unit = float(count), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            break
+        size /= 1024
+    return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
 
 
 async def _queue(store: Store) -> dict[str, Any]:
