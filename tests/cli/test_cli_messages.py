@@ -148,3 +148,23 @@ def test_events_feed_pages_with_a_cursor(server: ServerHandle, app_id: str) -> N
     assert f"next: --after {page['iterator']}" in text.stdout
     bad = pb(server, "events", app_id, "--after", "not-a-cursor")
     assert bad.returncode == 1 and "(422)" in bad.stderr
+
+
+def test_message_expunge_erases_the_answers_too_and_keeps_a_tombstone(
+    server: ServerHandle, app_id: str, receiver: Receiver
+) -> None:
+    ok_json(server, "endpoint", "create", app_id, receiver.route("/buyer", ok(200, "cpf 123")))
+    msg = ok_json(server, "send", app_id, "buyer.updated", '{"cpf": "123"}')["id"]
+    rows = eventually(lambda: ok_json(server, "attempts", app_id, "--msg", msg))
+    assert rows[0]["response"] == "cpf 123"
+    done = pb(server, "message", "expunge", app_id, msg)
+    assert done.returncode == 0 and f"content of {msg} erased" in done.stdout
+    assert [a["response"] for a in ok_json(server, "attempts", app_id, "--msg", msg)] == [
+        "EXPUNGED"
+    ]
+    assert ok_json(server, "message", "get", app_id, msg)["payload"] == {}
+    assert [m["id"] for m in ok_json(server, "message", "list", app_id)] == [msg]
+    again = pb(server, "message", "expunge", app_id, msg)  # twice is harmless
+    assert again.returncode == 0
+    missing = pb(server, "message", "expunge", app_id, "msg_01m8tsjav192grecp5n7r38xj7")
+    assert missing.returncode == 1 and "(404)" in missing.stderr

@@ -21,6 +21,17 @@ Tracing is set by OpenTelemetry's own variables, not these: `OTEL_EXPORTER_OTLP_
 `_ARG`, `OTEL_BSP_*` and the OTLP exporter's headers, timeout, compression and certificates;
 it needs the `otel` extra (`pip install 'postback[otel]'`). See "Tracing" in architecture.md.
 
+Retention: messages, their deliveries and attempts older than `POSTBACK_RETENTION_PERIOD`
+(or their application's `retentionPeriod`, in days) are removed by the workers in short
+batches, one process at a time; a message with a delivery still pending, retrying, parked
+or being sent is kept whole. On SQLite the pass then hands the freed pages back to the file
+system (`PRAGMA incremental_vacuum`), which needs the file's `auto_vacuum` to be
+`INCREMENTAL`: files created by this version are. A file created before keeps `NONE` (freed
+pages are reused, the file does not shrink) until it is converted once, with postback
+stopped and free disk space the size of the file: `sqlite3 postback.db "PRAGMA
+auto_vacuum=INCREMENTAL; VACUUM;"` (VACUUM rewrites the whole file; no migration can do it
+without that exclusive rewrite).
+
 This file is generated from `postback.config.Settings` by `postback config-doc`; edit the
 `help` text there, not here.
 

@@ -210,9 +210,10 @@ def message_get(app: AppArg, msg: MsgArg, *, client: Client, out: Out) -> None:
 @message_cli.command("expunge")
 @client_command
 def message_expunge(app: AppArg, msg: MsgArg, *, client: Client, out: Out) -> None:
-    """Delete a message's payload now (the message and its attempts stay)."""
+    """Erase a message's content now: its payload, its copies for endpoints and the
+    endpoints' answers to its attempts (the message stays, as a tombstone)."""
     client.delete(f"{_messages(app)}/{quote(msg)}/content")
-    out.said(f"payload of {msg} deleted", {"id": msg, "expunged": True})
+    out.said(f"content of {msg} erased", {"id": msg, "expunged": True})
 
 
 DESTINATION_COLUMNS = (
