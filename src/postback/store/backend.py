@@ -90,6 +90,11 @@ class Backend(Protocol):
     """The general path's INSERT of one message row: how it gets its feed position
     (``seq``, and ``tx`` on PostgreSQL) differs."""
 
+    batch_budget: float
+    """Seconds one transaction of a long chore (the retention pass's deletes) should last:
+    short where a writer locks the whole database, longer where it locks only the rows it
+    deletes, which no one else writes."""
+
     async def write_messages(self, items: list[tuple[Row, bool]]) -> Written:
         """Write a batch of new messages, each with one delivery per live endpoint that
         wants it (store/routing.py), for group commit (group_commit.py). ``items``: per

@@ -29,6 +29,9 @@ class SqliteBackend:
         seq=sa.select(sa.func.coalesce(sa.func.max(t.messages.c.seq), 0) + 1).scalar_subquery()
     )
 
+    # The write lock is the whole database's: ingest and claims wait while a batch holds it.
+    batch_budget = 0.025
+
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
