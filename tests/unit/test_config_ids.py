@@ -40,11 +40,19 @@ def test_environment_and_flags() -> None:
         ("POSTBACK_PORT", "eighty"),
         ("POSTBACK_RETRY_SCHEDULE", "5s,later"),
         ("POSTBACK_REQUEST_TIMEOUT", "-1"),
+        ("POSTBACK_RETENTION_PERIOD", "0"),
+        ("POSTBACK_RETENTION_PERIOD", "-5d"),
+        ("POSTBACK_RETENTION_PERIOD", "100000d"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_the_retention_period_is_a_duration_of_90_days_by_default() -> None:
+    assert Settings().retention_period == 90 * 86400
+    assert Settings.from_env({"POSTBACK_RETENTION_PERIOD": "30d"}).retention_period == 30 * 86400
 
 
 def test_durations() -> None:
