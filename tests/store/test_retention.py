@@ -20,6 +20,7 @@ from postback.store.errors import NotFound
 from postback.store.messages import EXPUNGED
 from postback.store.pages import Page
 from postback.store.store import Store
+from tests.support.polling import eventually_async
 
 Row = dict[str, Any]
 NOW = utcnow().replace(microsecond=0)
@@ -141,6 +142,41 @@ async def test_a_pass_out_of_time_resumes_where_it_stopped(
     second = await store.run_retention(DEFAULT)  # due again at once, from where it was
     assert second is not None and second["complete"] and second["attempts"] == 3
     assert not await _left(store, t.messages) & set(msgs)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_delivery_made_pending_while_a_pass_waits_keeps_its_message(
+    store: Store, clock: list[datetime]
+) -> None:
+    """A resend racing the pass: its transaction holds the delivery's row when the pass
+    comes to it; the pass waits, then reads the delivery pending and keeps the message."""
+    app_id, _ = await _app(store)
+    raced = await _message(store, app_id, status=MessageStatus.SUCCESS)
+    other = await _message(store, app_id, status=MessageStatus.SUCCESS)
+    clock[0] = NOW + timedelta(days=91)
+    d = t.deliveries.c
+    async with store.engine.connect() as resend:
+        await resend.execute(
+            t.deliveries.update().where(d.msg_id == raced).values(status=MessageStatus.PENDING)
+        )
+        passing = asyncio.create_task(store.run_retention(DEFAULT))
+
+        async def waiting_for_the_row() -> bool:
+            async with store.engine.connect() as conn:
+                waits = await conn.scalar(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database()"
+                    )
+                )
+            return bool(waits)
+
+        await eventually_async(waiting_for_the_row, what="the pass waits for the row")
+        await resend.commit()
+    result = await passing
+    assert result is not None and result["attempts"] == 1  # the other message's
+    assert await _left(store, t.messages) == {raced}
+    assert other not in await _left(store, t.deliveries)
 
 
 async def test_erasure_keeps_a_tombstone_and_nothing_of_the_content(

@@ -186,8 +186,23 @@ class RetentionMixin(StoreCore):
                     < sa.literal(now.timestamp(), sa.Float) - kept_for,
                     ~live,
                 )
+                .order_by(_m.id)
+                # A resend racing this transaction: locking the messages (FOR UPDATE, which
+                # a new delivery's foreign key check waits for) and then their deliveries
+                # (read in their newest version once locked) keeps any message whose
+                # delivery became pending meanwhile. SQLite has one writer: nothing races.
+                .with_for_update(of=t.messages)
             )
             doomed = list(await conn.scalars(doomed_stmt))
+            if doomed:
+                again = (
+                    sa.select(_d.msg_id, _d.status)
+                    .where(_d.msg_id.in_(doomed))
+                    .order_by(_d.id)
+                    .with_for_update()
+                )
+                revived = {r.msg_id for r in await conn.execute(again) if r.status in _LIVE}
+                doomed = [m for m in doomed if m not in revived]
             if doomed:
                 for table, key, name in (
                     (t.attempts, _a.msg_id, "attempts"),
