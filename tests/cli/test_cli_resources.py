@@ -41,6 +41,10 @@ def test_app_update_and_delete(server: ServerHandle, app_id: str) -> None:
     assert changed["id"] == app_id and changed["name"] == "Acme Ltd"
     assert changed["throttleRate"] == 50 and changed["metadata"] == {"tier": "gold"}
     assert ok_json(server, "app", "get", app_id)["name"] == "Acme Ltd"
+    kept = ok_json(server, "app", "update", app_id, "--retention-days", "30")
+    assert kept["retentionPeriod"] == 30 and kept["throttleRate"] == 50
+    zero = pb(server, "app", "update", app_id, "--retention-days", "0")
+    assert zero.returncode == 1 and "retentionPeriod" in zero.stderr
     nothing = pb(server, "app", "update", app_id)
     assert nothing.returncode == 1 and "nothing to change" in nothing.stderr
     bad = pb(server, "app", "update", app_id, "-m", "no-equals-sign")

@@ -28,6 +28,7 @@ APP_COLUMNS = (
     Column("name", lambda r: r["name"]),
     Column("rate/s", lambda r: r.get("throttleRate")),
     Column("metadata", lambda r: r.get("metadata") or None),
+    Column("kept (days)", lambda r: r.get("retentionPeriod")),
     Column("created", lambda r: short_time(r["createdAt"])),
 )
 
@@ -35,6 +36,12 @@ MetadataOpt = Annotated[
     list[str] | None, typer.Option("--metadata", "-m", help="KEY=VALUE (repeat)")
 ]
 RateOpt = Annotated[int | None, typer.Option("--rate", help="at most this many messages/s")]
+RetentionOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--retention-days", help="keep its messages, deliveries and attempts this many days"
+    ),
+]
 
 
 def metadata(pairs: list[str] | None) -> dict[str, str] | None:
@@ -69,12 +76,14 @@ def app_create(
     uid: Annotated[str | None, typer.Option(help="your own id for it")] = None,
     rate: RateOpt = None,
     meta: MetadataOpt = None,
+    retention: RetentionOpt = None,
     *,
     client: Client,
     out: Out,
 ) -> None:
     """Create an application."""
     body = {"name": name, "uid": uid, "throttleRate": rate, "metadata": metadata(meta)}
+    body["retentionPeriod"] = retention
     row = client.post("/api/v1/app", {k: v for k, v in body.items() if v is not None})
     out.one(row, APP_COLUMNS, title="application created")
 
@@ -95,15 +104,18 @@ def app_update(
     uid: Annotated[str | None, typer.Option(help="a new uid")] = None,
     rate: RateOpt = None,
     meta: MetadataOpt = None,
+    retention: RetentionOpt = None,
     *,
     client: Client,
     out: Out,
 ) -> None:
-    """Change an application's name, uid, rate limit or metadata (what is not given stays)."""
+    """Change an application's name, uid, rate limit, metadata or retention (what is not
+    given stays)."""
     body = {"name": name, "uid": uid, "throttleRate": rate, "metadata": metadata(meta)}
+    body["retentionPeriod"] = retention
     body = {k: v for k, v in body.items() if v is not None}
     if not body:
-        fail("nothing to change: give --name, --uid, --rate or --metadata")
+        fail("nothing to change: give --name, --uid, --rate, --metadata or --retention-days")
     row = client.patch(_app(app), body)
     out.one(row, APP_COLUMNS, title="application updated")
 
