@@ -5,7 +5,9 @@ its deliveries and attempts, what still has something to send stays, nothing els
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +18,11 @@ from postback.domain import MessageStatus, utcnow
 from postback.signing import generate_secret
 from postback.store import schema as t
 from postback.store.core import OPERATIONAL_APP_ID
+from postback.store.engine import create_engine
 from postback.store.errors import NotFound
 from postback.store.messages import EXPUNGED
 from postback.store.pages import Page
+from postback.store.sqlite import space
 from postback.store.store import Store
 from tests.support.polling import eventually_async
 
@@ -373,3 +377,40 @@ async def _load(store: Store, app_id: str, ep_id: str, count: int) -> None:
         async with store.engine.connect() as conn:
             await conn.execute(sa.text("COMMIT"))
             await conn.execute(sa.text("ANALYZE messages, deliveries, attempts"))
+
+
+async def test_an_sqlite_file_made_before_gives_space_back_once_converted(tmp_path: Path) -> None:
+    """A file created without auto_vacuum (before this version) keeps NONE whatever the
+    engine asks on connect: nothing is given back, and nothing fails, until the VACUUM
+    docs/configuration.md prescribes converts it."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript("CREATE TABLE x (a BLOB)")
+    _fill_and_empty(old)
+    old.close()
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA auto_vacuum")).scalar() == 0
+        assert await space.give_back_space(engine, 10_000) == 0
+    finally:
+        await engine.dispose()
+    converted = sqlite3.connect(path, isolation_level=None)
+    converted.executescript("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;")
+    _fill_and_empty(converted)
+    converted.close()
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        assert await space.give_back_space(engine, 10_000) > 400
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA freelist_count")).scalar() == 0
+    finally:
+        await engine.dispose()
+
+
+def _fill_and_empty(db: sqlite3.Connection) -> None:
+    """2 MB of rows written and deleted in one transaction: freed pages in the file."""
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO x VALUES (?)", [(b"\0" * 1000,)] * 2000)
+    db.execute("DELETE FROM x")
+    db.execute("COMMIT")
