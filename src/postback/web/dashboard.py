@@ -11,11 +11,13 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
+from postback import reasons
 from postback.api.models import EventTypeBase, EventTypeIn
 from postback.delivery.scheduler import Circuit
+from postback.store.operational import ENDPOINT_DISABLED
 from postback.store.pages import Page
 from postback.store.store import Store
-from postback.web import charts
+from postback.web import charts, describe
 from postback.web.auth import (
     Viewer,
     checked_form,
@@ -93,11 +95,28 @@ async def home(request: Request, viewer: DashboardViewer) -> Response:
         rates=rates,
         apps=await store.apps_overview(),
         disabled=await store.disabled_endpoints(),
+        **await _operational(store, _, language(request)),
         circuits=[
             row | {"circuit": Circuit(row["circuit_state"]).text}
             for row in await store.open_circuits()
         ],
     )
+
+
+async def _operational(store: Store, _: Any, lang: str) -> dict[str, Any]:
+    """The operator's own webhooks: where they go, and the latest ones, each worded."""
+    endpoints, events = await store.operational_overview()
+    for event in events:
+        data = event["data"]
+        if event["event_type"] == ENDPOINT_DISABLED and data.get("reason"):
+            event["details"] = describe.disabled_text(reasons.stored(data["reason"]), _, lang)
+        elif event["event_type"] == ENDPOINT_DISABLED:
+            event["details"] = _("Disabled by request.")
+        elif "failures" in data:
+            event["details"] = _("Failures in a row") + f": {data['failures']}"
+        else:
+            event["details"] = ""
+    return {"ops_endpoints": endpoints, "ops_events": events}
 
 
 async def _queue(store: Store) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from postback.web.i18n_enterprise import ENTERPRISE_TEXTS
 from postback.web.i18n_health import HEALTH_TEXTS
+from postback.web.i18n_reasons import REASON_TEXTS
 
 LANGUAGES = [("en", "English"), ("es", "Español"), ("pt-BR", "Português")]
 DEFAULT = "en"
@@ -357,6 +358,7 @@ TEXTS: dict[str, tuple[str, str]] = {
 
 TEXTS |= HEALTH_TEXTS
 TEXTS |= ENTERPRISE_TEXTS
+TEXTS |= REASON_TEXTS
 
 ENGLISH_NOTICES = {
     "notice:created": "Created.",

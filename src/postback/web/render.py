@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from postback.api.masking import shown_url
 from postback.store.errors import Conflict, NotFound
+from postback.web import describe
 from postback.web.i18n import LANGUAGES, pick_language, translator
 from postback.web.session import LANG_COOKIE
 
@@ -39,6 +40,14 @@ def _pretty(value: Any) -> str:
 
 
 env.filters["when"] = _when
+# What an endpoint gets and why it stopped, in the reader's words (web/describe.py).
+env.globals.update(
+    disabled_text=describe.disabled_text,
+    not_sent_text=describe.not_sent_text,
+    endpoint_summary=describe.endpoint_summary,
+    product_text=describe.product_text,
+    local_date=describe.local_date,
+)
 env.filters["pretty"] = _pretty
 # {{ url|shown_url(not writable) }}: a read-only viewer sees no userinfo credentials.
 env.filters["shown_url"] = lambda url, read_only: shown_url(url or "", read_only=read_only)
