@@ -12,7 +12,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from hypothesis import given
 from hypothesis import strategies as st
 
-from postback.api.models import check_url
+from postback.api.wire.common import check_url
 from postback.delivery.sender import Sender
 from postback.delivery.ssrf import GuardedResolver, is_public, literal_address
 from postback.domain import ClaimedDelivery, TriggerType

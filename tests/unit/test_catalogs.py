@@ -14,7 +14,9 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from postback.api.models import NAME_RE, EventTypeIn, MessageIn
+from postback.api.wire.common import NAME_RE
+from postback.api.wire.event_types import EventTypeIn
+from postback.api.wire.messages import MessageIn
 from postback.examples import example_payload
 
 CATALOGS = Path(__file__).resolve().parents[2] / "examples" / "catalogs"

@@ -14,7 +14,6 @@ from postback import __version__, metrics, tracing
 from postback.api import errors
 from postback.api.deps import ANY_TOKEN, APP_SCOPED, OPERATOR, StoreDep
 from postback.api.idempotency import Idempotency
-from postback.api.models import ErrorOut
 from postback.api.routes import (
     applications,
     attempts,
@@ -26,6 +25,7 @@ from postback.api.routes import (
     messages,
 )
 from postback.api.routing import SlashRouter
+from postback.api.wire.common import ErrorOut
 from postback.config import Settings
 from postback.schemas import SchemaCatalog
 from postback.store.secretbox import secret_box_for

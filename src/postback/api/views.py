@@ -6,9 +6,13 @@ from typing import Any
 
 import orjson
 
-from postback.api import models as w
-from postback.api.credential_models import mtls_out, oauth_out
 from postback.api.masking import shown_url
+from postback.api.wire.applications import ApplicationOut
+from postback.api.wire.attempts import EndpointMessageOut, MessageAttemptOut, MessageEndpointOut
+from postback.api.wire.credentials import mtls_out, oauth_out
+from postback.api.wire.endpoints import CircuitOut, EndpointOut
+from postback.api.wire.event_types import EventTypeOut
+from postback.api.wire.messages import MessageOut
 from postback.delivery.scheduler import Circuit
 from postback.domain import MessageStatus, decode_json
 from postback.store.pages import PageOut
@@ -16,16 +20,16 @@ from postback.store.pages import PageOut
 Row = dict[str, Any]
 
 
-def application(row: Row) -> w.ApplicationOut:
-    return w.ApplicationOut.model_validate(row)
+def application(row: Row) -> ApplicationOut:
+    return ApplicationOut.model_validate(row)
 
 
-def event_type(row: Row) -> w.EventTypeOut:
-    return w.EventTypeOut.model_validate(row)
+def event_type(row: Row) -> EventTypeOut:
+    return EventTypeOut.model_validate(row)
 
 
-def endpoint(row: Row) -> w.EndpointOut:
-    return w.EndpointOut.model_validate(
+def endpoint(row: Row) -> EndpointOut:
+    return EndpointOut.model_validate(
         row
         | {
             "url": shown_url(row["url"]),
@@ -36,9 +40,9 @@ def endpoint(row: Row) -> w.EndpointOut:
     )
 
 
-def circuit(row: Row) -> w.CircuitOut:
+def circuit(row: Row) -> CircuitOut:
     state = Circuit(row.get("circuit_state") or 0)
-    return w.CircuitOut(
+    return CircuitOut(
         state=state.text,  # type: ignore[arg-type]
         since=row.get("circuit_since"),
         next_probe_at=row.get("circuit_probe_at") if state is not Circuit.CLOSED else None,
@@ -46,9 +50,9 @@ def circuit(row: Row) -> w.CircuitOut:
     )
 
 
-def message(row: Row, *, with_content: bool = True) -> w.MessageOut:
+def message(row: Row, *, with_content: bool = True) -> MessageOut:
     payload = decode_json(row["payload"]) if with_content and row.get("payload") else {}
-    return w.MessageOut(
+    return MessageOut(
         id=row["id"],
         event_type=row["event_type"],
         event_id=row["event_id"],
@@ -79,8 +83,8 @@ def message_json(row: Row, *, with_content: bool = True) -> bytes:
     )
 
 
-def attempt(row: Row) -> w.MessageAttemptOut:
-    return w.MessageAttemptOut(
+def attempt(row: Row) -> MessageAttemptOut:
+    return MessageAttemptOut(
         id=row["id"],
         msg_id=row["msg_id"],
         endpoint_id=row["endpoint_id"],
@@ -96,9 +100,9 @@ def attempt(row: Row) -> w.MessageAttemptOut:
     )
 
 
-def destination(row: Row) -> w.MessageEndpointOut:
+def destination(row: Row) -> MessageEndpointOut:
     status = MessageStatus(row["status"])
-    return w.MessageEndpointOut.model_validate(
+    return MessageEndpointOut.model_validate(
         row
         | {
             "url": shown_url(row["url"]),
@@ -111,10 +115,10 @@ def destination(row: Row) -> w.MessageEndpointOut:
     )
 
 
-def attempted_message(row: Row, *, with_content: bool) -> w.EndpointMessageOut:
+def attempted_message(row: Row, *, with_content: bool) -> EndpointMessageOut:
     status = MessageStatus(row["status"])
     base = message(row, with_content=with_content).model_dump()
-    return w.EndpointMessageOut(
+    return EndpointMessageOut(
         **base, status=status, status_text=status.text, next_attempt=_next(row)
     )
 

@@ -12,7 +12,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from postback import reasons
-from postback.api.models import EventTypeBase, EventTypeIn
+from postback.api.wire.event_types import EventTypeBase, EventTypeIn
 from postback.delivery.scheduler import Circuit
 from postback.store.operational import ENDPOINT_DISABLED
 from postback.store.pages import Page

@@ -8,7 +8,8 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
-from postback.api.models import SENSITIVE_HEADERS, EndpointIn
+from postback.api.wire.common import SENSITIVE_HEADERS
+from postback.api.wire.endpoints import EndpointIn
 from postback.web.render import Invalid
 from postback.web.validation import validated
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from postback.api.models import SENSITIVE_HEADERS
+from postback.api.wire.common import SENSITIVE_HEADERS
 from postback.domain import MessageStatus, decode_json
 from postback.examples import NoSuchExample, example_payload, latest_schema
 from postback.store.pages import Page

@@ -1,5 +1,5 @@
 """One validation for the API and the web: what a form posts is checked by the API's own
-wire models (``postback.api.models``), and their first error is shown in the form, in the
+wire models (``postback.api.wire``), and their first error is shown in the form, in the
 reader's language, with the model's own words after it.
 
 So a limit (URL length, description length, how many event types, the shape of a name, no

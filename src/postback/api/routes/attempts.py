@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import Query, Response
 
-from postback.api import models as w
 from postback.api import views
 from postback.api.deps import AppDep, NewestFirstDep, PageDep, StoreDep, split_list
 from postback.api.routing import SlashRouter
+from postback.api.wire.attempts import EndpointMessageOut, MessageAttemptOut, MessageEndpointOut
+from postback.api.wire.common import ListResponse
 
 router = SlashRouter(prefix="/api/v1/app/{app_id}", tags=["Message Attempt"])
 
@@ -22,7 +23,7 @@ When = Annotated[datetime | None, Query()]
 Flag = Annotated[bool, Query()]
 
 
-@router.get("/attempt/endpoint/{endpoint_id}", response_model=w.ListResponse[w.MessageAttemptOut])
+@router.get("/attempt/endpoint/{endpoint_id}", response_model=ListResponse[MessageAttemptOut])
 async def list_attempts_by_endpoint(
     app: AppDep,
     endpoint_id: str,
@@ -50,7 +51,7 @@ async def list_attempts_by_endpoint(
     return views.listing(result, views.attempt)
 
 
-@router.get("/attempt/msg/{msg_id}", response_model=w.ListResponse[w.MessageAttemptOut])
+@router.get("/attempt/msg/{msg_id}", response_model=ListResponse[MessageAttemptOut])
 async def list_attempts_by_msg(
     app: AppDep,
     msg_id: str,
@@ -80,10 +81,10 @@ async def list_attempts_by_msg(
     return views.listing(result, views.attempt)
 
 
-@router.get("/msg/{msg_id}/attempt/{attempt_id}", response_model=w.MessageAttemptOut)
+@router.get("/msg/{msg_id}/attempt/{attempt_id}", response_model=MessageAttemptOut)
 async def get_attempt(
     app: AppDep, msg_id: str, attempt_id: str, store: StoreDep
-) -> w.MessageAttemptOut:
+) -> MessageAttemptOut:
     return views.attempt(await store.get_attempt(app["id"], msg_id, attempt_id))
 
 
@@ -96,14 +97,14 @@ async def expunge_attempt_content(
     return Response(status_code=204)
 
 
-@router.get("/msg/{msg_id}/endpoint", response_model=w.ListResponse[w.MessageEndpointOut])
+@router.get("/msg/{msg_id}/endpoint", response_model=ListResponse[MessageEndpointOut])
 async def list_attempted_destinations(
     app: AppDep, msg_id: str, store: StoreDep, page: PageDep
 ) -> dict:
     return views.listing(await store.list_destinations(app["id"], msg_id, page), views.destination)
 
 
-@router.get("/endpoint/{endpoint_id}/msg", response_model=w.ListResponse[w.EndpointMessageOut])
+@router.get("/endpoint/{endpoint_id}/msg", response_model=ListResponse[EndpointMessageOut])
 async def list_attempted_messages(
     app: AppDep,
     endpoint_id: str,

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 from fastapi import HTTPException, Request, Response
 
-from postback.api import models as w
 from postback.api.deps import OPERATOR, PrincipalDep, SettingsDep, StoreDep, bearer_token
 from postback.api.routing import SlashRouter
+from postback.api.wire.auth import ApplicationTokenExpireIn, AppPortalAccessIn, AppPortalAccessOut
 from postback.store.errors import NotFound
 
 router = SlashRouter(prefix="/api/v1/auth", tags=["Authentication"])
 
 
 @router.post(
-    "/app-portal-access/{app_id}", response_model=w.AppPortalAccessOut, dependencies=OPERATOR
+    "/app-portal-access/{app_id}", response_model=AppPortalAccessOut, dependencies=OPERATOR
 )
 async def app_portal_access(
     app_id: str,
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    body: w.AppPortalAccessIn | None = None,
+    body: AppPortalAccessIn | None = None,
 ) -> dict:
     """A token (and portal link) that can use every route of this one application, until it
     expires (``expiry`` seconds; default POSTBACK_APP_TOKEN_TTL)."""
-    body = body or w.AppPortalAccessIn()
+    body = body or AppPortalAccessIn()
     try:
         app = await store.get_app(app_id)
     except NotFound:
@@ -41,7 +41,7 @@ async def app_portal_access(
 
 @router.post("/app/{app_id}/expire-all", status_code=204, dependencies=OPERATOR)
 async def expire_all(
-    app_id: str, store: StoreDep, body: w.ApplicationTokenExpireIn | None = None
+    app_id: str, store: StoreDep, body: ApplicationTokenExpireIn | None = None
 ) -> Response:
     """End every portal token of the application (after ``expiry`` seconds, default 0)."""
     app = await store.get_app(app_id)

@@ -8,10 +8,10 @@ from typing import Any
 
 from fastapi import Response
 
-from postback.api import credential_models as c
 from postback.api.deps import SettingsDep, StoreDep
 from postback.api.endpoint_rules import check_token_url
 from postback.api.routing import SlashRouter
+from postback.api.wire import credentials as c
 
 
 def add_routes(router: SlashRouter, AppDep: Any) -> None:

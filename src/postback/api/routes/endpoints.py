@@ -11,7 +11,6 @@ from fastapi import Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from postback import ids, operations
-from postback.api import models as w
 from postback.api import views
 from postback.api.deps import AppDep, PageDep, PrincipalDep, SettingsDep, StoreDep
 from postback.api.endpoint_rules import check_destination, check_token_url, no_room
@@ -21,6 +20,22 @@ from postback.api.optins import RETURN_REPRESENTATION, prefers_representation
 from postback.api.routes import endpoint_credentials
 from postback.api.routing import SlashRouter
 from postback.api.tasks import run_in_background
+from postback.api.wire.background_tasks import RecoverIn, RecoverOut
+from postback.api.wire.common import SENSITIVE_HEADERS, ListResponse, check_headers
+from postback.api.wire.endpoints import (
+    EndpointFields,
+    EndpointHeadersIn,
+    EndpointHeadersOut,
+    EndpointHeadersPatchIn,
+    EndpointIn,
+    EndpointOut,
+    EndpointPatch,
+    EndpointSecretOut,
+    EndpointSecretRotateIn,
+    EndpointStats,
+    EventExampleIn,
+)
+from postback.api.wire.messages import MessageOut
 from postback.config import Settings
 from postback.examples import NoSuchExample
 from postback.operations import UnknownEventType
@@ -35,13 +50,13 @@ async def _check_url(url: str | None, settings: Settings) -> None:
         await check_destination(url, settings)
 
 
-async def _check_fields(body: w.EndpointFields, settings: Settings) -> None:
+async def _check_fields(body: EndpointFields, settings: Settings) -> None:
     await _check_url(getattr(body, "url", None), settings)
     if body.oauth is not None:
         await check_token_url(body.oauth.token_url, settings)
 
 
-def _credentials_as_sent(body: w.EndpointFields, values: dict) -> dict:
+def _credentials_as_sent(body: EndpointFields, values: dict) -> dict:
     """Credentials are changed only by a request that names them: a PUT or PATCH without
     them (the svix SDK's update) keeps what PUT …/mtls and …/oauth set."""
     for name in ("mtls", "oauth"):
@@ -60,8 +75,8 @@ async def _check_room(store: Store, settings: Settings, app_id: str) -> None:
 
 def _headers_out(headers: dict[str, str]) -> dict:
     # Credentials a customer put in a header are written, never read back.
-    hidden = sorted(k for k in headers if k.lower() in w.SENSITIVE_HEADERS)
-    shown = {k: v for k, v in headers.items() if k.lower() not in w.SENSITIVE_HEADERS}
+    hidden = sorted(k for k in headers if k.lower() in SENSITIVE_HEADERS)
+    shown = {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}
     return {"headers": shown, "sensitive": hidden}
 
 
@@ -73,37 +88,37 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
     """Add the endpoint routes to ``router``; ``AppDep`` supplies the application.
     ``customer`` adds what only customer endpoints have (test events, stats)."""
 
-    @router.get("/", response_model=w.ListResponse[w.EndpointOut])
+    @router.get("/", response_model=ListResponse[EndpointOut])
     async def list_endpoints(app: AppDep, store: StoreDep, page: PageDep) -> dict:
         return views.listing(await store.list_endpoints(app["id"], page), views.endpoint)
 
-    @router.post("/", response_model=w.EndpointOut, status_code=201)
+    @router.post("/", response_model=EndpointOut, status_code=201)
     async def create_endpoint(
-        app: AppDep, body: w.EndpointIn, store: StoreDep, settings: SettingsDep
-    ) -> w.EndpointOut:
+        app: AppDep, body: EndpointIn, store: StoreDep, settings: SettingsDep
+    ) -> EndpointOut:
         await _check_fields(body, settings)
         await _check_room(store, settings, app["id"])
         values = body.model_dump()
         values["secret"] = values["secret"] or generate_secret()
         return views.endpoint(await store.create_endpoint(app["id"], values))
 
-    @router.get("/{endpoint_id}", response_model=w.EndpointOut)
-    async def get_endpoint(app: AppDep, endpoint_id: str, store: StoreDep) -> w.EndpointOut:
+    @router.get("/{endpoint_id}", response_model=EndpointOut)
+    async def get_endpoint(app: AppDep, endpoint_id: str, store: StoreDep) -> EndpointOut:
         return views.endpoint(await store.get_endpoint(app["id"], endpoint_id))
 
     @router.put(
         "/{endpoint_id}",
-        response_model=w.EndpointOut,
-        responses={201: {"model": w.EndpointOut, "description": "Created under this uid"}},
+        response_model=EndpointOut,
+        responses={201: {"model": EndpointOut, "description": "Created under this uid"}},
     )
     async def upsert_endpoint(
         app: AppDep,
         endpoint_id: str,
-        body: w.EndpointPatch,
+        body: EndpointPatch,
         store: StoreDep,
         settings: SettingsDep,
         response: Response,
-    ) -> w.EndpointOut:
+    ) -> EndpointOut:
         await _check_fields(body, settings)
         values = _credentials_as_sent(body, body.model_dump(exclude={"url"}))
         if body.url is not None:
@@ -119,16 +134,16 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
             if ids.has_prefix(endpoint_id, ids.ENDPOINT):
                 raise
         # PUT to an unknown uid creates the endpoint under that uid.
-        checked = w.EndpointIn.model_validate(values)
+        checked = EndpointIn.model_validate(values)
         await _check_room(store, settings, app["id"])
         created = checked.model_dump() | {"secret": generate_secret()}
         response.status_code = 201
         return views.endpoint(await store.create_endpoint(app["id"], created))
 
-    @router.patch("/{endpoint_id}", response_model=w.EndpointOut)
+    @router.patch("/{endpoint_id}", response_model=EndpointOut)
     async def patch_endpoint(
-        app: AppDep, endpoint_id: str, body: w.EndpointPatch, store: StoreDep, settings: SettingsDep
-    ) -> w.EndpointOut:
+        app: AppDep, endpoint_id: str, body: EndpointPatch, store: StoreDep, settings: SettingsDep
+    ) -> EndpointOut:
         await _check_fields(body, settings)
         values = body.model_dump(include=body.model_fields_set)
         for required in ("url", "disabled", "description", "metadata"):
@@ -141,7 +156,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         await store.delete_endpoint(app["id"], endpoint_id)
         return Response(status_code=204)
 
-    @router.get("/{endpoint_id}/secret", response_model=w.EndpointSecretOut)
+    @router.get("/{endpoint_id}/secret", response_model=EndpointSecretOut)
     async def get_endpoint_secret(
         app: AppDep, endpoint_id: str, store: StoreDep, principal: PrincipalDep
     ) -> dict:
@@ -157,7 +172,7 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         status_code=204,
         responses={
             200: {
-                "model": w.EndpointSecretOut,
+                "model": EndpointSecretOut,
                 "description": "The new key, when asked with Prefer: return=representation",
             }
         },
@@ -168,12 +183,12 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         store: StoreDep,
         settings: SettingsDep,
         request: Request,
-        body: w.EndpointSecretRotateIn | None = None,
+        body: EndpointSecretRotateIn | None = None,
     ) -> Response:
         """Replace the signing secret: 204, as Svix. Deliveries are signed with both for
         ``gracePeriodSeconds`` (default 24 h). ``Prefer: return=representation`` (and the
         Svix SDKs, which read it) gets 200 with the new key (see api/optins.py)."""
-        body = body or w.EndpointSecretRotateIn()
+        body = body or EndpointSecretRotateIn()
         grace = (
             settings.rotation_grace
             if body.grace_period_seconds is None
@@ -187,28 +202,28 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         applied = {"preference-applied": RETURN_REPRESENTATION}
         return JSONResponse({"key": public_secret(key)}, headers=applied)
 
-    @router.get("/{endpoint_id}/headers", response_model=w.EndpointHeadersOut)
+    @router.get("/{endpoint_id}/headers", response_model=EndpointHeadersOut)
     async def get_endpoint_headers(app: AppDep, endpoint_id: str, store: StoreDep) -> dict:
         ep = await store.get_endpoint(app["id"], endpoint_id)
         return _headers_out(ep["headers"])
 
     @router.put("/{endpoint_id}/headers", status_code=204)
     async def update_endpoint_headers(
-        app: AppDep, endpoint_id: str, body: w.EndpointHeadersIn, store: StoreDep
+        app: AppDep, endpoint_id: str, body: EndpointHeadersIn, store: StoreDep
     ) -> Response:
         await store.update_endpoint(app["id"], endpoint_id, {"headers": body.headers})
         return Response(status_code=204)
 
     @router.patch("/{endpoint_id}/headers", status_code=204)
     async def patch_endpoint_headers(
-        app: AppDep, endpoint_id: str, body: w.EndpointHeadersPatchIn, store: StoreDep
+        app: AppDep, endpoint_id: str, body: EndpointHeadersPatchIn, store: StoreDep
     ) -> Response:
         ep = await store.get_endpoint(app["id"], endpoint_id)
         headers = {**ep["headers"], **body.headers}
         drop = {h.lower() for h in body.delete_headers or ()}
         headers = {k: v for k, v in headers.items() if k.lower() not in drop}
         try:
-            w.check_headers(headers)
+            check_headers(headers)
         except ValueError as exc:
             raise FieldError(["body", "headers"], str(exc)) from None
         await store.update_endpoint(app["id"], ep["id"], {"headers": headers})
@@ -218,14 +233,14 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
 
     if customer:
 
-        @router.post("/{endpoint_id}/send-example", response_model=w.MessageOut)
+        @router.post("/{endpoint_id}/send-example", response_model=MessageOut)
         async def send_example(
             app: AppDep,
             endpoint_id: str,
-            body: w.EventExampleIn,
+            body: EventExampleIn,
             store: StoreDep,
             request: Request,
-        ) -> w.MessageOut:
+        ) -> MessageOut:
             """Send a test event to this endpoint alone: the event type's example payload (from its
             schema's ``examples``, else one generated from the schema), signed and recorded like any
             other message."""
@@ -245,18 +260,18 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
             remember_message(request.scope, app["id"], row["id"], True)
             return views.message(row)
 
-        @router.post("/{endpoint_id}/recover", response_model=w.RecoverOut, status_code=202)
+        @router.post("/{endpoint_id}/recover", response_model=RecoverOut, status_code=202)
         async def recover_failed_webhooks(
-            app: AppDep, endpoint_id: str, body: w.RecoverIn, store: StoreDep, request: Request
-        ) -> w.RecoverOut:
+            app: AppDep, endpoint_id: str, body: RecoverIn, store: StoreDep, request: Request
+        ) -> RecoverOut:
             """Queue again every failed delivery to this endpoint since ``since`` (and before
             ``until``), each with a fresh retry schedule. Runs in the background: read its
             progress at /api/v1/background-task/{id}."""
             task = await store.start_recover(app["id"], endpoint_id, body.since, body.until)
             run_in_background(request, store.run_recover(task["id"]))
-            return w.RecoverOut.model_validate(task)
+            return RecoverOut.model_validate(task)
 
-        @router.get("/{endpoint_id}/stats", response_model=w.EndpointStats)
+        @router.get("/{endpoint_id}/stats", response_model=EndpointStats)
         async def get_endpoint_stats(
             app: AppDep,
             endpoint_id: str,

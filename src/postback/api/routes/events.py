@@ -11,11 +11,11 @@ from typing import Annotated, Any
 from fastapi import Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from postback.api import models as w
 from postback.api import views
 from postback.api.deps import AppDep, SettingsDep, StoreDep, bearer_token, split_list
 from postback.api.errors import FieldError
 from postback.api.routing import SlashRouter
+from postback.api.wire.messages import EventListOut
 from postback.store.errors import is_outage
 from postback.store.events import BadCursor, parse_cursor
 from postback.store.pages import MAX_LIMIT
@@ -37,7 +37,7 @@ def _cursor(loc: list[str | int], value: str | None) -> str | None:
     return value
 
 
-@router.get("/", response_model=w.EventListOut)
+@router.get("/", response_model=EventListOut)
 async def poll_events(
     app: AppDep,
     store: StoreDep,

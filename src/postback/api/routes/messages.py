@@ -9,7 +9,6 @@ from fastapi import Query, Request, Response
 
 from postback import metrics, tracing
 from postback.api import errors, views
-from postback.api import models as w
 from postback.api.deps import (
     AppDep,
     NewestFirstDep,
@@ -22,6 +21,8 @@ from postback.api.errors import FieldError, payload_violations
 from postback.api.idempotency import remember_message
 from postback.api.optins import returns_existing
 from postback.api.routing import SlashRouter
+from postback.api.wire.common import ListResponse
+from postback.api.wire.messages import MessageIn, MessageOut
 from postback.domain import encode_json
 from postback.store.errors import NotFound
 
@@ -30,7 +31,7 @@ router = SlashRouter(prefix="/api/v1/app/{app_id}/msg", tags=["Message"])
 EventTypesQuery = Annotated[list[str] | None, Query(max_length=100)]
 
 
-@router.get("/", response_model=w.ListResponse[w.MessageOut])
+@router.get("/", response_model=ListResponse[MessageOut])
 async def list_messages(
     app: AppDep,
     store: StoreDep,
@@ -56,18 +57,18 @@ async def list_messages(
 
 @router.post(
     "/",
-    response_model=w.MessageOut,
+    response_model=MessageOut,
     status_code=202,
     responses={
         200: {
-            "model": w.MessageOut,
+            "model": MessageOut,
             "description": "This eventId was already sent (only with Postback-Return-Existing)",
         }
     },
 )
 async def create_message(
     app_id: str,
-    body: w.MessageIn,
+    body: MessageIn,
     store: StoreDep,
     settings: SettingsDep,
     schemas: SchemasDep,
@@ -82,7 +83,7 @@ async def create_message(
 
 async def _accept_message(
     app_id: str,
-    body: w.MessageIn,
+    body: MessageIn,
     store: StoreDep,
     settings: SettingsDep,
     schemas: SchemasDep,
@@ -132,10 +133,10 @@ async def _accept_message(
     )
 
 
-@router.get("/{msg_id}", response_model=w.MessageOut)
+@router.get("/{msg_id}", response_model=MessageOut)
 async def get_message(
     app: AppDep, msg_id: str, store: StoreDep, with_content: Annotated[bool, Query()] = True
-) -> w.MessageOut:
+) -> MessageOut:
     return views.message(await store.get_message(app["id"], msg_id), with_content=with_content)
 
 

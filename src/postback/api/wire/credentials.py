@@ -8,42 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field, model_validator
 
+from postback.api.wire.common import Url, Wire
 from postback.credentials import parse_ca_bundle, parse_identity
 
-
-class Wire(BaseModel):
-    """As models.Wire (which imports this module for EndpointIn's fields)."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _no_nul(self) -> Wire:
-        for name, value in self.__dict__.items():
-            if _has_nul(value):
-                raise ValueError(f"{to_camel(name)}: text may not contain the NUL character")
-        return self
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-def _url(url: str) -> str:
-    from postback.api.models import check_url  # models imports this module
-
-    return check_url(url)
-
-
-Url = Annotated[str, AfterValidator(_url)]
 PARAM_NAME = r"^[!#$%&'*+\-.^_`|~0-9a-zA-Z]+$"
 
 

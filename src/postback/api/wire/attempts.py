@@ -1,0 +1,39 @@
+"""Wire models of attempts, and of the listings that join a message with its endpoints
+(a message's destinations, an endpoint's messages)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from postback.api.wire.common import Wire
+from postback.api.wire.endpoints import EndpointOut
+from postback.api.wire.messages import MessageOut
+
+
+class MessageAttemptOut(Wire):
+    id: str
+    msg_id: str
+    endpoint_id: str
+    url: str
+    response: str
+    response_status_code: int
+    response_duration_ms: int
+    status: int
+    status_text: str
+    trigger_type: int
+    timestamp: datetime
+    msg: MessageOut | None = None
+
+
+class MessageEndpointOut(EndpointOut):
+    status: int
+    status_text: str
+    next_attempt: datetime | None
+    # Why it was not sent there (its payload filter did not match).
+    note: str | None = None
+
+
+class EndpointMessageOut(MessageOut):
+    status: int
+    status_text: str
+    next_attempt: datetime | None
