@@ -113,7 +113,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     "Products": ("Productos", "Produtos"),
     "All products": ("Todos los productos", "Todos os produtos"),
     "One product": ("Un producto", "Um produto"),
-    "Product (channel)": ("Producto (canal)", "Produto (canal)"),
+    "The product's id as the platform's messages name it; they need not send channels.": (
+        "El id del producto tal como lo nombran los mensajes de la plataforma; no hace falta "
+        "que envíen canales.",
+        "O id do produto como as mensagens da plataforma o nomeiam; elas não precisam enviar "
+        "canais.",
+    ),
     "Rate limit": ("Límite de envío", "Limite de envio"),
     "Rate limit (messages per second, empty for none)": (
         "Límite de envío (mensajes por segundo, vacío para ninguno)",
@@ -286,9 +291,9 @@ TEXTS: dict[str, tuple[str, str]] = {
         "El límite de envío es un número entero de mensajes por segundo.",
         "O limite de envio é um número inteiro de mensagens por segundo.",
     ),
-    "Name the product (channel) this endpoint is for.": (
-        "Indica el producto (canal) de este endpoint.",
-        "Informe o produto (canal) deste endpoint.",
+    "Name the product this endpoint is for.": (
+        "Indica el producto de este endpoint.",
+        "Informe o produto deste endpoint.",
     ),
     "Write one header a line, as Name: value.": (
         "Escribe un encabezado por línea, como Nombre: valor.",
@@ -315,9 +320,13 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Elige como máximo 1000 tipos de evento, cada uno con su nombre del catálogo.",
         "Escolha no máximo 1000 tipos de evento, cada um com o nome do catálogo.",
     ),
-    "Name the product (channel) with letters, digits, '-', '_' or '.'.": (
-        "Nombra el producto (canal) con letras, dígitos, '-', '_' o '.'.",
-        "Dê um nome ao produto (canal) com letras, dígitos, '-', '_' ou '.'.",
+    "Name the product with letters, digits, '-', '_' or '.'.": (
+        "Nombra el producto con letras, dígitos, '-', '_' o '.'.",
+        "Dê um nome ao produto com letras, dígitos, '-', '_' ou '.'.",
+    ),
+    "Name the channel with letters, digits, '-', '_' or '.'.": (
+        "Nombra el canal con letras, dígitos, '-', '_' o '.'.",
+        "Dê um nome ao canal com letras, dígitos, '-', '_' ou '.'.",
     ),
     "Text may not contain the NUL character.": (
         "El texto no puede contener el carácter NUL.",

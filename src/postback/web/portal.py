@@ -165,7 +165,7 @@ def _echo(form: FormData) -> dict[str, Any]:
         "url": form.get("url", ""),
         "description": form.get("description", ""),
         "event_types": form.getlist("event_types"),
-        "channels": [form.get("channel", "")] if form.get("scope") == "one" else None,
+        "product": form.get("product", "") if form.get("scope") == "one" else None,
         "throttle_rate": form.get("rate_limit") or None,
         "max_in_flight": form.get("max_in_flight") or None,
         "headers": {},

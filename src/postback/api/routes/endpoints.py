@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 
 from postback import ids, operations
 from postback.api import views
-from postback.api.deps import AppDep, PageDep, PrincipalDep, SettingsDep, StoreDep
+from postback.api.catalog_rules import check_known
+from postback.api.deps import AppDep, PageDep, PrincipalDep, SchemasDep, SettingsDep, StoreDep
 from postback.api.endpoint_rules import check_destination, check_token_url, no_room
 from postback.api.errors import FieldError
 from postback.api.idempotency import remember_message
@@ -39,6 +40,7 @@ from postback.api.wire.messages import MessageOut
 from postback.config import Settings
 from postback.examples import NoSuchExample
 from postback.operations import UnknownEventType
+from postback.schemas import SchemaCatalog
 from postback.signing import generate_secret, public_secret
 from postback.store.errors import NotFound
 from postback.store.operational import OPERATIONAL_APP_ID
@@ -50,10 +52,16 @@ async def _check_url(url: str | None, settings: Settings) -> None:
         await check_destination(url, settings)
 
 
-async def _check_fields(body: EndpointFields, settings: Settings) -> None:
+async def _check_fields(
+    body: EndpointFields, settings: Settings, catalog: SchemaCatalog | None
+) -> None:
+    """``catalog``: the event catalog its filterTypes must name (a strict catalog, for a
+    customer's endpoint), else None."""
     await _check_url(getattr(body, "url", None), settings)
     if body.oauth is not None:
         await check_token_url(body.oauth.token_url, settings)
+    if catalog is not None and settings.strict_catalog and body.event_types:
+        await check_known(catalog, body.event_types, ["body", "filterTypes"], listed=True)
 
 
 def _credentials_as_sent(body: EndpointFields, values: dict) -> dict:
@@ -94,9 +102,9 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
 
     @router.post("/", response_model=EndpointOut, status_code=201)
     async def create_endpoint(
-        app: AppDep, body: EndpointIn, store: StoreDep, settings: SettingsDep
+        app: AppDep, body: EndpointIn, store: StoreDep, settings: SettingsDep, schemas: SchemasDep
     ) -> EndpointOut:
-        await _check_fields(body, settings)
+        await _check_fields(body, settings, schemas if customer else None)
         await _check_room(store, settings, app["id"])
         values = body.model_dump()
         values["secret"] = values["secret"] or generate_secret()
@@ -117,9 +125,10 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
         body: EndpointPatch,
         store: StoreDep,
         settings: SettingsDep,
+        schemas: SchemasDep,
         response: Response,
     ) -> EndpointOut:
-        await _check_fields(body, settings)
+        await _check_fields(body, settings, schemas if customer else None)
         values = _credentials_as_sent(body, body.model_dump(exclude={"url"}))
         if body.url is not None:
             values["url"] = body.url
@@ -142,9 +151,14 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
 
     @router.patch("/{endpoint_id}", response_model=EndpointOut)
     async def patch_endpoint(
-        app: AppDep, endpoint_id: str, body: EndpointPatch, store: StoreDep, settings: SettingsDep
+        app: AppDep,
+        endpoint_id: str,
+        body: EndpointPatch,
+        store: StoreDep,
+        settings: SettingsDep,
+        schemas: SchemasDep,
     ) -> EndpointOut:
-        await _check_fields(body, settings)
+        await _check_fields(body, settings, schemas if customer else None)
         values = body.model_dump(include=body.model_fields_set)
         for required in ("url", "disabled", "description", "metadata"):
             if required in values and values[required] is None:
