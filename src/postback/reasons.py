@@ -103,7 +103,7 @@ def english(reason: Reason | None) -> str | None:
         other = f"product {found}" if found is not None else "no product"
         return f"the message is for {other}, the endpoint only for product {reason.get('product')}"
     if code == FILTER:
-        return f"payload filter: {reason.get('clause')}"
+        return str(reason.get("clause"))  # the clause alone, as the note always said
     if code == DISABLED:
         return "the endpoint is disabled"
     if code == CREATED_AFTER:

@@ -37,6 +37,7 @@ from postback.store.ratelimit import RateLimitMixin
 from postback.store.sessions import SessionsMixin
 from postback.store.tasks import TasksMixin
 from postback.store.tokens import TokensMixin, hash_token
+from postback.store.usage import UsageMixin
 
 Row = dict[str, Any]
 
@@ -48,6 +49,7 @@ class Store(
     IdempotencyMixin,
     OperationalMixin,
     TasksMixin,
+    UsageMixin,
     RateLimitMixin,
     QueueMixin,
     HistoryMixin,

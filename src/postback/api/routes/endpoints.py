@@ -21,7 +21,7 @@ from postback.api.optins import RETURN_REPRESENTATION, prefers_representation
 from postback.api.routes import endpoint_credentials
 from postback.api.routing import SlashRouter
 from postback.api.tasks import run_in_background
-from postback.api.wire.background_tasks import RecoverIn, RecoverOut
+from postback.api.wire.background_tasks import RecoverIn, RecoverOut, ReplayIn, ReplayOut
 from postback.api.wire.common import SENSITIVE_HEADERS, ListResponse, check_headers
 from postback.api.wire.endpoints import (
     EndpointFields,
@@ -284,6 +284,18 @@ def build(router: SlashRouter, AppDep: Any, *, customer: bool) -> SlashRouter:
             task = await store.start_recover(app["id"], endpoint_id, body.since, body.until)
             run_in_background(request, store.run_recover(task["id"]))
             return RecoverOut.model_validate(task)
+
+        @router.post("/{endpoint_id}/replay-missing", response_model=ReplayOut, status_code=202)
+        async def replay_missing_webhooks(
+            app: AppDep, endpoint_id: str, body: ReplayIn, store: StoreDep, request: Request
+        ) -> ReplayOut:
+            """Send this endpoint every message since ``since`` (and before ``until``) that
+            it never got, as it would route them now (subscriptions, product, payload
+            filter); messages it already has are not sent again. Runs in the background:
+            ``data.messagesSent`` at /api/v1/background-task/{id}."""
+            task = await store.start_replay(app["id"], endpoint_id, body.since, body.until)
+            run_in_background(request, store.run_replay(task["id"]))
+            return ReplayOut.model_validate(task)
 
         @router.get("/{endpoint_id}/stats", response_model=EndpointStats)
         async def get_endpoint_stats(
