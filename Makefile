@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 PODMAN := /usr/bin/podman
 MMDEBSTRAP := /usr/bin/mmdebstrap
 
-.PHONY: run test lint format install bench screenshots clean
+.PHONY: run test lint format install bench screenshots clean svix-js
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,11 +39,21 @@ $(CHROMIUM):
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y chromium
 
+# The svix JavaScript SDKs (1.x and 2.x from npm) that tests/api/test_svix_js_sdk.py drives
+# through node, installed into .cache/svix-js/.
+NODE := /usr/bin/node
+$(NODE):
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update && $$SUDO apt-get install -y nodejs npm
+
+svix-js: $(STAMP) $(NODE)
+	$(BIN)/python -m tests.support.node_sdks
+
 $(PODMAN) $(MMDEBSTRAP) &:
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y podman mmdebstrap
 
-test: $(STAMP) $(CHROMIUM) $(PODMAN) $(MMDEBSTRAP) lint
+test: $(STAMP) $(CHROMIUM) $(PODMAN) $(MMDEBSTRAP) svix-js lint
 	$(BIN)/pytest -q
 
 # PNGs of the web UI's main pages, written to docs/screenshots/.
