@@ -15,7 +15,7 @@ from postback.store.core import OPERATIONAL_APP_ID
 from postback.store.store import Store
 from tests.support.server import ServerHandle
 from tests.web import test_web_http
-from tests.web.test_web_http import _app, dashboard_client, portal_client
+from tests.web.test_web_http import _app, csrf_of, dashboard_client, portal_client
 
 web_server = test_web_http.web_server
 receiver = test_web_http.receiver
@@ -172,3 +172,25 @@ def test_the_dashboard_shows_operational_webhooks_and_their_events(
     events = re.search(r'id="ops-events">(.*?)</table>', home, re.S)
     assert events and "endpoint.disabled" in events.group(1) and ep in events.group(1)
     assert "Desativado a pedido." in events.group(1)
+
+
+def test_the_operator_declares_the_product_path_on_the_event_type_form(
+    web_server: ServerHandle,
+) -> None:
+    dash = dashboard_client(web_server)
+    csrf = csrf_of(dash.get("/dashboard/event-types/new").text)
+    form = {"csrf": csrf, "name": "sale.made", "product_path": "data.item.sku"}
+    assert dash.post("/dashboard/event-types/new", data=form).status_code == 303
+    assert web_server.call(lambda s: s.get_event_type("sale.made"))["product_path"] == (
+        "data.item.sku"
+    )
+    assert 'value="data.item.sku"' in dash.get("/dashboard/event-types/sale.made").text
+    bad = dash.post(
+        "/dashboard/event-types/sale.made",
+        data={"csrf": csrf, "product_path": "data..sku"},
+        headers={"accept-language": "es"},
+    )
+    assert bad.status_code == 422 and "ruta con puntos" in bad.text
+    cleared = dash.post("/dashboard/event-types/sale.made", data={"csrf": csrf, "product_path": ""})
+    assert cleared.status_code == 303
+    assert web_server.call(lambda s: s.get_event_type("sale.made"))["product_path"] is None

@@ -194,7 +194,10 @@ def _examples(entry: dict) -> int:
 
 @event_type_cli.command("import")
 def event_type_import(
-    file: Annotated[Path, typer.Argument(help='catalog: {"name", "description", "eventTypes"}')],
+    file: Annotated[
+        Path,
+        typer.Argument(help='catalog: {"name", "description", "productPath", "eventTypes"}'),
+    ],
     url: UrlOpt = DEFAULT,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
@@ -208,7 +211,11 @@ def event_type_import(
         fail(f'{file} is not a catalog: expected {{"eventTypes": [{{"name": ...}}, ...]}}')
     client = api(url, token)
     results = []
+    # A catalog may say once where every one of its event types names the product.
+    product_path = catalog.get("productPath")
     for entry in entries:
+        if product_path and "productPath" not in entry:
+            entry = entry | {"productPath": product_path}
         try:
             outcome, detail = _upsert(client, entry), ""
         except ApiError as exc:

@@ -40,7 +40,7 @@ FEED_HELD_AFTER = 5.0
 # An operator looking into a customer's portal gets a token for an hour, not a week.
 OPERATOR_PORTAL_TTL = 3600.0
 # What the event-type form sets; archiving has its own buttons.
-EVENT_TYPE_FIELDS = {"name", "description", "schemas"}
+EVENT_TYPE_FIELDS = {"name", "description", "schemas", "product_path"}
 # Chart windows: (span, number of bars, how a bar is labelled, seconds a result is reused).
 # The day's chart reads every attempt of the day: it is kept a minute, not read per view.
 WINDOWS = {
@@ -175,7 +175,7 @@ async def event_types(request: Request, viewer: DashboardViewer, notice: str = "
 def _form_view(row: dict[str, Any] | None) -> dict[str, str]:
     """An event type as its form shows it: the latest schema and its examples as JSON."""
     if row is None:
-        return {"name": "", "description": "", "schema": "", "examples": ""}
+        return {"name": "", "description": "", "schema": "", "examples": "", "product_path": ""}
     schemas = row.get("schemas") or {}
     version = max(schemas, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else 0), default="")
     schema = dict(schemas.get(version) or {})
@@ -186,6 +186,7 @@ def _form_view(row: dict[str, Any] | None) -> dict[str, str]:
         "description": row.get("description") or "",
         "schema": dump(schema),
         "examples": dump(examples),
+        "product_path": row.get("product_path") or "",
     }
 
 
@@ -242,6 +243,7 @@ async def create_event_type(request: Request, viewer: DashboardViewer) -> Respon
             "name": form.get("name", "").strip(),
             "description": form.get("description", "").strip(),
             "schemas": _schemas(form),
+            "productPath": form.get("product_path", "").strip() or None,
         }
         values = validated(EventTypeIn, wire).model_dump(include=EVENT_TYPE_FIELDS)
     except Invalid as exc:
@@ -263,7 +265,11 @@ async def save_event_type(request: Request, viewer: DashboardViewer, name: str) 
     store = _store(request)
     await store.get_event_type(name)
     try:
-        wire = {"description": form.get("description", "").strip(), "schemas": _schemas(form)}
+        wire = {
+            "description": form.get("description", "").strip(),
+            "schemas": _schemas(form),
+            "productPath": form.get("product_path", "").strip() or None,
+        }
         values = validated(EventTypeBase, wire).model_dump(include=EVENT_TYPE_FIELDS)
     except Invalid as exc:
         return _form_page(request, viewer, form | {"name": name}, editing=True, error=exc)

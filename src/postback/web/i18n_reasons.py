@@ -111,6 +111,10 @@ REASON_TEXTS: dict[str, tuple[str, str]] = {
         "data.product.id)",
         "Onde está o id do produto no conteúdo (um caminho com pontos, p. ex. data.product.id)",
     ),
+    "Write the product's place as a dotted path, e.g. data.product.id.": (
+        "Escribe el lugar del producto como una ruta con puntos, p. ej. data.product.id.",
+        "Escreva o lugar do produto como um caminho com pontos, p. ex. data.product.id.",
+    ),
     "Operational webhooks": ("Webhooks operativos", "Webhooks operacionais"),
     "Operator endpoints": ("Endpoints del operador", "Endpoints do operador"),
     "Recent operator events": (

@@ -34,6 +34,7 @@ FIELD_MESSAGES = {
     "oauth": "The OAuth2 settings are not valid.",
     "name": "Name the event type with letters, digits, '-', '_' or '.', e.g. invoice.paid.",
     "schemas": "The schema is not a valid JSON Schema.",
+    "productPath": "Write the product's place as a dotted path, e.g. data.product.id.",
 }
 
 
