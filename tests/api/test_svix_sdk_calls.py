@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import httpx
 from svix.api import (
     ApplicationIn,
     AppUsageStatsIn,
@@ -111,3 +112,17 @@ def test_usage_statistics_as_background_tasks(server: ServerHandle, receiver: Re
         "explicitlySubscribedEventTypes": ["z"],
         "hasCatchAllEndpoint": False,
     }
+
+
+def test_calls_not_supported_answer_404_in_svix_error_shape(server: ServerHandle) -> None:
+    svix = server.svix()
+    app = svix.application.create(ApplicationIn(name="shop")).id
+    auth = {"authorization": f"Bearer {server.token}"}
+    for method, path in [
+        ("POST", f"/api/v1/app/{app}/msg/expunge-all-contents"),
+        ("POST", f"/api/v1/app/{app}/msg/precheck/active"),
+        ("POST", "/api/v1/event-type/import/openapi"),
+    ]:
+        answer = httpx.request(method, server.url + path, headers=auth, json={}, timeout=10)
+        assert answer.status_code == 404, path
+        assert set(answer.json()) == {"code", "detail"} and answer.json()["code"] == "not_found"

@@ -24,6 +24,7 @@ from postback.api.routes import (
     events,
     messages,
     statistics,
+    unsupported,
 )
 from postback.api.routing import SlashRouter
 from postback.api.wire.common import ErrorOut
@@ -202,6 +203,7 @@ def create_app(settings: Settings, store: Store | None = None, *, worker: bool =
     app.include_router(endpoints.operational_router, dependencies=OPERATOR, responses=documented)
     app.include_router(background_tasks.router, dependencies=OPERATOR, responses=documented)
     app.include_router(statistics.router, dependencies=OPERATOR, responses=documented)
+    app.include_router(unsupported.router, dependencies=ANY_TOKEN)
     install_web(app, settings)  # the app portal and the operator dashboard
     metrics.mount(app, settings)
     # Added last runs first: the request's span, size and NUL checks, then idempotency,
