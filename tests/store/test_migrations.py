@@ -7,10 +7,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postback import ids
 from postback.store.migrate import migrate
 from postback.store.store import Store
+
+
+async def _old_app(conn: AsyncConnection, now: datetime) -> None:
+    await conn.execute(
+        sa.text(
+            "INSERT INTO applications (id, name, metadata, created_at, updated_at) "
+            "VALUES ('app_old', 'old', '{}', :n, :n)"
+        ),
+        {"n": now},
+    )
 
 
 async def test_0005_numbers_existing_messages_in_id_order(empty_database_url: str) -> None:
@@ -20,13 +31,7 @@ async def test_0005_numbers_existing_messages_in_id_order(empty_database_url: st
         now = datetime.now(UTC)
         written = [ids.new_id(ids.MESSAGE) for _ in range(5)]
         async with store.engine.begin() as conn:
-            await conn.execute(
-                sa.text(
-                    "INSERT INTO applications (id, name, metadata, created_at, updated_at) "
-                    "VALUES ('app_old', 'old', '{}', :n, :n)"
-                ),
-                {"n": now},
-            )
+            await _old_app(conn, now)
             for i, msg_id in enumerate(reversed(written)):  # inserted out of id order
                 await conn.execute(
                     sa.text(
@@ -62,13 +67,7 @@ async def test_0012_turns_disabled_reasons_into_codes_and_back(empty_database_ur
             "ep_other": "switched off by the ops team",
         }
         async with store.engine.begin() as conn:
-            await conn.execute(
-                sa.text(
-                    "INSERT INTO applications (id, name, metadata, created_at, updated_at) "
-                    "VALUES ('app_old', 'old', '{}', :n, :n)"
-                ),
-                {"n": now},
-            )
+            await _old_app(conn, now)
             for ep_id, why in before.items():
                 await conn.execute(
                     sa.text(
