@@ -166,6 +166,7 @@ def _echo(form: FormData) -> dict[str, Any]:
         "description": form.get("description", ""),
         "event_types": form.getlist("event_types"),
         "product": form.get("product", "") if form.get("scope") == "one" else None,
+        "channels": None,
         "throttle_rate": form.get("rate_limit") or None,
         "max_in_flight": form.get("max_in_flight") or None,
         "headers": {},
