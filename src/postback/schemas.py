@@ -12,7 +12,7 @@ refused, and is then not enforced."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, KeysView
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,9 +141,9 @@ class SchemaCatalog:
             return []
         return violations(entry.validator, payload)
 
-    async def names(self) -> set[str]:
+    async def names(self) -> KeysView[str]:
         """The names of the live (unarchived) event types."""
-        return set(await self._current())
+        return (await self._current()).keys()
 
     async def product_path(self, event_type: str) -> str | None:
         entry = (await self._current()).get(event_type)

@@ -6,7 +6,7 @@ message."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from postback.api.errors import FieldError
@@ -19,7 +19,7 @@ from postback.schemas import SchemaCatalog
 EVENT_ID_CONFLICT = "postback-event-id-conflict"
 
 
-def unknown_type(name: str, known: set[str]) -> str | None:
+def unknown_type(name: str, known: Collection[str]) -> str | None:
     """Why ``name`` is refused by a strict catalog, or None if it is in it."""
     if name in known:
         return None
