@@ -241,7 +241,8 @@ def bench_api(db: h.Database, seconds: float = 4.0) -> h.Row:
 
 def bench_off_hooks(rounds: int = 200_000) -> h.Row:
     """Per message (API) and per delivery (worker), what runs when tracing is off, against
-    signing a 1 KB body (which every delivery pays; ~0.1 % of a delivery's CPU)."""
+    signing a 1 KB body (which every delivery pays, a small share of its CPU: see
+    docs/performance.md)."""
     from postback import tracing
     from postback.domain import ClaimedDelivery, TriggerType
     from postback.signing import decode_secret, generate_secret, signature_header

@@ -91,7 +91,7 @@ def endpoint_wants(
 
 
 # The worker makes one of each per delivery: named tuples (immutable, like the frozen
-# dataclasses they were, at a third of their construction cost).
+# dataclasses they were, and cheaper to construct: docs/performance.md).
 class ClaimedDelivery(NamedTuple):
     """Everything the worker needs to make one attempt, read in the claim's round trip."""
 

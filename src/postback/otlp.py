@@ -1,10 +1,10 @@
 """OTLP/HTTP trace export: spans written as OTLP protobuf by hand, POSTed from the SDK's
 batch thread.
 
-The SDK's own exporter builds one protobuf object per span, attribute and value; measured
-here that is 50-100 µs per span, more than a whole delivery's share of the worker's CPU at
-four spans per attempt. Writing the wire format directly costs a few µs per span, and the
-worker's attempt records (postback.tracing.AttemptSpans) write their four spans from
+The SDK's own exporter builds one protobuf object per span, attribute and value: at four
+spans per attempt, more than a whole delivery's share of the worker's CPU (measured:
+docs/performance.md). Writing the wire format directly costs a small fraction of that, and
+the worker's attempt records (postback.tracing.AttemptSpans) write their four spans from
 fragments encoded once. The format is OTLP 1.x, ``ExportTraceServiceRequest``
 (opentelemetry-proto); the tests decode what this sends with the official classes.
 

@@ -100,7 +100,8 @@ def shutdown() -> None:
 
 def _worker_sampler(sampling: Any) -> tuple[str, int]:
     """The configured sampler as (rule, bound), so the worker decides per attempt without
-    the SDK's objects (asking the SDK costs 23 µs per attempt with a parent, measured).
+    the SDK's objects (asking the SDK costs more per attempt than the rest of tracing's
+    hooks: docs/performance.md).
     "parent": the stored context's sampled flag decides, and a root is sampled if its
     trace id's low 64 bits are below the bound (the SDK's TraceIdRatioBased rule);
     "ratio": the bound alone; "sdk": a sampler other than the built-in ones, asked."""

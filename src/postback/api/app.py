@@ -193,7 +193,7 @@ def create_app(settings: Settings, store: Store | None = None, *, worker: bool =
     # under /app/{app_id}/ is open to that application's portal tokens.
     documented = {code: {"model": ErrorOut, "description": text} for code, text in ERRORS.items()}
     # Messages first: a request is matched against the routes in order, and POST /msg/ is
-    # the hot path (matching it behind every other route cost ~10% of its CPU).
+    # the hot path (what matching it last cost: docs/performance.md).
     app.include_router(messages.router, dependencies=APP_SCOPED, responses=documented)
     app.include_router(applications.router, responses=documented)
     app.include_router(event_types.router, dependencies=ANY_TOKEN, responses=documented)

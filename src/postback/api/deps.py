@@ -10,6 +10,7 @@ from postback.api.masking import viewing
 from postback.config import Settings
 from postback.schemas import SchemaCatalog
 from postback.store.errors import NotFound
+from postback.store.operational import OPERATIONAL_APP_ID
 from postback.store.pages import MAX_LIMIT, Page
 from postback.store.store import Store
 from postback.store.tokens import Principal
@@ -89,6 +90,24 @@ async def app_in_path(app_id: str, store: StoreDep) -> dict[str, Any]:
 
 
 AppDep = Annotated[dict[str, Any], Depends(app_in_path)]
+
+
+async def endpoint_app(request: Request, store: StoreDep) -> dict[str, Any]:
+    """The application whose endpoints a route serves: the one in the path under
+    /app/{app_id}/ (its token was checked by the router's dependencies), or the operator's
+    hidden operational application under /operational-webhook/."""
+    app_id = request.path_params.get("app_id")
+    if app_id is None:
+        return {"id": OPERATIONAL_APP_ID}
+    return await store.get_app(app_id)
+
+
+async def app_id_in_path(app_id: str) -> None:
+    """Declares the path's ``{app_id}`` so that OpenAPI documents it; ``endpoint_app``
+    reads it."""
+
+
+EndpointApp = Annotated[dict[str, Any], Depends(endpoint_app)]
 
 
 async def page_params(

@@ -14,22 +14,18 @@ import typer
 
 from postback.cli.client import Api, quote
 from postback.cli.common import (
-    DEFAULT,
     AppArg,
+    Client,
     Column,
-    JsonOpt,
     LimitOpt,
-    TokenOpt,
-    UrlOpt,
-    api,
+    Out,
+    client_command,
     console,
     errors,
     fail,
     ident,
     print_json,
-    reported,
     short_time,
-    show,
     show_one,
     when,
 )
@@ -76,6 +72,7 @@ class Outcome(StrEnum):
 _STATUS = {outcome: number for number, outcome in enumerate(Outcome)}
 
 
+@client_command
 def attempts(
     app: AppArg,
     msg: Annotated[str | None, typer.Option("--msg", help="a message's attempts")] = None,
@@ -90,9 +87,9 @@ def attempts(
     since: Annotated[str | None, typer.Option(help="after: 2h, 3d, or an ISO time")] = None,
     until: Annotated[str | None, typer.Option(help="before: 2h, 3d, or an ISO time")] = None,
     limit: LimitOpt = 50,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Delivery attempts of a message or an endpoint, newest first, with the answers.
 
@@ -105,38 +102,35 @@ def attempts(
     else:
         path = f"/api/v1/app/{quote(app)}/attempt/endpoint/{quote(endpoint or '')}"
         only = {}
-    with reported():
-        rows = list(
-            api(url, token).pages(
-                path,
-                limit=limit,
-                with_content="false",
-                status=_STATUS[status] if status is not None else None,
-                status_code_class=code,
-                event_types=event_type or None,
-                after=when(since) if since else None,
-                before=when(until) if until else None,
-                **only,
-            )
+    rows = list(
+        client.pages(
+            path,
+            limit=limit,
+            with_content="false",
+            status=_STATUS[status] if status is not None else None,
+            status_code_class=code,
+            event_types=event_type or None,
+            after=when(since) if since else None,
+            before=when(until) if until else None,
+            **only,
         )
-    show(rows, ATTEMPT_COLUMNS, title="attempts", as_json=as_json)
+    )
+    out.rows(rows, ATTEMPT_COLUMNS, title="attempts")
 
 
 @attempt_cli.command("get")
+@client_command
 def attempt_get(
     app: AppArg,
     msg: MsgArg,
     attempt: Annotated[str, typer.Argument(help="the attempt's id (atmpt_…)")],
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """One attempt with the receiver's whole answer."""
-    with reported():
-        row = api(url, token).get(
-            f"/api/v1/app/{quote(app)}/msg/{quote(msg)}/attempt/{quote(attempt)}"
-        )
-    if as_json:
+    row = client.get(f"/api/v1/app/{quote(app)}/msg/{quote(msg)}/attempt/{quote(attempt)}")
+    if out.json:
         print_json(row)
         return
     show_one(row, ATTEMPT_COLUMNS[:-1], title="attempt", as_json=False)
@@ -145,22 +139,14 @@ def attempt_get(
     print(row.get("response") or "(empty)")
 
 
-def resend(
-    app: AppArg,
-    msg: MsgArg,
-    endpoint: EndpointArg,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@client_command
+def resend(app: AppArg, msg: MsgArg, endpoint: EndpointArg, *, client: Client, out: Out) -> None:
     """Send a message to an endpoint again, now (a manual attempt)."""
     path = f"/api/v1/app/{quote(app)}/msg/{quote(msg)}/endpoint/{quote(endpoint)}/resend"
-    with reported():
-        api(url, token).post(path, {})
-    if as_json:
-        print_json({"msgId": msg, "endpointId": endpoint, "resent": True})
-    else:
-        console.print(f"{msg} queued again for {endpoint}", soft_wrap=True)
+    client.post(path, {})
+    out.said(
+        f"{msg} queued again for {endpoint}", {"msgId": msg, "endpointId": endpoint, "resent": True}
+    )
 
 
 ENDPOINT_MESSAGE_COLUMNS = (
@@ -171,27 +157,27 @@ ENDPOINT_MESSAGE_COLUMNS = (
 
 
 @endpoint_cli.command("messages")
+@client_command
 def endpoint_messages(
     app: AppArg,
     endpoint: EndpointArg,
     status: Annotated[Outcome | None, typer.Option(help="only those with this outcome")] = None,
     limit: LimitOpt = 50,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """The messages sent to an endpoint, newest first, each with how its delivery stands."""
     path = f"/api/v1/app/{quote(app)}/endpoint/{quote(endpoint)}/msg"
-    with reported():
-        rows = list(
-            api(url, token).pages(
-                path,
-                limit=limit,
-                with_content=str(as_json).lower(),
-                status=_STATUS[status] if status is not None else None,
-            )
+    rows = list(
+        client.pages(
+            path,
+            limit=limit,
+            with_content=str(out.json).lower(),
+            status=_STATUS[status] if status is not None else None,
         )
-    show(rows, ENDPOINT_MESSAGE_COLUMNS, title="messages to the endpoint", as_json=as_json)
+    )
+    out.rows(rows, ENDPOINT_MESSAGE_COLUMNS, title="messages to the endpoint")
 
 
 def _print_attempt(attempt: dict, urls: dict[str, str], as_json: bool) -> None:
@@ -214,6 +200,7 @@ def _newest_attempts(client: Api, app: str, endpoint: str) -> list[dict]:
     return client.get(path, limit=250, with_content="false")["data"]
 
 
+@client_command
 def tail(
     app: AppArg,
     endpoint: Annotated[
@@ -222,14 +209,13 @@ def tail(
     interval: Annotated[float, typer.Option(min=0.05, help="seconds between polls")] = 1.0,
     count: Annotated[int | None, typer.Option(help="stop after this many attempts")] = None,
     seconds: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Follow new delivery attempts live, coloured by outcome (Ctrl-C stops).
 
     Green: a 2xx answer; red: another status; magenta: no answer at all."""
-    client = api(url, token)
     stop_at = time.monotonic() + seconds if seconds is not None else None
     shown = 0
     # Attempt ids sort by time: what is at or below the newest id seen is old news. The
@@ -237,28 +223,27 @@ def tail(
     newest: dict[str, str] = {}
     first = True
     try:
-        with reported():
-            while True:
-                urls = _watched(client, app, endpoint)
-                fresh: list[dict] = []
-                for ep_id in urls:
-                    last = newest.get(ep_id, "")
-                    rows = [r for r in _newest_attempts(client, app, ep_id) if r["id"] > last]
-                    if rows:
-                        newest[ep_id] = max(r["id"] for r in rows)
-                    if not first:
-                        fresh.extend(rows)
-                if first:
-                    errors.print(f"following {len(urls)} endpoint(s); Ctrl-C stops")
-                first = False
-                for attempt in sorted(fresh, key=lambda r: r["id"]):
-                    _print_attempt(attempt, urls, as_json)
-                    shown += 1
-                    if count is not None and shown >= count:
-                        return
-                if stop_at is not None and time.monotonic() >= stop_at:
+        while True:
+            urls = _watched(client, app, endpoint)
+            fresh: list[dict] = []
+            for ep_id in urls:
+                last = newest.get(ep_id, "")
+                rows = [r for r in _newest_attempts(client, app, ep_id) if r["id"] > last]
+                if rows:
+                    newest[ep_id] = max(r["id"] for r in rows)
+                if not first:
+                    fresh.extend(rows)
+            if first:
+                errors.print(f"following {len(urls)} endpoint(s); Ctrl-C stops")
+            first = False
+            for attempt in sorted(fresh, key=lambda r: r["id"]):
+                _print_attempt(attempt, urls, out.json)
+                shown += 1
+                if count is not None and shown >= count:
                     return
-                time.sleep(interval)
+            if stop_at is not None and time.monotonic() >= stop_at:
+                return
+            time.sleep(interval)
     except KeyboardInterrupt:
         return
 

@@ -1,9 +1,12 @@
-"""What the client commands share: the server's address and token, error reporting, and
-output as Rich tables for people or JSON for scripts."""
+"""What the client commands share: the server's address and token (``client_command``
+gives every command --url, --token and --json), error reporting, and output as Rich tables
+for people or JSON for scripts."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import io
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -35,12 +38,6 @@ LimitOpt = Annotated[int, typer.Option(min=1, help="at most this many rows")]
 DEFAULT = DEFAULT_URL
 
 
-def api(url: str, token: str | None) -> Api:
-    if not token:
-        fail("no token: set POSTBACK_TOKEN or pass --token")
-    return Api(url, token)
-
-
 def fail(message: str, code: int = 1) -> NoReturn:
     errors.print(f"[red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
@@ -54,6 +51,61 @@ def reported() -> Iterator[None]:
     except ApiError as exc:
         where = f" ({exc.status})" if exc.status else ""
         fail(f"{exc.detail}{where}")
+
+
+class Client(Api):
+    """The API as a command sees it: the server in --url, the token in --token. Without a
+    token, the first request fails saying how to give one (a command's own checks of its
+    arguments come first)."""
+
+    def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        if not self.token:
+            fail("no token: set POSTBACK_TOKEN or pass --token")
+        return super().request(method, path, body, **kwargs)
+
+
+class Out:
+    """Where a command's answer goes: tables and lines for people or, with --json
+    (``json`` true), the API's objects for scripts."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.json = as_json
+
+    def rows(self, rows: Sequence[dict], columns: Sequence[Column], *, title: str) -> None:
+        show(rows, columns, title=title, as_json=self.json)
+
+    def one(self, row: dict, columns: Sequence[Column], *, title: str) -> None:
+        show_one(row, columns, title=title, as_json=self.json)
+
+    def said(self, message: str, data: dict[str, Any]) -> None:
+        said(message, data, as_json=self.json)
+
+
+_SHARED = [
+    inspect.Parameter("url", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT, annotation=UrlOpt),
+    inspect.Parameter("token", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=TokenOpt),
+    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOpt),
+]
+
+
+def client_command(command: Callable[..., None]) -> Callable[..., None]:
+    """A command of the HTTP API's client. ``command`` takes ``client`` (a ``Client``) and
+    ``out`` (an ``Out``) as keywords; the command Typer sees takes --url, --token and
+    --json in their place, after the command's own options, and reports an API error as its
+    message with exit status 1. Typer reads the wrapper's signature, evaluated in the
+    wrapped function's module (its options are names there)."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for name, p in signature.parameters.items() if name not in ("client", "out")]
+
+    @functools.wraps(command)
+    def run(
+        *, url: str = DEFAULT, token: str | None = None, as_json: bool = False, **kw: Any
+    ) -> None:
+        with reported():
+            command(client=Client(url, token), out=Out(as_json), **kw)
+
+    run.__signature__ = signature.replace(parameters=[*own, *_SHARED])  # type: ignore[attr-defined]
+    return run
 
 
 def progress_bar(label: str) -> Progress:

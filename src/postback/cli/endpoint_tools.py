@@ -10,25 +10,20 @@ import typer
 
 from postback.cli.client import quote
 from postback.cli.common import (
-    DEFAULT,
     AppArg,
+    Client,
     Column,
-    JsonOpt,
     LimitOpt,
-    TokenOpt,
-    UrlOpt,
-    api,
+    Out,
+    client_command,
     console,
     fail,
     ident,
     print_json,
     progress_bar,
     read_json,
-    reported,
-    said,
     short_time,
     show,
-    show_one,
     when,
 )
 from postback.cli.endpoints import EndpointArg, endpoint_cli, endpoint_path
@@ -47,28 +42,23 @@ def _secret(client: Any, app: str, endpoint: str) -> str:
     return client.get(f"{endpoint_path(app, endpoint)}/secret")["key"]
 
 
-def _print_secret(endpoint: str, key: str, as_json: bool) -> None:
-    if as_json:
+def _print_secret(out: Out, endpoint: str, key: str) -> None:
+    if out.json:
         print_json({"id": endpoint, "key": key})
     else:
         print(key)  # alone on its line, whole: for copying or $(...)
 
 
 @secret_cli.command("show")
-def secret_show(
-    app: AppArg,
-    endpoint: EndpointArg,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@client_command
+def secret_show(app: AppArg, endpoint: EndpointArg, *, client: Client, out: Out) -> None:
     """Print the endpoint's signing secret (whsec_…), what its receiver verifies with."""
-    with reported():
-        key = _secret(api(url, token), app, endpoint)
-    _print_secret(endpoint, key, as_json)
+    key = _secret(client, app, endpoint)
+    _print_secret(out, endpoint, key)
 
 
 @secret_cli.command("rotate")
+@client_command
 def secret_rotate(
     app: AppArg,
     endpoint: EndpointArg,
@@ -77,22 +67,20 @@ def secret_rotate(
         int | None,
         typer.Option(min=0, help="seconds the old secret keeps signing too (default 24 h)"),
     ] = None,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Replace the signing secret and print the new one.
 
     The old one keeps signing beside it for the grace period, so receivers can switch
     without missing a delivery."""
-    client = api(url, token)
     body = {k: v for k, v in {"key": key, "gracePeriodSeconds": grace}.items() if v is not None}
-    with reported():
-        # The rotation's own answer may be empty (204, as Svix answers): read the new secret
-        # back, as the SDK does.
-        client.post(f"{endpoint_path(app, endpoint)}/secret/rotate", body)
-        new = _secret(client, app, endpoint)
-    _print_secret(endpoint, new, as_json)
+    # The rotation's own answer may be empty (204, as Svix answers): read the new secret
+    # back, as the SDK does.
+    client.post(f"{endpoint_path(app, endpoint)}/secret/rotate", body)
+    new = _secret(client, app, endpoint)
+    _print_secret(out, endpoint, new)
 
 
 # ---- headers -------------------------------------------------------------------------
@@ -112,17 +100,11 @@ HeaderOpt = Annotated[list[str] | None, typer.Option("--header", "-H", help="NAM
 
 
 @headers_cli.command("show")
-def headers_show(
-    app: AppArg,
-    endpoint: EndpointArg,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@client_command
+def headers_show(app: AppArg, endpoint: EndpointArg, *, client: Client, out: Out) -> None:
     """The custom headers; credentials (Authorization, …) are listed by name, never shown."""
-    with reported():
-        row = api(url, token).get(f"{endpoint_path(app, endpoint)}/headers")
-    if as_json:
+    row = client.get(f"{endpoint_path(app, endpoint)}/headers")
+    if out.json:
         print_json(row)
         return
     rows = [{"name": k, "value": v} for k, v in sorted(row["headers"].items())]
@@ -132,6 +114,7 @@ def headers_show(
 
 
 @headers_cli.command("set")
+@client_command
 def headers_set(
     app: AppArg,
     endpoint: EndpointArg,
@@ -140,27 +123,24 @@ def headers_set(
     replace: Annotated[
         bool, typer.Option(help="make these the only headers (default: add to the others)")
     ] = False,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Add or change headers (-H NAME:VALUE), drop some (--remove NAME), or --replace all."""
     headers = _header_pairs(header)
     path = f"{endpoint_path(app, endpoint)}/headers"
-    with reported():
-        client = api(url, token)
-        if replace:
-            if remove:
-                fail("--replace sets every header: --remove has nothing to remove")
-            client.put(path, {"headers": headers})
-        else:
-            if not headers and not remove:
-                fail("nothing to change: give -H NAME:VALUE or --remove NAME")
-            client.patch(path, {"headers": headers, "deleteHeaders": remove or []})
-    said(
+    if replace:
+        if remove:
+            fail("--replace sets every header: --remove has nothing to remove")
+        client.put(path, {"headers": headers})
+    else:
+        if not headers and not remove:
+            fail("nothing to change: give -H NAME:VALUE or --remove NAME")
+        client.patch(path, {"headers": headers, "deleteHeaders": remove or []})
+    out.said(
         f"headers of {endpoint} updated",
         {"id": endpoint, "set": sorted(headers), "removed": remove or []},
-        as_json=as_json,
     )
 
 
@@ -168,6 +148,7 @@ def headers_set(
 
 
 @endpoint_cli.command("test")
+@client_command
 def endpoint_test(
     app: AppArg,
     endpoint: EndpointArg,
@@ -176,9 +157,9 @@ def endpoint_test(
     payload: Annotated[
         str | None, typer.Option(help="send this JSON object instead of the example")
     ] = None,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Send a test event (the event type's example payload) to this endpoint alone.
 
@@ -186,39 +167,36 @@ def endpoint_test(
     body: dict[str, Any] = {"eventType": event_type, "exampleIndex": example}
     if payload is not None:
         body["payload"] = read_json(payload, "--payload")
-    with reported():
-        row = api(url, token).post(f"{endpoint_path(app, endpoint)}/send-example", body)
-    if as_json:
-        print_json(row)
-    else:
-        console.print(f"sent test {row['id']} ({row['eventType']})", soft_wrap=True)
+    row = client.post(f"{endpoint_path(app, endpoint)}/send-example", body)
+    out.said(f"sent test {row['id']} ({row['eventType']})", row)
 
 
 STATS = ("success", "pending", "sending", "fail", "canceled")
 
 
 @endpoint_cli.command("stats")
+@client_command
 def endpoint_stats(
     app: AppArg,
     endpoint: EndpointArg,
     since: Annotated[str | None, typer.Option(help="from: 2h, 3d, or an ISO time")] = None,
     until: Annotated[str | None, typer.Option(help="up to (default: now)")] = None,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """How many deliveries to the endpoint succeeded, wait, are being sent, failed."""
     window = {"since": when(since) if since else None, "until": when(until) if until else None}
-    with reported():
-        row = api(url, token).get(f"{endpoint_path(app, endpoint)}/stats", **window)
+    row = client.get(f"{endpoint_path(app, endpoint)}/stats", **window)
     columns = [Column(k, lambda r, k=k: r.get(k)) for k in STATS]
-    show_one(row, columns, title=f"deliveries to {endpoint}", as_json=as_json)
+    out.one(row, columns, title=f"deliveries to {endpoint}")
 
 
 # ---- recover and background tasks ----------------------------------------------------
 
 
 @endpoint_cli.command("recover")
+@client_command
 def endpoint_recover(
     app: AppArg,
     endpoint: EndpointArg,
@@ -226,26 +204,24 @@ def endpoint_recover(
     until: Annotated[str | None, typer.Option(help="up to (default: now)")] = None,
     wait: Annotated[bool, typer.Option(help="follow the background task to its end")] = True,
     timeout: Annotated[float, typer.Option(help="seconds to follow it at most")] = 600,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Send again every failed delivery to an endpoint in a time window."""
-    client = api(url, token)
     window = {"since": when(since), "until": when(until) if until else None}
     base = endpoint_path(app, endpoint)
-    with reported():
-        total = client.get(f"{base}/stats", **window)["fail"]
-        task = client.post(f"{base}/recover", {k: v for k, v in window.items() if v})
-    if not as_json:
+    total = client.get(f"{base}/stats", **window)["fail"]
+    task = client.post(f"{base}/recover", {k: v for k, v in window.items() if v})
+    if not out.json:
         console.print(f"recover task {task['id']}: {total} failed deliveries in the window")
     if not wait:
-        if as_json:
+        if out.json:
             print_json(task | {"failed": total})
         return
     deadline = time.monotonic() + timeout
-    with reported(), progress_bar("recovering") as progress:
-        bar = progress.add_task("recover", total=total or None, visible=not as_json)
+    with progress_bar("recovering") as progress:
+        bar = progress.add_task("recover", total=total or None, visible=not out.json)
         while True:
             task = client.get(f"/api/v1/background-task/{quote(task['id'])}")
             progress.update(bar, completed=task["data"].get("recovered", 0))
@@ -253,13 +229,13 @@ def endpoint_recover(
                 break
             time.sleep(0.2)
     recovered = task["data"].get("recovered", 0)
-    if as_json:
+    if out.json:
         print_json(task | {"failed": total})
     if task["status"] == "failed":
         fail(f"recover task {task['id']} failed after {recovered} deliveries")
     if task["status"] == "running":
         fail(f"recover task {task['id']} still running after {timeout:g}s ({recovered} so far)")
-    if not as_json:
+    if not out.json:
         console.print(f"recovered {recovered} deliveries; they are being sent again")
 
 
@@ -273,23 +249,21 @@ TASK_COLUMNS = (
 
 
 @task_cli.command("list")
-def task_list(
-    url: UrlOpt = DEFAULT, token: TokenOpt = None, limit: LimitOpt = 50, as_json: JsonOpt = False
-) -> None:
+@client_command
+def task_list(limit: LimitOpt = 50, *, client: Client, out: Out) -> None:
     """List background tasks, newest first."""
-    with reported():
-        rows = list(api(url, token).pages("/api/v1/background-task", limit=limit))
-    show(rows, TASK_COLUMNS, title="background tasks", as_json=as_json)
+    rows = list(client.pages("/api/v1/background-task", limit=limit))
+    out.rows(rows, TASK_COLUMNS, title="background tasks")
 
 
 @task_cli.command("get")
+@client_command
 def task_get(
     task_id: Annotated[str, typer.Argument(help="the task's id (qtask_…)")],
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Show one background task and its progress."""
-    with reported():
-        row = api(url, token).get(f"/api/v1/background-task/{quote(task_id)}")
-    show_one(row, TASK_COLUMNS, title="background task", as_json=as_json)
+    row = client.get(f"/api/v1/background-task/{quote(task_id)}")
+    out.one(row, TASK_COLUMNS, title="background task")

@@ -13,22 +13,17 @@ from postback.cli import credentials
 from postback.cli.applications import MetadataOpt, metadata
 from postback.cli.client import quote
 from postback.cli.common import (
-    DEFAULT,
     AppArg,
+    Client,
     Column,
-    JsonOpt,
     LimitOpt,
-    TokenOpt,
-    UrlOpt,
-    api,
+    Out,
+    client_command,
     console,
     fail,
     ident,
     print_json,
     read_json,
-    reported,
-    said,
-    show,
     show_one,
 )
 
@@ -115,20 +110,15 @@ def endpoint_body(
 
 
 @endpoint_cli.command("list")
-def endpoint_list(
-    app: AppArg,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    limit: LimitOpt = 250,
-    as_json: JsonOpt = False,
-) -> None:
+@client_command
+def endpoint_list(app: AppArg, limit: LimitOpt = 250, *, client: Client, out: Out) -> None:
     """List an application's endpoints."""
-    with reported():
-        rows = list(api(url, token).pages(endpoints_path(app), limit=limit))
-    show(rows, ENDPOINT_COLUMNS, title="endpoints", as_json=as_json)
+    rows = list(client.pages(endpoints_path(app), limit=limit))
+    out.rows(rows, ENDPOINT_COLUMNS, title="endpoints")
 
 
 @endpoint_cli.command("create")
+@client_command
 def endpoint_create(
     app: AppArg,
     endpoint_url: Annotated[str, typer.Argument(metavar="URL", help="where to POST webhooks")],
@@ -167,9 +157,9 @@ def endpoint_create(
     oauth_auth_method: Annotated[
         str, typer.Option(help="how the client secret is sent: basic or body")
     ] = "basic",
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Add an endpoint to an application; prints its signing secret.
 
@@ -199,11 +189,9 @@ def endpoint_create(
         max_in_flight=max_in_flight,
         meta=meta,
     )
-    client = api(url, token)
-    with reported():
-        row = client.post(endpoints_path(app), {k: v for k, v in body.items() if v is not None})
-        key = client.get(f"{endpoint_path(app, row['id'])}/secret")["key"]
-    if as_json:
+    row = client.post(endpoints_path(app), {k: v for k, v in body.items() if v is not None})
+    key = client.get(f"{endpoint_path(app, row['id'])}/secret")["key"]
+    if out.json:
         print_json(row | {"secret": key})
         return
     show_one(row, ENDPOINT_COLUMNS, title="endpoint created", as_json=False)
@@ -211,18 +199,12 @@ def endpoint_create(
 
 
 @endpoint_cli.command("get")
-def endpoint_get(
-    app: AppArg,
-    endpoint: EndpointArg,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@client_command
+def endpoint_get(app: AppArg, endpoint: EndpointArg, *, client: Client, out: Out) -> None:
     """Show one endpoint: what it receives, and whether it is switched off and why."""
-    with reported():
-        row = api(url, token).get(endpoint_path(app, endpoint))
-    show_one(row, ENDPOINT_COLUMNS, title="endpoint", as_json=as_json)
-    if not as_json and row.get("disabledReason"):
+    row = client.get(endpoint_path(app, endpoint))
+    out.one(row, ENDPOINT_COLUMNS, title="endpoint")
+    if not out.json and row.get("disabledReason"):
         console.print(f"disabled: {row['disabledReason']}", highlight=False, soft_wrap=True)
 
 
@@ -246,6 +228,7 @@ _CLEARED = {
 
 
 @endpoint_cli.command("update")
+@client_command
 def endpoint_update(
     app: AppArg,
     endpoint: EndpointArg,
@@ -262,9 +245,9 @@ def endpoint_update(
     clear: Annotated[
         list[Clearable] | None, typer.Option(help="remove this restriction or limit (repeat)")
     ] = None,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Change an endpoint (what is not given stays; --clear removes a restriction)."""
     body: dict[str, Any] = {"url": endpoint_url} if endpoint_url else {}
@@ -285,55 +268,32 @@ def endpoint_update(
         body[_CLEARED[field]] = None
     if not body:
         fail("nothing to change: see --help for what can be")
-    with reported():
-        row = api(url, token).patch(endpoint_path(app, endpoint), body)
-    show_one(row, ENDPOINT_COLUMNS, title="endpoint updated", as_json=as_json)
+    row = client.patch(endpoint_path(app, endpoint), body)
+    out.one(row, ENDPOINT_COLUMNS, title="endpoint updated")
 
 
 @endpoint_cli.command("delete")
-def endpoint_delete(
-    app: AppArg,
-    endpoint: EndpointArg,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@client_command
+def endpoint_delete(app: AppArg, endpoint: EndpointArg, *, client: Client, out: Out) -> None:
     """Delete an endpoint; what was waiting for it is not sent."""
-    with reported():
-        api(url, token).delete(endpoint_path(app, endpoint))
-    said(f"deleted endpoint {endpoint}", {"id": endpoint, "deleted": True}, as_json=as_json)
+    client.delete(endpoint_path(app, endpoint))
+    out.said(f"deleted endpoint {endpoint}", {"id": endpoint, "deleted": True})
 
 
-def _set_disabled(
-    app: str, endpoint: str, url: str, token: str | None, disabled: bool, as_json: bool
-) -> None:
-    with reported():
-        row = api(url, token).patch(endpoint_path(app, endpoint), {"disabled": disabled})
-    if as_json:
-        print_json(row)
-    else:
-        console.print(f"{row['id']} {'disabled' if row.get('disabled') else 'enabled'}")
+def _set_disabled(client: Client, out: Out, app: str, endpoint: str, disabled: bool) -> None:
+    row = client.patch(endpoint_path(app, endpoint), {"disabled": disabled})
+    out.said(f"{row['id']} {'disabled' if row.get('disabled') else 'enabled'}", row)
 
 
 @endpoint_cli.command("disable")
-def endpoint_disable(
-    app: AppArg,
-    endpoint: EndpointArg,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@client_command
+def endpoint_disable(app: AppArg, endpoint: EndpointArg, *, client: Client, out: Out) -> None:
     """Stop delivering to an endpoint; its pending deliveries wait."""
-    _set_disabled(app, endpoint, url, token, True, as_json)
+    _set_disabled(client, out, app, endpoint, True)
 
 
 @endpoint_cli.command("enable")
-def endpoint_enable(
-    app: AppArg,
-    endpoint: EndpointArg,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@client_command
+def endpoint_enable(app: AppArg, endpoint: EndpointArg, *, client: Client, out: Out) -> None:
     """Deliver to an endpoint again; what waited is sent now."""
-    _set_disabled(app, endpoint, url, token, False, as_json)
+    _set_disabled(client, out, app, endpoint, False)

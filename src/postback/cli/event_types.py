@@ -10,20 +10,14 @@ import typer
 
 from postback.cli.client import Api, ApiError, quote
 from postback.cli.common import (
-    DEFAULT,
+    Client,
     Column,
-    JsonOpt,
     LimitOpt,
-    TokenOpt,
-    UrlOpt,
-    api,
+    Out,
+    client_command,
     console,
     fail,
     ident,
-    reported,
-    said,
-    show,
-    show_one,
 )
 
 event_type_cli = typer.Typer(help="The event-type catalog.", no_args_is_help=True)
@@ -54,27 +48,28 @@ EVENT_TYPE_COLUMNS = (
 
 
 @event_type_cli.command("list")
+@client_command
 def event_type_list(
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
     limit: LimitOpt = 250,
     archived: Annotated[bool, typer.Option(help="include archived event types")] = False,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """List the event-type catalog."""
-    with reported():
-        rows = list(
-            api(url, token).pages(
-                "/api/v1/event-type",
-                limit=limit,
-                include_archived=str(archived).lower(),
-                with_content="true",
-            )
+    rows = list(
+        client.pages(
+            "/api/v1/event-type",
+            limit=limit,
+            include_archived=str(archived).lower(),
+            with_content="true",
         )
-    show(rows, EVENT_TYPE_COLUMNS, title="event types", as_json=as_json)
+    )
+    out.rows(rows, EVENT_TYPE_COLUMNS, title="event types")
 
 
 @event_type_cli.command("create")
+@client_command
 def event_type_create(
     name: str,
     description: Annotated[str, typer.Option(help="what happened, for your customers")] = "",
@@ -82,30 +77,28 @@ def event_type_create(
         Path | None, typer.Option(help="a JSON Schema file: the payload's version 1")
     ] = None,
     group: Annotated[str | None, typer.Option(help="group name, for the portal")] = None,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Create an event type, optionally with a JSON Schema for its payload."""
     body: dict[str, Any] = {"name": name, "description": description, "groupName": group}
     if schema is not None:
         body["schemas"] = {"1": read_json_file(schema, "schema")}
-    with reported():
-        row = api(url, token).post("/api/v1/event-type", body)
-    show_one(row, EVENT_TYPE_COLUMNS, title="event type created", as_json=as_json)
+    row = client.post("/api/v1/event-type", body)
+    out.one(row, EVENT_TYPE_COLUMNS, title="event type created")
 
 
 @event_type_cli.command("get")
-def event_type_get(
-    name: NameArg, url: UrlOpt = DEFAULT, token: TokenOpt = None, as_json: JsonOpt = False
-) -> None:
+@client_command
+def event_type_get(name: NameArg, *, client: Client, out: Out) -> None:
     """Show one event type (with its schemas, in --json)."""
-    with reported():
-        row = api(url, token).get(f"/api/v1/event-type/{quote(name)}")
-    show_one(row, EVENT_TYPE_COLUMNS, title="event type", as_json=as_json)
+    row = client.get(f"/api/v1/event-type/{quote(name)}")
+    out.one(row, EVENT_TYPE_COLUMNS, title="event type")
 
 
 @event_type_cli.command("update")
+@client_command
 def event_type_update(
     name: NameArg,
     description: Annotated[str | None, typer.Option(help="a new description")] = None,
@@ -123,9 +116,9 @@ def event_type_update(
         bool | None,
         typer.Option("--validate/--no-validate", help="check payloads against the schema"),
     ] = None,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Change an event type (what is not given stays)."""
     body: dict[str, Any] = {
@@ -140,27 +133,26 @@ def event_type_update(
     body = {k: v for k, v in body.items() if v is not None}
     if not body:
         fail("nothing to change: see --help for what can be")
-    with reported():
-        row = api(url, token).patch(f"/api/v1/event-type/{quote(name)}", body)
-    show_one(row, EVENT_TYPE_COLUMNS, title="event type updated", as_json=as_json)
+    row = client.patch(f"/api/v1/event-type/{quote(name)}", body)
+    out.one(row, EVENT_TYPE_COLUMNS, title="event type updated")
 
 
 @event_type_cli.command("delete")
+@client_command
 def event_type_delete(
     name: NameArg,
     expunge: Annotated[
         bool, typer.Option(help="delete it for good (default: archive it, as Svix does)")
     ] = False,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Archive an event type (or, with --expunge, delete it)."""
     path = f"/api/v1/event-type/{quote(name)}"
-    with reported():
-        api(url, token).request("DELETE", path, params={"expunge": str(expunge).lower()})
+    client.request("DELETE", path, params={"expunge": str(expunge).lower()})
     done = "deleted" if expunge else "archived"
-    said(f"{done} event type {name}", {"name": name, done: True}, as_json=as_json)
+    out.said(f"{done} event type {name}", {"name": name, done: True})
 
 
 def _event_type_in(entry: dict) -> dict:
@@ -193,14 +185,15 @@ def _examples(entry: dict) -> int:
 
 
 @event_type_cli.command("import")
+@client_command
 def event_type_import(
     file: Annotated[
         Path,
         typer.Argument(help='catalog: {"name", "description", "productPath", "eventTypes"}'),
     ],
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Create or update every event type of a catalog file; exit 1 if any failed."""
     catalog = read_json_file(file, "catalog")
@@ -209,7 +202,6 @@ def event_type_import(
         isinstance(e, dict) and isinstance(e.get("name"), str) for e in entries
     ):
         fail(f'{file} is not a catalog: expected {{"eventTypes": [{{"name": ...}}, ...]}}')
-    client = api(url, token)
     results = []
     # A catalog may say once where every one of its event types names the product.
     product_path = catalog.get("productPath")
@@ -233,9 +225,9 @@ def event_type_import(
     columns += [Column(k, lambda r, k=k: r[k]) for k in ("result", "schemas", "examples")]
     columns.append(Column("detail", lambda r: r["detail"]))
     title = f"catalog {catalog.get('name') or file.name}"
-    show(results, columns, title=title, as_json=as_json)
+    out.rows(results, columns, title=title)
     failed = sum(r["result"] == "failed" for r in results)
-    if not as_json:
+    if not out.json:
         counts = {k: sum(r["result"] == k for r in results) for k in ("created", "updated")}
         console.print(f"{counts['created']} created, {counts['updated']} updated, {failed} failed")
     if failed:

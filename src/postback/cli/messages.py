@@ -14,22 +14,18 @@ from rich.json import JSON
 from postback.api.optins import RETURN_EXISTING
 from postback.cli.client import Api, ApiError, quote
 from postback.cli.common import (
-    DEFAULT,
     AppArg,
+    Client,
     Column,
-    JsonOpt,
     LimitOpt,
-    TokenOpt,
-    UrlOpt,
-    api,
+    Out,
+    client_command,
     console,
     errors,
     fail,
     ident,
     print_json,
     progress_bar,
-    reported,
-    said,
     short_time,
     show,
     show_one,
@@ -67,6 +63,7 @@ def _read_payload(payload: str | None, file: Path | None) -> dict:
     return _payload(payload, "the argument")
 
 
+@client_command
 def send(
     app: AppArg,
     event_type: Annotated[
@@ -86,28 +83,23 @@ def send(
     deliver_at: Annotated[
         str | None, typer.Option(help="send it later: an ISO time (with its timezone)")
     ] = None,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Send a message to an application's endpoints (or many, with --bulk)."""
-    client = api(url, token)
     extra = {"eventId": event_id, "channels": channel, "tags": tag, "deliverAt": deliver_at}
     extra = {k: v for k, v in extra.items() if v}
     if bulk is not None:
         if event_id:
             fail("--event-id names one message; with --bulk put an eventId on each line")
-        _send_bulk(client, app, event_type, bulk, extra, as_json)
+        _send_bulk(client, app, event_type, bulk, extra, out.json)
         return
     if event_type is None:
         fail("give the event type (or --bulk FILE)")
     body = {"eventType": event_type, "payload": _read_payload(payload, file)} | extra
-    with reported():
-        row = client.request("POST", f"/api/v1/app/{quote(app)}/msg", body, headers=SAME_EVENT)
-    if as_json:
-        print_json(row)
-    else:
-        console.print(f"sent {row['id']} ({row['eventType']})", highlight=False)
+    row = client.request("POST", f"/api/v1/app/{quote(app)}/msg", body, headers=SAME_EVENT)
+    out.said(f"sent {row['id']} ({row['eventType']})", row)
 
 
 def _bulk_message(line: str, event_type: str | None, extra: dict) -> dict:
@@ -175,6 +167,7 @@ def _messages(app: str) -> str:
 
 
 @message_cli.command("list")
+@client_command
 def message_list(
     app: AppArg,
     event_type: Annotated[
@@ -185,9 +178,9 @@ def message_list(
     since: Annotated[str | None, typer.Option(help="after: 2h, 3d, or an ISO time")] = None,
     until: Annotated[str | None, typer.Option(help="before: 2h, 3d, or an ISO time")] = None,
     limit: LimitOpt = 50,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """An application's messages, newest first (payloads in --json)."""
     params = {
@@ -196,25 +189,18 @@ def message_list(
         "tag": tag,
         "after": when(since) if since else None,
         "before": when(until) if until else None,
-        "with_content": str(as_json).lower(),
+        "with_content": str(out.json).lower(),
     }
-    with reported():
-        rows = list(api(url, token).pages(_messages(app), limit=limit, **params))
-    show(rows, MESSAGE_COLUMNS, title="messages", as_json=as_json)
+    rows = list(client.pages(_messages(app), limit=limit, **params))
+    out.rows(rows, MESSAGE_COLUMNS, title="messages")
 
 
 @message_cli.command("get")
-def message_get(
-    app: AppArg,
-    msg: MsgArg,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@client_command
+def message_get(app: AppArg, msg: MsgArg, *, client: Client, out: Out) -> None:
     """One message with its payload; by id or by the eventId it was sent with."""
-    with reported():
-        row = api(url, token).get(f"{_messages(app)}/{quote(msg)}")
-    if as_json:
+    row = client.get(f"{_messages(app)}/{quote(msg)}")
+    if out.json:
         print_json(row)
         return
     show_one(row, MESSAGE_COLUMNS, title="message", as_json=False)
@@ -222,17 +208,11 @@ def message_get(
 
 
 @message_cli.command("expunge")
-def message_expunge(
-    app: AppArg,
-    msg: MsgArg,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@client_command
+def message_expunge(app: AppArg, msg: MsgArg, *, client: Client, out: Out) -> None:
     """Delete a message's payload now (the message and its attempts stay)."""
-    with reported():
-        api(url, token).delete(f"{_messages(app)}/{quote(msg)}/content")
-    said(f"payload of {msg} deleted", {"id": msg, "expunged": True}, as_json=as_json)
+    client.delete(f"{_messages(app)}/{quote(msg)}/content")
+    out.said(f"payload of {msg} deleted", {"id": msg, "expunged": True})
 
 
 DESTINATION_COLUMNS = (
@@ -245,20 +225,16 @@ DESTINATION_COLUMNS = (
 
 
 @message_cli.command("endpoints")
+@client_command
 def message_endpoints(
-    app: AppArg,
-    msg: MsgArg,
-    limit: LimitOpt = 250,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    app: AppArg, msg: MsgArg, limit: LimitOpt = 250, *, client: Client, out: Out
 ) -> None:
     """Where a message went, and where it did not and why."""
-    with reported():
-        rows = list(api(url, token).pages(f"{_messages(app)}/{quote(msg)}/endpoint", limit=limit))
-    show(rows, DESTINATION_COLUMNS, title="endpoints of the message", as_json=as_json)
+    rows = list(client.pages(f"{_messages(app)}/{quote(msg)}/endpoint", limit=limit))
+    out.rows(rows, DESTINATION_COLUMNS, title="endpoints of the message")
 
 
+@client_command
 def events(
     app: AppArg,
     after: Annotated[str | None, typer.Option(help="the cursor a previous call printed")] = None,
@@ -267,17 +243,16 @@ def events(
     ] = None,
     channel: Annotated[str | None, typer.Option(help="only this channel")] = None,
     limit: Annotated[int, typer.Option(min=1, max=250, help="at most this many")] = 50,
-    url: UrlOpt = DEFAULT,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    client: Client,
+    out: Out,
 ) -> None:
     """Pull an application's messages from a cursor, oldest first (the feed to poll).
 
     Prints the next cursor: pass it as --after to carry on where this call stopped."""
     params = {"after": after, "event_types": event_type or None, "channel": channel}
-    with reported():
-        page = api(url, token).get(f"/api/v1/app/{quote(app)}/events", limit=limit, **params)
-    if as_json:
+    page = client.get(f"/api/v1/app/{quote(app)}/events", limit=limit, **params)
+    if out.json:
         print_json(page)
         return
     show(page["data"], MESSAGE_COLUMNS, title="events", as_json=False)

@@ -157,8 +157,8 @@ def _run_fast(main: Coroutine[Any, Any, None]) -> None:
 def _settle() -> None:
     """Once a service has started: collect, then freeze what is alive (the imported modules,
     the app, the pools) out of the cyclic garbage collector's reach. Unfrozen, each full
-    collection walked those ~136,000 objects again, stalling the loop for up to 80 ms (seen
-    as a fan-out that waited 136 ms before its first delivery)."""
+    collection walks those objects again, stalling the loop long enough to delay a fan-out's
+    first delivery (measured: docs/performance.md)."""
     gc.collect()
     gc.freeze()
 

@@ -183,9 +183,10 @@ class AttemptSpans:
 class Written:
     """An attempt's spans, already written as OTLP. They are written in the event loop's
     thread, when the attempt is recorded: the exporter's thread then only joins bytes and
-    POSTs them, holding the GIL for moments. (Writing them there instead cost a traced
-    worker 20-40 % of its rate on a busy machine for 6 % more CPU: the loop waited for the
-    GIL while the OS had the exporter's thread, holding it, off the core.)"""
+    POSTs them, holding the GIL for moments. (Writing them there instead slowed a traced
+    worker on a busy machine far more than the CPU it added: the loop waited for the GIL
+    while the OS had the exporter's thread, holding it, off the core. Figures:
+    docs/performance.md.)"""
 
     __slots__ = ("data",)
     context: Any = None  # a sampled SpanContext, set by AttemptTracer

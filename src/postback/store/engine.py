@@ -35,8 +35,8 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     return create_async_engine(
         url,
         # A fixed pool: connections opened past it were closed again on return, and under
-        # steady load that churn (connect, authenticate, introspect) cost POST /msg/ a
-        # third of its throughput. A request beyond the pool waits for a connection.
+        # steady load that churn (connect, authenticate, introspect) cost POST /msg/ much
+        # of its throughput (docs/performance.md). A request beyond the pool waits for one.
         pool_size=pool_size,
         max_overflow=0,
         # No pre-ping: it costs a round trip per checkout. A connection found dead after a

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 
 # NULLIF: an unset JSON column holds JSON null, which would otherwise be decoded (by the
-# standard library's json) per endpoint and column: 25 ms for a message to 1,000 endpoints.
+# standard library's json) per endpoint and column, a cost that grows with the fan-out
+# (docs/performance.md).
 _ROUTING = """
 SELECT a.id AS app_id, a.uid, e.id, e.product,
        NULLIF(e.event_types, 'null') AS event_types, NULLIF(e.channels, 'null') AS channels,
