@@ -197,7 +197,7 @@ class OperationalMixin(StoreCore):
         if state is Circuit.OPEN:
             probe = ep["circuit_probe_at"].isoformat()
             _warn(
-                "circuit_opened",
+                ENDPOINT_CIRCUIT_OPENED,
                 ep,
                 {"code": reasons.FAILED_IN_A_ROW, "failures": ep["circuit_failures"]},
                 nextProbeAt=probe,
@@ -210,7 +210,7 @@ class OperationalMixin(StoreCore):
                 nextProbeAt=probe,
             )
         else:
-            _warn("circuit_closed", ep, {"code": reasons.ANSWERED})
+            _warn(ENDPOINT_CIRCUIT_CLOSED, ep, {"code": reasons.ANSWERED})
             await self._emit_endpoint_event(conn, ENDPOINT_CIRCUIT_CLOSED, ep)
 
     async def _close_circuits(self, ep_ids: Sequence[str]) -> None:
@@ -264,7 +264,7 @@ class OperationalMixin(StoreCore):
             )
         )
         reason = reasons.failing_since(since, int(failed or 0))
-        _warn("disabled", ep, reason)
+        _warn(ENDPOINT_DISABLED, ep, reason)
         await conn.execute(
             t.endpoints.update()
             .where(t.endpoints.c.id == ep["id"])
@@ -305,16 +305,17 @@ class OperationalMixin(StoreCore):
 
 
 def _warn(event: str, ep: Row, reason: reasons.Reason, **extra: Any) -> None:
-    """One warning line an operator can act on: what happened to which endpoint of which
-    application, and why (fields of their own in the JSON log format)."""
+    """One warning line an operator can act on: what happened (``event``, the operational
+    webhook's type) to which endpoint of which application, and why (fields of their own
+    in the JSON log format)."""
     log.warning(
         "endpoint %s (app %s) %s: %s",
         ep["id"],
         ep["app_id"],
-        event.replace("_", " "),
+        event.removeprefix("endpoint.").replace(".", " "),
         reasons.english(reason) or reason["code"],
         extra={
-            "event": f"endpoint.{event}",
+            "event": event,
             "app_id": ep["app_id"],
             "endpoint_id": ep["id"],
             "reason": reason,
