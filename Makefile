@@ -13,7 +13,7 @@ MMDEBSTRAP := /usr/bin/mmdebstrap
 # The embedding test's page is built from npm packages (svix-react, react, esbuild).
 NPM := /usr/bin/npm
 
-.PHONY: run test lint format install bench screenshots clean embed-page
+.PHONY: run test lint format install bench screenshots clean embed-page svix-js
 
 # The installer: uv (the one on the PATH, else fetched once into .cache/tools by the system's
 # pip) resolves and installs in seconds what pip takes most of a minute over, which is most
@@ -60,13 +60,19 @@ $(CHROMIUM):
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y chromium
 
+# The svix JavaScript SDKs (1.x and 2.x from npm) that tests/api/test_svix_js_sdk.py drives
+# through node, installed into .cache/svix-js/.
+NODE := /usr/bin/node
+$(NODE) $(NPM) &:
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update && $$SUDO apt-get install -y nodejs npm
+
+svix-js: $(STAMP) $(NODE)
+	-$(BIN)/python -m tests.support.node_sdks
+
 $(PODMAN) $(MMDEBSTRAP) &:
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y podman mmdebstrap
-
-$(NPM):
-	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	$$SUDO apt-get update && $$SUDO apt-get install -y nodejs npm
 
 # The page of tests/web/test_browser_embed.py: `npm ci` of tests/web/embed/package-lock.json
 # into .cache/embed/ (again only when the lock file changes) and an esbuild bundle. If npm
@@ -77,7 +83,7 @@ embed-page: $(STAMP) $(NPM)
 # Two test workers: much of the suite waits (on subprocesses, receivers, the database), so
 # two processes keep both cores busy. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
-test: $(STAMP) $(CHROMIUM) $(PODMAN) $(MMDEBSTRAP) embed-page lint
+test: $(STAMP) $(CHROMIUM) $(PODMAN) $(MMDEBSTRAP) embed-page svix-js lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # PNGs of the web UI's main pages, written to docs/screenshots/.

@@ -10,6 +10,7 @@ from postback.web.i18n_enterprise import ENTERPRISE_TEXTS
 from postback.web.i18n_forms import ENGLISH_NOTICES, FORM_TEXTS
 from postback.web.i18n_health import HEALTH_TEXTS
 from postback.web.i18n_pages import PAGE_TEXTS
+from postback.web.i18n_reasons import REASON_TEXTS
 
 LANGUAGES = [("en", "English"), ("es", "Español"), ("pt-BR", "Português")]
 DEFAULT = "en"
@@ -22,6 +23,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     **HEALTH_TEXTS,
     **ENTERPRISE_TEXTS,
     **CATALOG_TEXTS,
+    **REASON_TEXTS,
 }
 
 
