@@ -18,8 +18,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from postback.api.masking import shown_url
 from postback.store.errors import Conflict, NotFound
-from postback.web.embedding import Theme, keep_theme, theme_of
 from postback.web import describe
+from postback.web.embedding import Theme, keep_theme, theme_of
 from postback.web.i18n import LANGUAGES, pick_language, translator
 from postback.web.i18n_catalog import in_language
 from postback.web.session import LANG_COOKIE
