@@ -285,6 +285,15 @@ class Settings:
             "(an event type's validatePayloads overrides this)"
         },
     )
+    strict_catalog: bool = field(
+        default=False,
+        metadata={
+            "help": "refuse (422, naming the closest known one) event types that are not in "
+            "the catalog, in messages and in endpoints' filterTypes; and answer 409 to a "
+            "reused eventId sent with another event type or payload, even when the existing "
+            "message is asked for (off: Svix's behaviour)"
+        },
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -125,10 +125,25 @@ def _compile_group(op: str, value: Any, loc: list[str | int], depth: int) -> Pre
     return any_of
 
 
+def check_path(path: str) -> str:
+    """A dotted path as filters use it (``data.product.id``), checked; RuleError if not."""
+    _split_path(path, [])
+    return path
+
+
 def _split_path(path: str, loc: list[str | int]) -> tuple[str | int, ...]:
     if not path or len(path) > 256 or "" in path.split("."):
         raise RuleError(loc, "a path is dotted names like data.buyer.country (at most 256)")
     return tuple(int(p) if _is_index(p) else p for p in path.split("."))
+
+
+def lookup_path(doc: Any, path: str) -> Any:
+    """The value at a dotted path of a parsed payload, or None where there is none."""
+    try:
+        found = _lookup(doc, _split_path(path, []))
+    except RuleError:
+        return None
+    return None if found is _MISSING else found
 
 
 def _lookup(value: Any, path: tuple[str | int, ...]) -> Any:

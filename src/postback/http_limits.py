@@ -50,7 +50,7 @@ def limited_protocol(limits: HeaderLimits) -> type[asyncio.Protocol] | str:
     falls back to h11, which bounds the header size itself (``h11_max_incomplete_event_size``)."""
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
+    except ImportError:  # pragma: no cover - httptools is a dependency
         return "h11"
 
     class LimitedHttpToolsProtocol(HttpToolsProtocol):

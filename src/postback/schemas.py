@@ -12,7 +12,7 @@ refused, and is then not enforced."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, KeysView
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,10 +110,12 @@ def violations(validator: Any, payload: Any) -> list[Violation]:
 class _Entry:
     stamp: Any  # (updated_at, validated?): recompile when it moves
     validator: Any | None  # None: this event type is not validated
+    product_path: str | None = None  # where its payloads name the product
 
 
 class SchemaCatalog:
-    """Which event types are validated, with their compiled validators."""
+    """The live catalog as ingest sees it: which event types exist, where each one's
+    payloads name the product, and which are validated, with their compiled validators."""
 
     def __init__(
         self,
@@ -134,12 +136,23 @@ class SchemaCatalog:
     async def check(self, event_type: str, payload: Any) -> list[Violation]:
         """What is wrong with ``payload`` for ``event_type`` (empty: nothing, or the event
         type is not validated)."""
-        if time.monotonic() - self._loaded_at > self._ttl:
-            await self._refresh()
-        entry = self._entries.get(event_type)
+        entry = (await self._current()).get(event_type)
         if entry is None or entry.validator is None:
             return []
         return violations(entry.validator, payload)
+
+    async def names(self) -> KeysView[str]:
+        """The names of the live (unarchived) event types."""
+        return (await self._current()).keys()
+
+    async def product_path(self, event_type: str) -> str | None:
+        entry = (await self._current()).get(event_type)
+        return None if entry is None else entry.product_path
+
+    async def _current(self) -> dict[str, _Entry]:
+        if time.monotonic() - self._loaded_at > self._ttl:
+            await self._refresh()
+        return self._entries
 
     async def _refresh(self) -> None:
         rows = await self._load()
@@ -153,6 +166,7 @@ class SchemaCatalog:
             if old is not None and old.stamp == stamp:
                 entries[row["name"]] = old
                 continue
+            path = row.get("product_path")
             schema = latest_schema(row["schemas"]) if wanted else None
             validator = None
             if schema is not None:
@@ -160,5 +174,5 @@ class SchemaCatalog:
                     validator = compile_schema(schema)
                 except (jsonschema_rs.ValidationError, ValueError):
                     validator = None  # saved before schemas were checked: not enforced
-            entries[row["name"]] = _Entry(stamp, validator)
+            entries[row["name"]] = _Entry(stamp, validator, path)
         self._entries = entries

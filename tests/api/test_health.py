@@ -37,7 +37,7 @@ def _events(receiver: Receiver, secret: str) -> list[dict]:
 
 
 def test_operational_webhooks_and_auto_disable(
-    make_server: Callable[..., ServerHandle], receiver: Receiver
+    make_server: Callable[..., ServerHandle], receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = make_server(retry_schedule=(0.05, 0.05, 0.05, 0.05), disable_after=5 * 86400)
     svix = server.svix()
@@ -69,17 +69,28 @@ def test_operational_webhooks_and_auto_disable(
     eventually(lambda: "endpoint.disabled" in kinds())
     (disabled,) = [e for e in _events(receiver, ops_secret) if e["type"] == "endpoint.disabled"]
     assert disabled["data"]["endpointId"] == ep.id and disabled["data"]["trigger"] == "automatic"
+    # The reason travels as a code with its values (the webhook, the API, the log line).
+    cause = disabled["data"]["reason"]
+    assert cause["code"] == "failing_since" and cause["attempts"] >= 5
+    assert cause["since"] == disabled["data"]["failSince"]
     auth = {"authorization": f"Bearer {server.token}"}
     raw = httpx.get(f"{server.url}/api/v1/app/{app.id}/endpoint/{ep.id}", headers=auth).json()
     assert raw["disabled"] is True and "auto-disabled" in raw["disabledReason"]
+    assert raw["disabledCause"] == cause
     assert raw["disabledAt"] is not None
+    (line,) = [r for r in caplog.records if getattr(r, "event", "") == "endpoint.disabled"]
+    assert line.levelname == "WARNING" and ep.id in line.getMessage()
+    assert (line.app_id, line.endpoint_id, line.reason) == (app.id, ep.id, cause)  # type: ignore[attr-defined]
 
     # Disabled: its retries stop and new messages skip it.
     seen = len(receiver.received("/down"))
     third = svix.message.create(app.id, MessageIn(event_type="a", payload={}))
     time.sleep(0.5)
     assert len(receiver.received("/down")) == seen
-    assert svix.message_attempt.list_attempted_destinations(app.id, third.id).data == []
+    (skipped,) = svix.message_attempt.list_attempted_destinations(app.id, third.id).data
+    assert (skipped.id, skipped.status) == (ep.id, 4)  # canceled: it is listed, and why
+    listed = httpx.get(f"{server.url}/api/v1/app/{app.id}/msg/{third.id}/endpoint", headers=auth)
+    assert listed.json()["data"][0]["reason"] == {"code": "disabled"}
 
     # Re-enabled and healthy again: the parked retry goes out and succeeds.
     receiver.route("/down", ok())

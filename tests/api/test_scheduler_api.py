@@ -53,7 +53,9 @@ def test_an_absurd_cap_is_a_422_naming_the_field(server: ServerHandle, bad: obje
     assert got.json()["detail"][0]["loc"][-1] == "maxInFlight"
 
 
-def test_the_circuit_state_shows_in_the_endpoint(make_server: object, receiver: Receiver) -> None:
+def test_the_circuit_state_shows_in_the_endpoint(
+    make_server: object, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
     server = make_server(  # type: ignore[operator]
         circuit_failure_threshold=2, circuit_cooldown=30.0, circuit_max_cooldown=60.0
     )
@@ -69,6 +71,11 @@ def test_the_circuit_state_shows_in_the_endpoint(make_server: object, receiver: 
     )
     circuit = httpx.get(url, headers=_auth(server)).json()["circuit"]
     assert circuit["failures"] >= 2 and circuit["nextProbeAt"] > circuit["since"]
+    # The operator is told in the log: a warning with the ids and the reason as fields.
+    line = next(r for r in caplog.records if getattr(r, "event", "") == "endpoint.circuit.opened")
+    assert line.levelname == "WARNING" and "circuit opened" in line.getMessage()
+    assert (line.app_id, line.endpoint_id) == (app.id, ep.id)  # type: ignore[attr-defined]
+    assert line.reason["code"] == "failed_in_a_row"  # type: ignore[attr-defined]
     # Open for 30 s: nothing more is sent meanwhile.
     seen = len(receiver.received("/down"))
     time.sleep(0.6)

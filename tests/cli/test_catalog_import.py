@@ -37,6 +37,10 @@ def test_shipped_catalogs_load_with_one_command_and_validate_messages(
     )
     listed = client.get("/event-type/", params={"limit": 250, "with_content": True}).json()
     assert {e["name"] for e in listed["data"]} == set(expected)
+    # The commerce catalog says once where the product is: each of its event types has it.
+    paths = {e["name"]: e["productPath"] for e in listed["data"]}
+    commerce = json.loads((CATALOGS / "commerce.json").read_text())["eventTypes"]
+    assert {paths[e["name"]] for e in commerce} == {"data.product.id"}
     app = client.post("/app/", json={"name": "Store"}).json()["id"]
     for name, event_type in expected.items():
         example = event_type["schemas"]["1"]["examples"][0]

@@ -9,7 +9,12 @@ from fastapi.routing import APIRoute
 
 from postback.api.routes import endpoints
 
-CUSTOMER_ONLY = {"send_example", "recover_failed_webhooks", "get_endpoint_stats"}
+CUSTOMER_ONLY = {
+    "send_example",
+    "recover_failed_webhooks",
+    "replay_missing_webhooks",
+    "get_endpoint_stats",
+}
 
 
 def _operations(router: object, prefix: str) -> set[tuple[str, str, str]]:

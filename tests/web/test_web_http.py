@@ -250,7 +250,7 @@ def test_no_page_answers_with_a_server_error(web_server: ServerHandle, receiver:
         {"url": receiver.url, "rate_limit": "-3"},
         {"url": receiver.url, "headers": "no colon here"},
         {"url": receiver.url, "headers": "webhook-id: mine"},
-        {"url": receiver.url, "scope": "one", "channel": ""},
+        {"url": receiver.url, "scope": "one", "product": ""},
     ):
         assert portal.post("/portal/endpoints/new", data=data | {"csrf": csrf}).status_code == 422
     bad_since = portal.post(f"/portal/endpoints/{ep}/recover", data={"csrf": csrf, "since": "x"})

@@ -90,7 +90,7 @@ def test_endpoint_forms_store_what_was_typed(web_server: ServerHandle, receiver:
         "url": receiver.url + "/hook",
         "description": "CRM",
         "scope": "one",
-        "channel": "213344",
+        "product": "213344",
         "rate_limit": "7",
         "headers": "X-Shop: ana\nAuthorization: Bearer s3cret",
     }
@@ -99,7 +99,10 @@ def test_endpoint_forms_store_what_was_typed(web_server: ServerHandle, receiver:
     ep_id = created.headers["location"].split("/")[-1].split("?")[0]
     svix = web_server.svix()
     ep = svix.endpoint.get(app_id, ep_id)
-    assert (ep.description, ep.channels, ep.throttle_rate) == ("CRM", ["213344"], 7)
+    assert (ep.description, ep.channels, ep.throttle_rate) == ("CRM", None, 7)
+    auth = {"authorization": f"Bearer {web_server.token}"}
+    raw = httpx.get(f"{web_server.url}/api/v1/app/{app_id}/endpoint/{ep_id}", headers=auth)
+    assert raw.json()["product"] == "213344"  # one product: not a channel the sender must send
     edit = portal.get(f"/portal/endpoints/{ep_id}/edit").text
     assert "X-Shop: ana" in edit and "s3cret" not in edit  # credentials are never shown
     saved = portal.post(
@@ -109,6 +112,12 @@ def test_endpoint_forms_store_what_was_typed(web_server: ServerHandle, receiver:
     assert saved.status_code == 303
     ep = svix.endpoint.get(app_id, ep_id)
     assert ep.channels is None and ep.throttle_rate is None
+    assert (
+        httpx.get(f"{web_server.url}/api/v1/app/{app_id}/endpoint/{ep_id}", headers=auth).json()[
+            "product"
+        ]
+        is None
+    )
     headers = svix.endpoint.get_headers(app_id, ep_id)
     assert headers.headers == {"X-Shop": "bia"} and headers.sensitive == ["Authorization"]
     # Rotating the secret gives a new one, shown once revealed.

@@ -25,6 +25,8 @@ from postback.api.routes import (
     event_types,
     events,
     messages,
+    statistics,
+    unsupported,
 )
 from postback.api.routing import SlashRouter
 from postback.api.wire.common import ErrorOut
@@ -204,6 +206,8 @@ def create_app(settings: Settings, store: Store | None = None, *, worker: bool =
     app.include_router(auth.router, responses=documented)
     app.include_router(endpoints.operational_router, dependencies=OPERATOR, responses=documented)
     app.include_router(background_tasks.router, dependencies=OPERATOR, responses=documented)
+    app.include_router(statistics.router, dependencies=OPERATOR, responses=documented)
+    app.include_router(unsupported.router, dependencies=ANY_TOKEN)
     install_web(app, settings)  # the app portal and the operator dashboard
     api_docs.install(app)
     metrics.mount(app, settings)

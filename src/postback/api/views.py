@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from postback import reasons
 from postback.api.masking import shown_url
 from postback.api.wire.applications import ApplicationOut
 from postback.api.wire.attempts import EndpointMessageOut, MessageAttemptOut, MessageEndpointOut
@@ -29,15 +30,22 @@ def event_type(row: Row) -> EventTypeOut:
 
 
 def endpoint(row: Row) -> EndpointOut:
-    return EndpointOut.model_validate(
-        row
-        | {
-            "url": shown_url(row["url"]),
-            "circuit": circuit(row),
-            "mtls": mtls_out(row.get("tls_info")),
-            "oauth": oauth_out(row.get("oauth_info")),
-        }
-    )
+    return EndpointOut.model_validate(row | _endpoint_fields(row))
+
+
+def _endpoint_fields(row: Row) -> Row:
+    """What an endpoint's wire form says beyond its columns."""
+    cause = reasons.disabled_cause(row.get("disabled_reason"))
+    return {
+        "url": shown_url(row["url"]),
+        "circuit": circuit(row),
+        "mtls": mtls_out(row.get("tls_info")),
+        "oauth": oauth_out(row.get("oauth_info")),
+        "filter_types": row.get("event_types"),
+        "rate_limit": row.get("throttle_rate"),
+        "disabled_reason": reasons.english(cause),
+        "disabled_cause": cause,
+    }
 
 
 def circuit(row: Row) -> CircuitOut:
@@ -104,13 +112,12 @@ def destination(row: Row) -> MessageEndpointOut:
     status = MessageStatus(row["status"])
     return MessageEndpointOut.model_validate(
         row
+        | _endpoint_fields(row)
         | {
-            "url": shown_url(row["url"]),
             "status": status,
             "status_text": status.text,
             "next_attempt": _next(row),
-            "mtls": mtls_out(row.get("tls_info")),
-            "oauth": oauth_out(row.get("oauth_info")),
+            "note": reasons.english(row.get("reason")),
         }
     )
 

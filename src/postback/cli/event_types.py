@@ -187,7 +187,10 @@ def _examples(entry: dict) -> int:
 @event_type_cli.command("import")
 @client_command
 def event_type_import(
-    file: Annotated[Path, typer.Argument(help='catalog: {"name", "description", "eventTypes"}')],
+    file: Annotated[
+        Path,
+        typer.Argument(help='catalog: {"name", "description", "productPath", "eventTypes"}'),
+    ],
     *,
     client: Client,
     out: Out,
@@ -200,7 +203,11 @@ def event_type_import(
     ):
         fail(f'{file} is not a catalog: expected {{"eventTypes": [{{"name": ...}}, ...]}}')
     results = []
+    # A catalog may say once where every one of its event types names the product.
+    product_path = catalog.get("productPath")
     for entry in entries:
+        if product_path and "productPath" not in entry:
+            entry = entry | {"productPath": product_path}
         try:
             outcome, detail = _upsert(client, entry), ""
         except ApiError as exc:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from postback import ids
 from postback.delivery.scheduler import Circuit
-from postback.domain import MessageStatus
+from postback.domain import MessageStatus, decode_json
 from postback.store import schema as t
 from postback.store.core import StoreCore
 from postback.store.operational import OPERATIONAL_APP_ID
@@ -83,6 +83,8 @@ class DashboardMixin(StoreCore):
                 _e.failing_since,
                 _e.event_types,
                 _e.channels,
+                _e.product,
+                _e.payload_filter,
                 _e.circuit_state,
                 _e.paused_until,
                 _latest_attempt(_a.response_status_code).label("last_status_code"),
@@ -170,6 +172,11 @@ class DashboardMixin(StoreCore):
                 _e.app_id,
                 _e.disabled_reason,
                 _e.disabled_at,
+                _e.event_types,
+                _e.channels,
+                _e.product,
+                _e.payload_filter,
+                _e.projection,
                 _apps.name.label("app_name"),
             )
             .join(t.applications, _apps.id == _e.app_id)
@@ -257,6 +264,30 @@ class DashboardMixin(StoreCore):
         )
         async with self.engine.connect() as conn:
             return {r.slot: (r.ok, r.failed) for r in await conn.execute(stmt)}
+
+    async def operational_overview(self, limit: int = 20) -> tuple[list[Row], list[Row]]:
+        """The operator's operational-webhook endpoints, and the latest operational events
+        (endpoint disabled, circuit opened, ...) with what each one said."""
+        m = t.messages.c
+        endpoints = (
+            sa.select(_e.id, _e.url, _e.event_types, _e.disabled)
+            .where(_e.app_id == OPERATIONAL_APP_ID)
+            .order_by(_e.id)
+        )
+        events = (
+            sa.select(m.id, m.event_type, m.payload, m.created_at)
+            .where(m.app_id == OPERATIONAL_APP_ID)
+            .order_by(m.id.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            found = [dict(r._mapping) for r in await conn.execute(endpoints)]
+            recent = [dict(r._mapping) for r in await conn.execute(events)]
+        for row in recent:
+            raw = row.pop("payload")
+            body = decode_json(raw) if raw else {}
+            row["data"] = body.get("data") or {} if isinstance(body, dict) else {}
+        return found, recent
 
 
 def _ms(at: datetime) -> int:

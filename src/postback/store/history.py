@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from postback import ids
+from postback import ids, reasons
 from postback.domain import MessageStatus, TriggerType, decode_json
 from postback.filters import project
 from postback.store import schema as t
 from postback.store.core import StoreCore
 from postback.store.errors import NotFound
 from postback.store.pages import Page, PageOut, page_out, paged
+from postback.store.routing import why_not
 
 Row = dict[str, Any]
 # When a delivery is next tried, parked or not (store/schema.py, deliveries).
@@ -130,17 +131,31 @@ class HistoryMixin(StoreCore):
         return dict(row._mapping)
 
     async def list_destinations(self, app_id: str, msg_id: str, page: Page) -> PageOut:
-        """The endpoints a message is (or was) going to, each with its delivery status."""
+        """Every endpoint of the application with what became of the message there: its
+        delivery's status, or (canceled, no delivery) the reason it did not go there."""
         d, e = t.deliveries.c, t.endpoints.c
         async with self.engine.connect() as conn:
             msg = await self._get_message(conn, app_id, msg_id)
+            joined = t.endpoints.outerjoin(
+                t.deliveries, sa.and_(d.endpoint_id == e.id, d.msg_id == msg["id"])
+            )
             stmt = (
-                sa.select(t.endpoints, d.status, _next_attempt_at, d.note)
-                .join(t.deliveries, d.endpoint_id == e.id)
-                .where(d.msg_id == msg["id"])
+                sa.select(
+                    t.endpoints, d.id.label("delivery_id"), d.status, _next_attempt_at, d.note
+                )
+                .select_from(joined)
+                .where(e.app_id == msg["app_id"])
             )
             rows = (await conn.execute(paged(stmt, e.id, page))).all()
-        return page_out(rows, "id", page)
+        out = page_out(rows, "id", page)
+        for row in out.rows:
+            if row["delivery_id"] is None:
+                row.update(status=MessageStatus.CANCELED, reason=why_not(row, msg))
+            elif row["note"] is not None:
+                row["reason"] = reasons.filter_note(row["note"])
+            else:
+                row["reason"] = None
+        return out
 
     async def list_attempted_messages(
         self,

@@ -28,7 +28,7 @@ EXPUNGED = "EXPUNGED"  # an attempt's response body once deleted, as Svix writes
 # memoized cache key instead of walking a freshly built statement on every message.
 _INSERT_DELIVERY = t.deliveries.insert()
 _e = t.endpoints.c
-_ROUTING = (_e.id, _e.event_types, _e.channels, _e.payload_filter, _e.projection)
+_ROUTING = (_e.id, _e.product, _e.event_types, _e.channels, _e.payload_filter, _e.projection)
 _LIVE_ENDPOINTS = sa.select(*_ROUTING).where(
     _e.app_id == sa.bindparam("app_id"), _e.disabled.is_(False)
 )
@@ -63,6 +63,7 @@ class MessagesMixin(StoreCore):
             "deliver_at": deliver_at,
             "expunge_at": now + timedelta(seconds=values.get("retention_seconds") or RETENTION),
             "trace_context": values.get("trace_context"),
+            "product": values.get("product"),
         }
         if only_endpoint is None:
             # Messages accepted at the same time share one transaction: group_commit.py.

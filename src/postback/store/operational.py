@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from postback import ids, metrics
+from postback import ids, metrics, reasons
 from postback.delivery.scheduler import (
     DEFAULT_POLICY,
     Circuit,
@@ -195,23 +195,22 @@ class OperationalMixin(StoreCore):
     async def _circuit_event(self, conn: AsyncConnection, ep: Row, state: Circuit) -> None:
         metrics.circuit_moved(state.text)
         if state is Circuit.OPEN:
-            log.warning(
-                "endpoint %s (app %s): circuit opened after %d failed attempts in a row; "
-                "next probe at %s",
-                ep["id"],
-                ep["app_id"],
-                ep["circuit_failures"],
-                ep["circuit_probe_at"].isoformat(),
+            probe = ep["circuit_probe_at"].isoformat()
+            _warn(
+                ENDPOINT_CIRCUIT_OPENED,
+                ep,
+                {"code": reasons.FAILED_IN_A_ROW, "failures": ep["circuit_failures"]},
+                nextProbeAt=probe,
             )
             await self._emit_endpoint_event(
                 conn,
                 ENDPOINT_CIRCUIT_OPENED,
                 ep,
                 failures=ep["circuit_failures"],
-                nextProbeAt=ep["circuit_probe_at"].isoformat(),
+                nextProbeAt=probe,
             )
         else:
-            log.warning("endpoint %s (app %s): circuit closed", ep["id"], ep["app_id"])
+            _warn(ENDPOINT_CIRCUIT_CLOSED, ep, {"code": reasons.ANSWERED})
             await self._emit_endpoint_event(conn, ENDPOINT_CIRCUIT_CLOSED, ep)
 
     async def _close_circuits(self, ep_ids: Sequence[str]) -> None:
@@ -258,16 +257,32 @@ class OperationalMixin(StoreCore):
     async def _auto_disable(
         self, conn: AsyncConnection, ep: Row, since: datetime, now: datetime
     ) -> None:
-        reason = f"every delivery failed since {since.isoformat()} (auto-disabled)"
-        log.warning("endpoint %s (app %s) disabled: %s", ep["id"], ep["app_id"], reason)
+        a = t.attempts.c
+        failed = await conn.scalar(
+            sa.select(sa.func.count()).where(
+                a.endpoint_id == ep["id"], a.created_at >= since, a.status != 0
+            )
+        )
+        reason = reasons.failing_since(since, int(failed or 0))
+        _warn(ENDPOINT_DISABLED, ep, reason)
         await conn.execute(
             t.endpoints.update()
             .where(t.endpoints.c.id == ep["id"])
-            .values(disabled=True, disabled_reason=reason, disabled_at=now, updated_at=now)
+            .values(
+                disabled=True,
+                disabled_reason=reasons.stored(reason),
+                disabled_at=now,
+                updated_at=now,
+            )
         )
         await self._pause_deliveries(conn, ep["id"], paused=True)
         await self._emit_endpoint_event(
-            conn, ENDPOINT_DISABLED, ep, failSince=since.isoformat(), trigger="automatic"
+            conn,
+            ENDPOINT_DISABLED,
+            ep,
+            failSince=since.isoformat(),
+            trigger="automatic",
+            reason=reason,
         )
 
     async def _attempt_event(
@@ -287,6 +302,26 @@ class OperationalMixin(StoreCore):
                 "response": res.response or res.error or "",
             },
         )
+
+
+def _warn(event: str, ep: Row, reason: reasons.Reason, **extra: Any) -> None:
+    """One warning line an operator can act on: what happened (``event``, the operational
+    webhook's type) to which endpoint of which application, and why (fields of their own
+    in the JSON log format)."""
+    log.warning(
+        "endpoint %s (app %s) %s: %s",
+        ep["id"],
+        ep["app_id"],
+        event.removeprefix("endpoint.").replace(".", " "),
+        reasons.english(reason) or reason["code"],
+        extra={
+            "event": event,
+            "app_id": ep["app_id"],
+            "endpoint_id": ep["id"],
+            "reason": reason,
+            **extra,
+        },
+    )
 
 
 _HEALTH = (

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from postback import ids
+from postback import ids, reasons
 from postback.domain import (
     MessageStatus,
     TriggerType,
@@ -19,6 +19,7 @@ from postback.domain import (
 from postback.filters import compile_filter, project
 
 Row = dict[str, Any]
+Reason = reasons.Reason
 _UNPARSED = object()
 
 
@@ -26,6 +27,7 @@ class Routable(Protocol):
     """What routing reads of an endpoint: its id and routing columns."""
 
     id: str
+    product: str | None
     event_types: Any
     channels: Any
     payload_filter: Any
@@ -33,16 +35,26 @@ class Routable(Protocol):
 
 
 class RoutedEndpoint:
-    """An endpoint as the batch writers read it from a driver's row: its id and routing
-    columns, JSON given as text (decoded here) or already decoded."""
+    """An endpoint as the batch writers read it from a driver's row: its id, its product
+    and its routing columns, JSON given as text (decoded here) or already decoded."""
 
-    __slots__ = ("channels", "event_types", "id", "payload_filter", "projection")
+    __slots__ = ("channels", "event_types", "id", "payload_filter", "product", "projection")
 
-    def __init__(self, ep_id: str, *routing: Any) -> None:
+    def __init__(self, ep_id: str, product: str | None, *routing: Any) -> None:
         self.id = ep_id
+        self.product = product
         self.event_types, self.channels, self.payload_filter, self.projection = (
             json.loads(v) if isinstance(v, str) else v for v in routing
         )
+
+
+def for_product(product: str | None, msg_product: str | None, msg_channels: Any) -> bool:
+    """Whether a message is for an endpoint's one ``product``: the product its payload
+    names (its event type's productPath), or, for senders that name it so, one of its
+    channels. An endpoint without a product takes every product."""
+    if product is None or product == msg_product:
+        return True
+    return bool(msg_channels and product in msg_channels)
 
 
 def route(row: Row, endpoints: Iterable[Routable], *, everyone: bool = False) -> list[Row]:
@@ -54,10 +66,11 @@ def route(row: Row, endpoints: Iterable[Routable], *, everyone: bool = False) ->
     due = deliver_at if deliver_at and deliver_at > now else now
     deliveries, doc = [], _UNPARSED
     for ep in endpoints:
-        if not everyone and not endpoint_wants(
-            ep.event_types, ep.channels, row["event_type"], row["channels"]
+        if not everyone and not (
+            endpoint_wants(ep.event_types, ep.channels, row["event_type"], row["channels"])
+            and for_product(ep.product, row.get("product"), row["channels"])
         ):
-            continue
+            continue  # no delivery: the message's destinations explain it (why_not)
         delivery = new_delivery(row["id"], ep.id, row["app_id"], due, now)
         if ep.payload_filter or ep.projection:
             if doc is _UNPARSED:
@@ -73,6 +86,31 @@ def route(row: Row, endpoints: Iterable[Routable], *, everyone: bool = False) ->
                 delivery["payload"] = project(doc, ep.projection)
         deliveries.append(delivery)
     return deliveries
+
+
+def why_not(ep: Row, msg: Row) -> Reason:
+    """Why an endpoint of the message's application has no delivery of it, read from the
+    endpoint as it is now (only a payload filter's "no" is written down at ingest)."""
+    if ep["created_at"] > msg["created_at"]:
+        return {"code": reasons.CREATED_AFTER}
+    if ep["disabled"]:
+        return {"code": reasons.DISABLED}
+    event_types, channels = ep.get("event_types"), ep.get("channels")
+    if event_types and msg["event_type"] not in event_types:
+        return {
+            "code": reasons.EVENT_TYPE,
+            "eventType": msg["event_type"],
+            "subscribed": list(event_types),
+        }
+    if not endpoint_wants(None, channels, msg["event_type"], msg["channels"]):
+        return {
+            "code": reasons.CHANNEL,
+            "channels": list(channels or []),
+            "messageChannels": list(msg["channels"] or []),
+        }
+    if not for_product(ep.get("product"), msg.get("product"), msg["channels"]):
+        return {"code": reasons.PRODUCT, "product": ep["product"], "found": msg.get("product")}
+    return {"code": reasons.CHANGED_SINCE}
 
 
 def new_delivery(msg_id: str, ep_id: str, app_id: str, due: datetime, now: datetime) -> Row:

@@ -103,6 +103,9 @@ event_types = sa.Table(
     sa.Column("feature_flags", Json, nullable=True),
     # Check message payloads against the latest schema (None: POSTBACK_VALIDATE_PAYLOADS).
     sa.Column("validate_payloads", sa.Boolean, nullable=True),
+    # Where the product id is in this event type's payloads (a dotted path such as
+    # data.product.id): an endpoint for one product gets the messages naming it there.
+    sa.Column("product_path", sa.String(256), nullable=True),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -125,11 +128,14 @@ endpoints = sa.Table(
     sa.Column("disabled", sa.Boolean, nullable=False, default=False),
     sa.Column("event_types", Json, nullable=True),
     sa.Column("channels", Json, nullable=True),
+    # The one product it is for (matched with the product its messages name), or NULL.
+    sa.Column("product", sa.String(128), nullable=True),
     sa.Column("metadata", Json, nullable=False),
     sa.Column("headers", Json, nullable=False),
     sa.Column("secret", sa.Text, nullable=False),
     # Secrets replaced by a rotation that still sign until their expiry: [{secret, until}].
     sa.Column("previous_secrets", Json, nullable=True),
+    # Why it is disabled: a reason as JSON text, {"code": ..., ...} (postback/reasons.py).
     sa.Column("disabled_reason", sa.Text, nullable=True),
     sa.Column("disabled_at", UTCDateTime(), nullable=True),
     # Start of the current run of failures (NULL after a success): auto-disable's clock.
@@ -195,6 +201,8 @@ messages = sa.Table(
     sa.Column("tx", sa.BigInteger, nullable=False, server_default="0"),
     # The W3C traceparent its attempts are traced under (postback.tracing), or NULL.
     sa.Column("trace_context", sa.String(64), nullable=True),
+    # The product id read from the payload at ingest (its event type's product_path).
+    sa.Column("product", sa.String(128), nullable=True),
     sa.UniqueConstraint("app_id", "event_id"),
     sa.Index("ix_messages_app_id_id", "app_id", "id"),
     sa.Index("ix_messages_app_id_tx_seq", "app_id", "tx", "seq"),

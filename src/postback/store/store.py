@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from postback import ids
+from postback import ids, reasons
 from postback.domain import MessageStatus
 from postback.store import schema as t
 from postback.store.credentials import CredentialsMixin, credential_columns
@@ -26,6 +26,7 @@ from postback.store.metrics_queries import MetricsQueriesMixin
 from postback.store.operational import (
     ENDPOINT_CREATED,
     ENDPOINT_DELETED,
+    ENDPOINT_DISABLED,
     ENDPOINT_UPDATED,
     OPERATIONAL_APP_ID,
     OperationalMixin,
@@ -37,6 +38,7 @@ from postback.store.retention import RetentionMixin
 from postback.store.sessions import SessionsMixin
 from postback.store.tasks import TasksMixin
 from postback.store.tokens import TokensMixin, hash_token
+from postback.store.usage import UsageMixin
 
 Row = dict[str, Any]
 
@@ -48,6 +50,7 @@ class Store(
     IdempotencyMixin,
     OperationalMixin,
     TasksMixin,
+    UsageMixin,
     RateLimitMixin,
     QueueMixin,
     HistoryMixin,
@@ -129,6 +132,7 @@ class Store(
             "group_name": values.get("group_name"),
             "feature_flags": values.get("feature_flags"),
             "validate_payloads": values.get("validate_payloads"),
+            "product_path": values.get("product_path"),
             "created_at": now,
             "updated_at": now,
         }
@@ -156,14 +160,18 @@ class Store(
         return page_out(rows, "name", page)
 
     async def event_type_rules(self, *, flagged_only: bool) -> list[Row]:
-        """What payload validation needs of the live catalog; ``flagged_only``: just the
-        event types that ask for validation themselves."""
+        """What ingest needs of the live catalog: every event type's name and product path,
+        and the schemas payloads are validated against (``flagged_only``: only those of the
+        event types that ask for validation themselves)."""
         c = t.event_types.c
-        stmt = sa.select(c.name, c.schemas, c.validate_payloads, c.updated_at).where(
+        # Every live event type (its name and product path: the catalog), with its schemas
+        # only where payloads are validated.
+        validated = c.validate_payloads
+        wanted = validated.is_(True) if flagged_only else validated.is_not(False)
+        schemas = sa.case((wanted, c.schemas), else_=sa.null()).label("schemas")
+        stmt = sa.select(c.name, schemas, c.validate_payloads, c.product_path, c.updated_at).where(
             c.archived.is_(False)
         )
-        if flagged_only:
-            stmt = stmt.where(c.validate_payloads.is_(True))
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in await conn.execute(stmt)]
 
@@ -200,6 +208,7 @@ class Store(
             "disabled": bool(values.get("disabled")),
             "event_types": values.get("event_types") or None,
             "channels": values.get("channels") or None,
+            "product": values.get("product") or None,
             "metadata": values.get("metadata") or {},
             "headers": values.get("headers") or {},
             "payload_filter": values.get("payload_filter") or None,
@@ -252,9 +261,11 @@ class Store(
                     ep.update(fresh)
                     await self._announce_work(conn)
                 else:
-                    fresh = {"disabled_reason": "disabled by request", "disabled_at": self.clock()}
+                    why = reasons.stored(reasons.by_request())
+                    fresh = {"disabled_reason": why, "disabled_at": self.clock()}
                     await conn.execute(stmt.values(**fresh))
                     ep.update(fresh)
+                    await self._emit_endpoint_event(conn, ENDPOINT_DISABLED, ep, trigger="manual")
             await self._emit_endpoint_event(conn, ENDPOINT_UPDATED, ep)
         if not ep["disabled"] and was_disabled:
             self._notify_work()

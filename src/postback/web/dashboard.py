@@ -10,11 +10,13 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
+from postback import reasons
 from postback.api.wire.event_types import EventTypeBase, EventTypeIn
 from postback.delivery.scheduler import Circuit
+from postback.store.operational import ENDPOINT_DISABLED
 from postback.store.pages import Page
 from postback.store.store import Store
-from postback.web import charts
+from postback.web import charts, describe
 from postback.web.auth import (
     Viewer,
     checked_form,
@@ -37,7 +39,7 @@ FEED_HELD_AFTER = 5.0
 # An operator looking into a customer's portal gets a token for an hour, not a week.
 OPERATOR_PORTAL_TTL = 3600.0
 # What the event-type form sets; archiving has its own buttons.
-EVENT_TYPE_FIELDS = {"name", "description", "descriptions", "schemas"}
+EVENT_TYPE_FIELDS = {"name", "description", "descriptions", "schemas", "product_path"}
 # The form writes the description in the portal's other languages; other tags are kept.
 TRANSLATED = [code for code, _ in LANGUAGES if code != DEFAULT]
 
@@ -89,6 +91,7 @@ async def home(request: Request, viewer: DashboardViewer) -> Response:
         rates=rates,
         apps=await store.apps_overview(),
         disabled=await store.disabled_endpoints(),
+        **await _operational(store, _, language(request)),
         circuits=[
             row | {"circuit": Circuit(row["circuit_state"]).text}
             for row in await store.open_circuits()
@@ -123,6 +126,22 @@ def _size(count: int | None) -> str:
             break
         size /= 1024
     return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+
+
+async def _operational(store: Store, _: Any, lang: str) -> dict[str, Any]:
+    """The operator's own webhooks: where they go, and the latest ones, each worded."""
+    endpoints, events = await store.operational_overview()
+    for event in events:
+        data = event["data"]
+        if event["event_type"] == ENDPOINT_DISABLED and data.get("reason"):
+            event["details"] = describe.disabled_text(reasons.stored(data["reason"]), _, lang)
+        elif event["event_type"] == ENDPOINT_DISABLED:
+            event["details"] = _("Disabled by request.")
+        elif "failures" in data:
+            event["details"] = _("Failures in a row") + f": {data['failures']}"
+        else:
+            event["details"] = ""
+    return {"ops_endpoints": endpoints, "ops_events": events}
 
 
 async def _queue(store: Store) -> dict[str, Any]:
@@ -169,7 +188,7 @@ async def event_types(request: Request, viewer: DashboardViewer, notice: str = "
 def _form_view(row: dict[str, Any] | None) -> dict[str, str]:
     """An event type as its form shows it: the latest schema and its examples as JSON."""
     if row is None:
-        return {"name": "", "description": "", "schema": "", "examples": ""}
+        return {"name": "", "description": "", "schema": "", "examples": "", "product_path": ""}
     translations = row.get("descriptions") or {}
     schemas = row.get("schemas") or {}
     version = max(schemas, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else 0), default="")
@@ -182,6 +201,7 @@ def _form_view(row: dict[str, Any] | None) -> dict[str, str]:
         **{f"description:{code}": translations.get(code, "") for code in TRANSLATED},
         "schema": dump(schema),
         "examples": dump(examples),
+        "product_path": row.get("product_path") or "",
     }
 
 
@@ -250,6 +270,7 @@ async def create_event_type(request: Request, viewer: DashboardViewer) -> Respon
             "description": form.get("description", "").strip(),
             "descriptions": _descriptions(form, None),
             "schemas": _schemas(form),
+            "productPath": form.get("product_path", "").strip() or None,
         }
         values = validated(EventTypeIn, wire).model_dump(include=EVENT_TYPE_FIELDS)
     except Invalid as exc:
@@ -275,6 +296,7 @@ async def save_event_type(request: Request, viewer: DashboardViewer, name: str) 
             "description": form.get("description", "").strip(),
             "descriptions": _descriptions(form, row.get("descriptions")),
             "schemas": _schemas(form),
+            "productPath": form.get("product_path", "").strip() or None,
         }
         values = validated(EventTypeBase, wire).model_dump(include=EVENT_TYPE_FIELDS)
     except Invalid as exc:

@@ -19,6 +19,7 @@ FORM_FIELDS = {
     "description",
     "event_types",
     "channels",
+    "product",
     "throttle_rate",
     "headers",
     "payload_filter",
@@ -38,14 +39,17 @@ def endpoint_values(
         raise Invalid(
             "The rate limit is a whole number of messages per second.", field="throttleRate"
         )
-    channel = str(form.get("channel") or "").strip()
-    if form.get("scope") == "one" and not channel:
-        raise Invalid("Name the product (channel) this endpoint is for.", field="channels")
+    product = str(form.get("product") or "").strip()
+    if form.get("scope") == "one" and not product:
+        raise Invalid("Name the product this endpoint is for.", field="product")
     wire = {
         "url": url,
         "description": str(form.get("description") or "").strip(),
         "eventTypes": [str(v) for v in form.getlist("event_types")] or None,
-        "channels": [channel] if form.get("scope") == "one" else None,
+        # One product: matched with the product a message names (its event type's
+        # productPath) or among its channels, so senders need not send channels.
+        "product": product if form.get("scope") == "one" else None,
+        "channels": None,
         "throttleRate": int(rate) if rate else None,
         # As typed: the model says what a whole number from 1 to 10000 is, not the form.
         "maxInFlight": str(form.get("max_in_flight") or "").strip() or None,

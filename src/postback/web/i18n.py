@@ -10,6 +10,7 @@ from postback.web.i18n_enterprise import ENTERPRISE_TEXTS
 from postback.web.i18n_forms import ENGLISH_NOTICES, FORM_TEXTS
 from postback.web.i18n_health import HEALTH_TEXTS
 from postback.web.i18n_pages import PAGE_TEXTS
+from postback.web.i18n_reasons import REASON_TEXTS
 from postback.web.i18n_storage import STORAGE_TEXTS
 
 LANGUAGES = [("en", "English"), ("es", "Español"), ("pt-BR", "Português")]
@@ -24,6 +25,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     **ENTERPRISE_TEXTS,
     **CATALOG_TEXTS,
     **STORAGE_TEXTS,
+    **REASON_TEXTS,
 }
 
 

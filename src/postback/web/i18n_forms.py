@@ -63,9 +63,9 @@ FORM_TEXTS: dict[str, tuple[str, str]] = {
         "El límite de envío es un número entero de mensajes por segundo.",
         "O limite de envio é um número inteiro de mensagens por segundo.",
     ),
-    "Name the product (channel) this endpoint is for.": (
-        "Indica el producto (canal) de este endpoint.",
-        "Informe o produto (canal) deste endpoint.",
+    "Name the product this endpoint is for.": (
+        "Indica el producto de este endpoint.",
+        "Informe o produto deste endpoint.",
     ),
     "Write one header a line, as Name: value.": (
         "Escribe un encabezado por línea, como Nombre: valor.",
@@ -92,9 +92,13 @@ FORM_TEXTS: dict[str, tuple[str, str]] = {
         "Elige como máximo 1000 tipos de evento, cada uno con su nombre del catálogo.",
         "Escolha no máximo 1000 tipos de evento, cada um com o nome do catálogo.",
     ),
-    "Name the product (channel) with letters, digits, '-', '_' or '.'.": (
-        "Nombra el producto (canal) con letras, dígitos, '-', '_' o '.'.",
-        "Dê um nome ao produto (canal) com letras, dígitos, '-', '_' ou '.'.",
+    "Name the product with letters, digits, '-', '_' or '.'.": (
+        "Nombra el producto con letras, dígitos, '-', '_' o '.'.",
+        "Dê um nome ao produto com letras, dígitos, '-', '_' ou '.'.",
+    ),
+    "Name the channel with letters, digits, '-', '_' or '.'.": (
+        "Nombra el canal con letras, dígitos, '-', '_' o '.'.",
+        "Dê um nome ao canal com letras, dígitos, '-', '_' ou '.'.",
     ),
     "Text may not contain the NUL character.": (
         "El texto no puede contener el carácter NUL.",

@@ -60,7 +60,12 @@ PAGE_TEXTS: dict[str, tuple[str, str]] = {
     "Products": ("Productos", "Produtos"),
     "All products": ("Todos los productos", "Todos os produtos"),
     "One product": ("Un producto", "Um produto"),
-    "Product (channel)": ("Producto (canal)", "Produto (canal)"),
+    "The product's id as the platform's messages name it; they need not send channels.": (
+        "El id del producto tal como lo nombran los mensajes de la plataforma; no hace falta "
+        "que envíen canales.",
+        "O id do produto como as mensagens da plataforma o nomeiam; elas não precisam enviar "
+        "canais.",
+    ),
     "Rate limit": ("Límite de envío", "Limite de envio"),
     "Rate limit (messages per second, empty for none)": (
         "Límite de envío (mensajes por segundo, vacío para ninguno)",

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from postback.api.masking import shown_url
 from postback.store.errors import Conflict, NotFound
+from postback.web import describe
 from postback.web.embedding import Theme, keep_theme, theme_of
 from postback.web.i18n import LANGUAGES, pick_language, translator
 from postback.web.i18n_catalog import in_language
@@ -45,6 +46,14 @@ env.filters["when"] = _when
 # {{ event_type|described(lang) }}: its description in the reader's language, if written.
 env.filters["described"] = lambda et, lang: in_language(
     et.get("description") or "", et.get("descriptions"), lang
+)
+# What an endpoint gets and why it stopped, in the reader's words (web/describe.py).
+env.globals.update(
+    disabled_text=describe.disabled_text,
+    not_sent_text=describe.not_sent_text,
+    endpoint_summary=describe.endpoint_summary,
+    product_text=describe.product_text,
+    local_date=describe.local_date,
 )
 env.filters["pretty"] = _pretty
 # {{ url|shown_url(not writable) }}: a read-only viewer sees no userinfo credentials.

@@ -23,7 +23,8 @@ FIELD_MESSAGES = {
     "url": "Enter a full http:// or https:// URL.",
     "description": "The description is too long.",
     "eventTypes": "Choose at most 1000 event types, each named as in the catalog.",
-    "channels": "Name the product (channel) with letters, digits, '-', '_' or '.'.",
+    "channels": "Name the channel with letters, digits, '-', '_' or '.'.",
+    "product": "Name the product with letters, digits, '-', '_' or '.'.",
     "throttleRate": "The rate limit is a whole number of messages per second.",
     "maxInFlight": "Max in flight is a whole number from 1 to 10000.",
     "headers": "A header is not allowed: check its name and value.",
@@ -33,6 +34,7 @@ FIELD_MESSAGES = {
     "oauth": "The OAuth2 settings are not valid.",
     "name": "Name the event type with letters, digits, '-', '_' or '.', e.g. invoice.paid.",
     "schemas": "The schema is not a valid JSON Schema.",
+    "productPath": "Write the product's place as a dotted path, e.g. data.product.id.",
 }
 
 

@@ -15,10 +15,12 @@ from fastapi.responses import JSONResponse
 
 from postback import ids, operations
 from postback.api import views
+from postback.api.catalog_rules import check_known
 from postback.api.deps import (
     EndpointApp,
     PageDep,
     PrincipalDep,
+    SchemasDep,
     SettingsDep,
     StoreDep,
     app_id_in_path,
@@ -30,7 +32,7 @@ from postback.api.optins import RETURN_REPRESENTATION, prefers_representation
 from postback.api.routes import endpoint_credentials
 from postback.api.routing import Routes, SlashRouter
 from postback.api.tasks import run_in_background
-from postback.api.wire.background_tasks import RecoverIn, RecoverOut
+from postback.api.wire.background_tasks import RecoverIn, RecoverOut, ReplayIn, ReplayOut
 from postback.api.wire.common import SENSITIVE_HEADERS, ListResponse, check_headers
 from postback.api.wire.endpoints import (
     EndpointFields,
@@ -49,7 +51,9 @@ from postback.api.wire.messages import MessageOut
 from postback.config import Settings
 from postback.examples import NoSuchExample
 from postback.operations import UnknownEventType
+from postback.schemas import SchemaCatalog
 from postback.signing import generate_secret, public_secret
+from postback.store.core import OPERATIONAL_APP_ID
 from postback.store.errors import NotFound
 from postback.store.store import Store
 
@@ -59,10 +63,17 @@ async def _check_url(url: str | None, settings: Settings) -> None:
         await check_destination(url, settings)
 
 
-async def _check_fields(body: EndpointFields, settings: Settings) -> None:
+async def _check_fields(
+    body: EndpointFields, settings: Settings, catalog: SchemaCatalog, app_id: str
+) -> None:
     await _check_url(getattr(body, "url", None), settings)
     if body.oauth is not None:
         await check_token_url(body.oauth.token_url, settings)
+    # A strict catalog: a customer endpoint's filterTypes name event types of the catalog
+    # (the operator's endpoints name operational ones).
+    strict = settings.strict_catalog and app_id != OPERATIONAL_APP_ID
+    if strict and body.event_types:
+        await check_known(catalog, body.event_types, ["body", "filterTypes"], listed=True)
 
 
 def _credentials_as_sent(body: EndpointFields, values: dict) -> dict:
@@ -100,9 +111,9 @@ async def list_endpoints(app: EndpointApp, store: StoreDep, page: PageDep) -> di
 
 @shared.post("/", response_model=EndpointOut, status_code=201)
 async def create_endpoint(
-    app: EndpointApp, body: EndpointIn, store: StoreDep, settings: SettingsDep
+    app: EndpointApp, body: EndpointIn, store: StoreDep, settings: SettingsDep, schemas: SchemasDep
 ) -> EndpointOut:
-    await _check_fields(body, settings)
+    await _check_fields(body, settings, schemas, app["id"])
     await _check_room(store, settings, app["id"])
     values = body.model_dump()
     values["secret"] = values["secret"] or generate_secret()
@@ -125,9 +136,10 @@ async def upsert_endpoint(
     body: EndpointPatch,
     store: StoreDep,
     settings: SettingsDep,
+    schemas: SchemasDep,
     response: Response,
 ) -> EndpointOut:
-    await _check_fields(body, settings)
+    await _check_fields(body, settings, schemas, app["id"])
     values = _credentials_as_sent(body, body.model_dump(exclude={"url"}))
     if body.url is not None:
         values["url"] = body.url
@@ -151,9 +163,14 @@ async def upsert_endpoint(
 
 @shared.patch("/{endpoint_id}", response_model=EndpointOut)
 async def patch_endpoint(
-    app: EndpointApp, endpoint_id: str, body: EndpointPatch, store: StoreDep, settings: SettingsDep
+    app: EndpointApp,
+    endpoint_id: str,
+    body: EndpointPatch,
+    store: StoreDep,
+    settings: SettingsDep,
+    schemas: SchemasDep,
 ) -> EndpointOut:
-    await _check_fields(body, settings)
+    await _check_fields(body, settings, schemas, app["id"])
     values = body.model_dump(include=body.model_fields_set)
     for required in ("url", "disabled", "description", "metadata"):
         if required in values and values[required] is None:
@@ -294,6 +311,19 @@ async def recover_failed_webhooks(
     task = await store.start_recover(app["id"], endpoint_id, body.since, body.until)
     run_in_background(request, store.run_recover(task["id"]))
     return RecoverOut.model_validate(task)
+
+
+@router.post("/{endpoint_id}/replay-missing", response_model=ReplayOut, status_code=202)
+async def replay_missing_webhooks(
+    app: EndpointApp, endpoint_id: str, body: ReplayIn, store: StoreDep, request: Request
+) -> ReplayOut:
+    """Send this endpoint every message since ``since`` (and before ``until``) that it never
+    got, as it would route them now (subscriptions, product, payload filter); messages it
+    already has are not sent again. Runs in the background: ``data.messagesSent`` at
+    /api/v1/background-task/{id}."""
+    task = await store.start_replay(app["id"], endpoint_id, body.since, body.until)
+    run_in_background(request, store.run_replay(task["id"]))
+    return ReplayOut.model_validate(task)
 
 
 @router.get("/{endpoint_id}/stats", response_model=EndpointStats)

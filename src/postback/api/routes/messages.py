@@ -9,6 +9,7 @@ from fastapi import Query, Request, Response
 
 from postback import metrics, tracing
 from postback.api import errors, views
+from postback.api.catalog_rules import EVENT_ID_CONFLICT, check_known, product_of, same_message
 from postback.api.deps import (
     AppDep,
     NewestFirstDep,
@@ -91,6 +92,8 @@ async def _accept_message(
     with_content: bool,
     span: Any,
 ) -> Response:
+    if settings.strict_catalog:
+        await check_known(schemas, [body.event_type], ["body", "eventType"], listed=False)
     found = await schemas.check(body.event_type, body.payload)
     if found:
         return payload_violations(found)
@@ -106,6 +109,7 @@ async def _accept_message(
         values["retention_seconds"] = body.payload_retention_period * 86400
     # Its attempts are traced under this (the ingest span, or the caller's traceparent).
     values["trace_context"] = tracing.stored_context(span, request.headers.get("traceparent"))
+    values["product"] = await product_of(schemas, body.event_type, body.payload)
     try:  # the application is looked up in the message's own transaction
         row, created = await store.create_message(app_id, values, app_ref=True)
     except NotFound:
@@ -118,11 +122,18 @@ async def _accept_message(
     if created:
         metrics.message_accepted()
     tracing.annotate_ingest(span, row, created)
-    if not created and not returns_existing(request):
+    # A reused eventId with another event type or payload is said so (a header); a strict
+    # catalog refuses it even when the existing message is asked for.
+    conflict = not created and same_message(row, body.event_type, body.payload) is False
+    flagged = {EVENT_ID_CONFLICT: "true"} if conflict else {}
+    if not created and (not returns_existing(request) or (conflict and settings.strict_catalog)):
         # Svix: "If a message with the same eventId already exists ... a 409 conflict".
-        return errors.error(
-            409, f"a message with eventId {body.event_id!r} already exists ({row['id']})"
+        other = " with another event type or payload" if conflict else ""
+        answer = errors.error(
+            409, f"a message with eventId {body.event_id!r} already exists{other} ({row['id']})"
         )
+        answer.headers.update(flagged)
+        return answer
     remember_message(request.scope, row["app_id"], row["id"], with_content)
     # 200 (asked for): the eventId was seen before and nothing new was queued. The body is
     # written straight from the stored payload bytes (the documented MessageOut, byte for byte).
@@ -130,6 +141,7 @@ async def _accept_message(
         views.message_json(row, with_content=with_content),
         status_code=202 if created else 200,
         media_type="application/json",
+        headers=flagged,
     )
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from postback.api.wire.common import Wire
 from postback.api.wire.endpoints import EndpointOut
@@ -29,8 +30,11 @@ class MessageEndpointOut(EndpointOut):
     status: int
     status_text: str
     next_attempt: datetime | None
-    # Why it was not sent there (its payload filter did not match).
+    # postback's own: why it was not sent there (status 4, canceled), as a sentence and as
+    # a code with its values: event_type, channel, product, filter, disabled,
+    # created_after, changed_since (postback/reasons.py). Null when it was sent.
     note: str | None = None
+    reason: dict[str, Any] | None = None
 
 
 class EndpointMessageOut(MessageOut):

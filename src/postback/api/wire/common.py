@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from postback.filters import RuleError, check_filter, check_projection
+from postback.filters import RuleError, check_filter, check_path, check_projection
 from postback.signing import decode_signing_key
 
 NAME_RE = r"^[a-zA-Z0-9\-_.]+$"
@@ -131,6 +131,10 @@ def _rule(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return validate
 
 
+# A dotted path into a payload, as filters write it (data.product.id).
+PayloadPath = Annotated[str, AfterValidator(_rule(check_path))]
+# A product id, as an endpoint is limited to one and as messages name it.
+Product = Annotated[str, Field(min_length=1, max_length=128, pattern=NAME_RE)]
 PayloadFilter = Annotated[dict[str, Any], AfterValidator(_rule(check_filter))]
 Projection = Annotated[dict[str, Any], AfterValidator(_rule(check_projection))]
 

@@ -15,6 +15,7 @@ from postback.api.wire.common import (
     Metadata,
     Name,
     PayloadFilter,
+    Product,
     Projection,
     Rate,
     Secret,
@@ -35,6 +36,9 @@ class EndpointFields(Wire):
     disabled: bool | None = None
     event_types: EventTypes | None = Field(None, validation_alias=_EVENT_TYPES)
     channels: Channels | None = None
+    # postback's own: the one product it is for, matched with the product a message names
+    # in its payload (its event type's productPath) or among its channels.
+    product: Product | None = None
     metadata: Metadata | None = None
     # postback's own: which messages it gets, and which of their fields (postback.filters).
     payload_filter: PayloadFilter | None = Field(None, alias="filter")
@@ -81,8 +85,14 @@ class EndpointOut(Wire):
     metadata: dict[str, str]
     created_at: datetime
     updated_at: datetime
-    # postback's own: why and when the endpoint stopped (auto-disable or a request).
+    # The names the svix SDKs 1.x read for eventTypes and throttleRate: both are sent.
+    filter_types: list[str] | None = None
+    rate_limit: int | None = None
+    product: str | None = None
+    # postback's own: why and when the endpoint stopped (auto-disable or a request): a
+    # sentence, and the same as a code with its values (disabledCause, postback/reasons.py).
     disabled_reason: str | None = None
+    disabled_cause: dict[str, Any] | None = None
     disabled_at: datetime | None = None
     payload_filter: dict[str, Any] | None = Field(None, alias="filter")
     projection: dict[str, Any] | None = None

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
-from postback.api.wire.common import NAME_RE, Name, Wire
+from postback.api.wire.common import NAME_RE, Name, PayloadPath, Wire
 from postback.schemas import SchemaError, check_schemas
 
 # A language tag (BCP 47's shape, as browsers send them): "es", "pt-BR", "zh-Hant-TW".
@@ -29,6 +29,9 @@ class EventTypeBase(Wire):
     # postback's own: check message payloads against the newest schema (None: the
     # server's POSTBACK_VALIDATE_PAYLOADS).
     validate_payloads: bool | None = None
+    # postback's own: where this event type's payloads name the product (a dotted path such
+    # as data.product.id); endpoints for one product get the messages naming it there.
+    product_path: PayloadPath | None = None
 
     @field_validator("schemas")
     @classmethod
@@ -57,3 +60,4 @@ class EventTypeOut(Wire):
     created_at: datetime
     updated_at: datetime
     validate_payloads: bool | None = None
+    product_path: str | None = None

@@ -35,7 +35,7 @@ Row = dict[str, Any]
 # standard library's json) per endpoint and column, a cost that grows with the fan-out
 # (docs/performance.md).
 _ROUTING = """
-SELECT a.id AS app_id, a.uid, e.id,
+SELECT a.id AS app_id, a.uid, e.id, e.product,
        NULLIF(e.event_types, 'null') AS event_types, NULLIF(e.channels, 'null') AS channels,
        NULLIF(e.payload_filter, 'null') AS payload_filter,
        NULLIF(e.projection, 'null') AS projection
@@ -53,11 +53,11 @@ WITH lk AS MATERIALIZED (SELECT {REGISTER_FEED_WRITER}),
 xid AS MATERIALIZED (SELECT pg_current_xact_id()::text::bigint AS tx FROM lk),
 m AS (
     INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags,
-                          created_at, deliver_at, expunge_at, trace_context, tx)
+                          created_at, deliver_at, expunge_at, trace_context, product, tx)
     SELECT u.*, xid.tx
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[],
                 $6::jsonb[], $7::jsonb[], $8::timestamptz[], $9::timestamptz[],
-                $10::timestamptz[], $13::text[]) AS u
+                $10::timestamptz[], $13::text[], $14::text[]) AS u
     CROSS JOIN xid
     ON CONFLICT (app_id, event_id) DO NOTHING
     RETURNING id
@@ -167,6 +167,7 @@ async def _write(engine: AsyncEngine, items: list[tuple[Row, bool]]) -> Written:
             ).decode(),
             [d["payload"] for d, _ in deliveries],  # projected bodies: bytes, beside
             [m.get("trace_context") for m in msgs],
+            [m.get("product") for m in msgs],
         )
     inserted = set(done["inserted"])
     for n, (row, _) in enumerate(items):

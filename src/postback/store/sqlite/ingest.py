@@ -33,11 +33,11 @@ _EVENT_USED = "SELECT 1 FROM messages WHERE app_id = ? AND event_id = ?"
 _NEXT_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM messages"  # ix_messages_seq: one index probe
 _INSERT_MESSAGE = (
     "INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags,"
-    " created_at, deliver_at, expunge_at, seq, trace_context)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " created_at, deliver_at, expunge_at, seq, trace_context, product)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LIVE_ENDPOINTS = (  # NULLIF: an unset JSON column holds JSON null (see pg/ingest.py)
-    "SELECT id, NULLIF(event_types, 'null'), NULLIF(channels, 'null'),"
+    "SELECT id, product, NULLIF(event_types, 'null'), NULLIF(channels, 'null'),"
     " NULLIF(payload_filter, 'null'), NULLIF(projection, 'null')"
     " FROM endpoints WHERE app_id = ? AND disabled = 0"
 )
@@ -112,6 +112,7 @@ def _write_one(
             stamp(row["expunge_at"]),
             seq,
             row.get("trace_context"),
+            row.get("product"),
         ),
     )
     live = [RoutedEndpoint(*e) for e in cur.execute(_LIVE_ENDPOINTS, (app_id,))]

@@ -1,0 +1,64 @@
+"""What the event catalog decides at the edge: the strict catalog (POSTBACK_STRICT_CATALOG:
+an event type that is not in it is a 422 naming the closest one), the product a message
+names (its event type's productPath), and whether a reused eventId came with another
+message."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from postback.api.errors import FieldError
+from postback.domain import decode_json
+from postback.filters import lookup_path
+from postback.schemas import SchemaCatalog
+
+# Sent with the answer to a reused eventId whose event type or payload differ from the
+# message first sent with it (docs/svix-compatibility.md).
+EVENT_ID_CONFLICT = "postback-event-id-conflict"
+
+
+def unknown_type(name: str, known: Collection[str]) -> str | None:
+    """Why ``name`` is refused by a strict catalog, or None if it is in it."""
+    if name in known:
+        return None
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    if close:
+        return f"unknown event type {name!r}; did you mean {close[0]!r}?"
+    return f"unknown event type {name!r}: the catalog has no such event type"
+
+
+async def check_known(
+    catalog: SchemaCatalog, names: Iterable[str], loc: list[str | int], *, listed: bool
+) -> None:
+    """422 for the first name the catalog does not have (``listed``: ``names`` is the list
+    at ``loc``, so the index is part of the place)."""
+    known = await catalog.names()
+    for i, name in enumerate(names):
+        problem = unknown_type(name, known)
+        if problem:
+            raise FieldError([*loc, i] if listed else loc, problem)
+
+
+async def product_of(catalog: SchemaCatalog, event_type: str, payload: Any) -> str | None:
+    """The product a message names: the value at its event type's productPath, if that is
+    a string or a whole number."""
+    path = await catalog.product_path(event_type)
+    if path is None:
+        return None
+    value = lookup_path(payload, path)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value)
+    return text if 0 < len(text) <= 128 else None
+
+
+def same_message(row: dict[str, Any], event_type: str, payload: Any) -> bool | None:
+    """Whether the stored message of a reused eventId is the one sent again (None: its
+    payload is no longer kept, so nobody can tell)."""
+    if row["event_type"] != event_type:
+        return False
+    if not row.get("payload"):
+        return None
+    return bool(decode_json(row["payload"]) == payload)
