@@ -46,5 +46,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("housekeeping")
-    with op.batch_alter_table("applications") as batch:
-        batch.drop_column("retention_period")
+    # ALTER TABLE … DROP COLUMN in place (SQLite 3.35+), not batch mode's copy of the table:
+    # dropping the old ``applications`` would cascade to every endpoint and message.
+    op.drop_column("applications", "retention_period")
