@@ -150,8 +150,9 @@ class UsageMixin(StoreCore):
 
     async def start_app_stats(
         self, since: datetime, until: datetime, app_refs: Sequence[str] | None
-    ) -> tuple[Row, list[str]]:
-        """Record an application-usage task; returns it and the ids or uids not found."""
+    ) -> tuple[Row | None, list[str]]:
+        """Record an application-usage task; returns it and the ids or uids not found (no
+        task, when ids were given and none is an application)."""
         a = t.applications.c
         resolved: list[Row] = []
         unresolved: list[str] = []
@@ -168,6 +169,8 @@ class UsageMixin(StoreCore):
                     unresolved.append(ref)
                 else:
                     resolved.append({"appId": found.id, "appUid": found.uid})
+        if app_refs and not resolved:
+            return None, unresolved
         data = {
             "since": since.isoformat(),
             "until": until.isoformat(),
