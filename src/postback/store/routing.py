@@ -30,18 +30,22 @@ class Routable(Protocol):
     channels: Any
     payload_filter: Any
     projection: Any
+    ordered: bool
 
 
 class RoutedEndpoint:
     """An endpoint as the batch writers read it from a driver's row: its id and routing
-    columns, JSON given as text (decoded here) or already decoded."""
+    columns, JSON given as text (decoded here) or already decoded, and whether it is
+    ordered."""
 
-    __slots__ = ("channels", "event_types", "id", "payload_filter", "projection")
+    __slots__ = ("channels", "event_types", "id", "ordered", "payload_filter", "projection")
 
     def __init__(self, ep_id: str, *routing: Any) -> None:
         self.id = ep_id
+        *rules, ordered = routing
+        self.ordered = bool(ordered)
         self.event_types, self.channels, self.payload_filter, self.projection = (
-            json.loads(v) if isinstance(v, str) else v for v in routing
+            json.loads(v) if isinstance(v, str) else v for v in rules
         )
 
 
@@ -49,7 +53,8 @@ def route(row: Row, endpoints: Iterable[Routable], *, everyone: bool = False) ->
     """One delivery per endpoint that wants the message (``everyone``: each endpoint
     given, whatever its subscriptions and filter). An endpoint whose payload filter says no
     gets a canceled delivery that says why (the message's destinations show it); one with
-    a projection gets its own body."""
+    a projection gets its own body; one that is ordered, the message's ordering key ('' for
+    none) and place (its ``seq``, when the caller knows it)."""
     now, deliver_at = row["created_at"], row["deliver_at"]
     due = deliver_at if deliver_at and deliver_at > now else now
     deliveries, doc = [], _UNPARSED
@@ -59,6 +64,9 @@ def route(row: Row, endpoints: Iterable[Routable], *, everyone: bool = False) ->
         ):
             continue
         delivery = new_delivery(row["id"], ep.id, row["app_id"], due, now)
+        if ep.ordered:
+            delivery["ordering_key"] = row.get("ordering_key") or ""
+            delivery["seq"] = row.get("seq")
         if ep.payload_filter or ep.projection:
             if doc is _UNPARSED:
                 doc = decode_json(row["payload"]) if row["payload"] else {}
@@ -91,6 +99,8 @@ def new_delivery(msg_id: str, ep_id: str, app_id: str, due: datetime, now: datet
         "lease": None,
         "payload": None,
         "note": None,
+        "ordering_key": None,
+        "seq": None,
         "created_at": now,
         "updated_at": now,
     }

@@ -132,6 +132,7 @@ async def upsert_endpoint(
     if body.url is not None:
         values["url"] = body.url
     values["disabled"] = bool(values["disabled"])
+    values["ordered"] = bool(values["ordered"])
     values["description"] = values["description"] or ""
     values["metadata"] = values["metadata"] or {}
     if values["uid"] is None and not ids.has_prefix(endpoint_id, ids.ENDPOINT):
@@ -155,7 +156,7 @@ async def patch_endpoint(
 ) -> EndpointOut:
     await _check_fields(body, settings)
     values = body.model_dump(include=body.model_fields_set)
-    for required in ("url", "disabled", "description", "metadata"):
+    for required in ("url", "disabled", "ordered", "description", "metadata"):
         if required in values and values[required] is None:
             del values[required]
     return views.endpoint(await store.update_endpoint(app["id"], endpoint_id, values))
