@@ -8,15 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import orjson
 import pytest
-from aiohttp import web
 
-from tests.support.receivers import Behaviour, Receiver
+from tests.support.ordering import EXPECTED, RETRIES, KeyedReceiver, call, check_order, send_keyed
+from tests.support.receivers import Receiver
 from tests.support.server import ServerHandle
-
-# Five attempts in all, half a second apart: the first message of key A needs four.
-RETRIES = (0.5, 0.5, 0.5, 0.5)
 
 
 @pytest.fixture
@@ -26,10 +22,7 @@ def receiver() -> Any:
 
 
 def _call(server: ServerHandle, method: str, path: str, body: Any = None) -> httpx.Response:
-    headers = {"authorization": f"Bearer {server.token}"}
-    return httpx.request(
-        method, f"{server.url}/api/v1{path}", json=body, headers=headers, timeout=20
-    )
+    return call(server.url, server.token, method, path, body)
 
 
 def _app(server: ServerHandle) -> str:
@@ -76,43 +69,15 @@ def test_an_ordering_key_is_kept_and_one_over_256_characters_is_refused(
     assert refused.json()["detail"][0]["loc"] == ["body", "orderingKey"]
 
 
-def _first_of_a_fails_three_times() -> Behaviour:
-    failures = [0]
-
-    async def respond(request: web.Request, _: int) -> web.StreamResponse:
-        if orjson.loads(await request.read())["n"] == "A1" and failures[0] < 3:
-            failures[0] += 1
-            return web.Response(status=500, text="not yet")
-        return web.Response(text="ok")
-
-    return respond
-
-
-def send_keyed(server: ServerHandle, app: str) -> None:
-    """Five messages of key A and five of key B, interleaved, in this order."""
-    for n in range(1, 6):
-        for key in ("A", "B"):
-            body = {"eventType": "invoice.paid", "payload": {"n": f"{key}{n}"}, "orderingKey": key}
-            assert _call(server, "POST", f"/app/{app}/msg", body).status_code == 202
-
-
-def check_order(got: list[bytes]) -> None:
-    """Key A strictly in order (its first four times: three failures, then the success),
-    and key B all delivered before A's first message got through."""
-    seen = [orjson.loads(b)["n"] for b in got]
-    assert [n for n in seen if n.startswith("A")] == ["A1"] * 4 + ["A2", "A3", "A4", "A5"]
-    assert [n for n in seen if n.startswith("B")] == ["B1", "B2", "B3", "B4", "B5"]
-    a1_done = len(seen) - seen[::-1].index("A1") - 1
-    assert seen.index("B5") < a1_done  # B did not wait behind A's stuck head
-
-
 def test_a_failing_head_holds_its_key_in_order_and_not_the_others(
     make_server: Any, receiver: Receiver
 ) -> None:
     server = make_server(retry_schedule=RETRIES)
-    url = receiver.route("/ordered", _first_of_a_fails_three_times())
+    keyed = KeyedReceiver()
+    url = receiver.route("/ordered", keyed.behaviour())
     app = _app(server)
     made = _call(server, "POST", f"/app/{app}/endpoint", {"url": url, "ordered": True})
     assert made.status_code == 201
-    send_keyed(server, app)
-    check_order([r.body for r in receiver.wait_for(13, "/ordered")])
+    send_keyed(server.url, server.token, app)
+    check_order([r.body for r in receiver.wait_for(EXPECTED, "/ordered")])
+    assert keyed.overlaps == []  # one request per key at a time
