@@ -8,10 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.support.ordering import EXPECTED, RETRIES, KeyedReceiver, call, check_order, send_keyed
-from tests.support.receivers import Receiver
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, fail
 from tests.support.server import ServerHandle
 
 
@@ -81,3 +83,48 @@ def test_a_failing_head_holds_its_key_in_order_and_not_the_others(
     send_keyed(server.url, server.token, app)
     check_order([r.body for r in receiver.wait_for(EXPECTED, "/ordered")])
     assert keyed.overlaps == []  # one request per key at a time
+
+
+def test_a_stuck_head_is_listed_retried_now_and_skipped(
+    make_server: Any, receiver: Receiver
+) -> None:
+    # A long retry schedule: without a retry-now the head would not go again for a minute.
+    server = make_server(retry_schedule=(60, 60))
+    url = receiver.route("/stuck", fail())
+    app = _app(server)
+    ep = _call(server, "POST", f"/app/{app}/endpoint", {"url": url, "ordered": True}).json()["id"]
+    base = f"/app/{app}/endpoint/{ep}/ordering"
+    first, _second = (
+        _call(server, "POST", f"/app/{app}/msg", {"eventType": "a", "payload": {"n": n}}).json()
+        for n in (1, 2)
+    )
+    receiver.wait_for(1, "/stuck")
+
+    def head_attempts(count: int) -> dict[str, Any] | None:
+        (head,) = _call(server, "GET", base).json()["data"]
+        return head if head["attempts"] == count else None
+
+    head = eventually(lambda: head_attempts(1), 10)
+    assert (head["msgId"], head["orderingKey"], head["statusText"]) == (
+        first["id"],
+        None,
+        "pending",
+    )
+    retried = _call(server, "POST", f"{base}/retry", {})
+    assert retried.status_code == 200, retried.text
+    receiver.wait_for(2, "/stuck")  # sent again now, not in a minute
+    eventually(lambda: head_attempts(2), 10)
+    assert [orjson.loads(r.body)["n"] for r in receiver.received("/stuck")] == [1, 1]
+    skipped = _call(server, "POST", f"{base}/skip", {})
+    assert skipped.status_code == 200, skipped.text
+    assert skipped.json()["note"].startswith("skipped by operator token ")
+    got = receiver.wait_for(3, "/stuck")  # the next message is the head now
+    assert orjson.loads(got[2].body)["n"] == 2
+    dests = _call(server, "GET", f"/app/{app}/msg/{first['id']}/endpoint").json()["data"]
+    assert dests[0]["note"] == skipped.json()["note"]  # recorded: who and when
+    assert dests[0]["statusText"] == "canceled"
+    nothing = _call(server, "POST", f"{base}/skip", {"orderingKey": "other"})
+    assert nothing.status_code == 404
+    plain = _call(server, "POST", f"/app/{app}/endpoint", {"url": url}).json()["id"]
+    refused = _call(server, "POST", f"/app/{app}/endpoint/{plain}/ordering/skip", {})
+    assert refused.status_code == 409

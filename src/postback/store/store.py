@@ -30,6 +30,7 @@ from postback.store.operational import (
     OPERATIONAL_APP_ID,
     OperationalMixin,
 )
+from postback.store.ordering import OrderingMixin
 from postback.store.pages import Page, PageOut, page_out, paged
 from postback.store.queue import QueueMixin
 from postback.store.ratelimit import RateLimitMixin
@@ -55,6 +56,7 @@ class Store(
     DashboardMixin,
     MetricsQueriesMixin,
     CredentialsMixin,
+    OrderingMixin,
 ):
     """The one interface to the database; api/, web/, cli and the worker call only this.
 

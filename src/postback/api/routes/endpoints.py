@@ -27,7 +27,7 @@ from postback.api.endpoint_rules import check_destination, check_token_url, no_r
 from postback.api.errors import FieldError
 from postback.api.idempotency import remember_message
 from postback.api.optins import RETURN_REPRESENTATION, prefers_representation
-from postback.api.routes import endpoint_credentials
+from postback.api.routes import endpoint_credentials, endpoint_ordering
 from postback.api.routing import Routes, SlashRouter
 from postback.api.tasks import run_in_background
 from postback.api.wire.background_tasks import RecoverIn, RecoverOut
@@ -245,6 +245,7 @@ async def patch_endpoint_headers(
 def _with_shared(router: SlashRouter) -> SlashRouter:
     shared.add_to(router)
     endpoint_credentials.routes.add_to(router)
+    endpoint_ordering.routes.add_to(router)
     return router
 
 
