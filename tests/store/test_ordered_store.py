@@ -2,7 +2,7 @@
 PostgreSQL: an ordered endpoint's claim takes only each ordering key's head, a head that
 is retrying, parked or in flight holds its key back, a finished one (success, failed for
 good) releases the next, different keys go out side by side, and unordered endpoints
-claim as before."""
+claim as before; a head may be listed, retried now and skipped, but not while in flight."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from postback.domain import AttemptResult, ClaimedDelivery, RetrySchedule, utcnow
+from postback.domain import AttemptResult, ClaimedDelivery, MessageStatus, RetrySchedule, utcnow
 from postback.signing import generate_secret
 from postback.store import schema as t
+from postback.store.errors import Conflict, NotFound
 from postback.store.store import Store
 
 NOW = utcnow().replace(microsecond=0)
@@ -143,3 +144,36 @@ async def test_a_resent_message_joins_the_back_of_its_key(
     await _record(store, [nxt], 200)
     (last,) = await _claim(store)
     assert last.msg_id == old
+
+
+async def test_a_head_in_flight_is_neither_skipped_nor_retried_and_a_skip_is_recorded(
+    store: Store, clock: list[datetime]
+) -> None:
+    app_id, ep_id = await _endpoint(store)
+    first = await _send(store, app_id, "1", "k")
+    second = await _send(store, app_id, "2", "k")
+    (head,) = await _claim(store)
+    for act in (
+        store.skip_head(app_id, ep_id, "k", "operator"),
+        store.retry_head(app_id, ep_id, "k"),
+    ):
+        with pytest.raises(Conflict):
+            await act
+    await _record(store, [head], 500)  # retrying in 5 s: now it may be acted on
+    (listed,) = await store.ordering_heads(app_id, ep_id)
+    assert (listed["msg_id"], listed["attempt_count"]) == (first, 1)
+    retried = await store.retry_head(app_id, ep_id, "k")
+    assert retried["next_attempt_at"] == NOW
+    skipped = await store.skip_head(app_id, ep_id, "k", "operator token tok_1")
+    assert skipped["note"] == f"skipped by operator token tok_1 at {NOW.isoformat()}"
+    (nxt,) = await _claim(store)
+    assert nxt.msg_id == second  # the skipped head released its key
+    d = t.deliveries.c
+    async with store.engine.connect() as conn:
+        status = await conn.scalar(sa.select(d.status).where(d.msg_id == first))
+    assert status == MessageStatus.CANCELED
+    with pytest.raises(NotFound):
+        await store.skip_head(app_id, ep_id, "nothing-here", "operator")
+    await store.update_endpoint(app_id, ep_id, {"disabled": True})
+    with pytest.raises(Conflict):
+        await store.retry_head(app_id, ep_id, "k")
