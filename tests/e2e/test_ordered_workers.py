@@ -36,6 +36,16 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
+def _queue_keyed(url: str, api: Proc, hook: str) -> None:
+    """Once the API answers: an application, an ordered endpoint at ``hook``, and the
+    keyed messages queued for it."""
+    wait_healthy(url, api)
+    app = call(url, TOKEN, "POST", "/app", {"name": "billing"}).json()["id"]
+    made = call(url, TOKEN, "POST", f"/app/{app}/endpoint", {"url": hook, "ordered": True})
+    assert made.status_code == 201
+    send_keyed(url, TOKEN, app)
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_two_workers_keep_each_keys_order(
     database_url: str, tmp_path: Path, receiver: Receiver
@@ -54,11 +64,7 @@ def test_two_workers_keep_each_keys_order(
     api = Proc(["api"], env, tmp_path)
     workers: list[Proc] = []
     try:
-        wait_healthy(url, api)
-        app = call(url, TOKEN, "POST", "/app", {"name": "billing"}).json()["id"]
-        made = call(url, TOKEN, "POST", f"/app/{app}/endpoint", {"url": hook, "ordered": True})
-        assert made.status_code == 201
-        send_keyed(url, TOKEN, app)  # queued before the workers start: both find work
+        _queue_keyed(url, api, hook)  # queued before the workers start: both find work
         workers = [Proc(["worker"], env, tmp_path) for _ in range(2)]
         check_order([r.body for r in receiver.wait_for(EXPECTED, "/ordered", timeout=60)])
         assert keyed.overlaps == []  # never two requests of one key at once
@@ -98,11 +104,7 @@ def test_a_worker_killed_mid_key_keeps_the_order(
     api = Proc(["api"], env, tmp_path)
     workers: list[Proc] = []
     try:
-        wait_healthy(url, api)
-        app = call(url, TOKEN, "POST", "/app", {"name": "billing"}).json()["id"]
-        made = call(url, TOKEN, "POST", f"/app/{app}/endpoint", {"url": hook, "ordered": True})
-        assert made.status_code == 201
-        send_keyed(url, TOKEN, app)
+        _queue_keyed(url, api, hook)
         workers.append(Proc(["worker"], env, tmp_path))
         eventually(lambda: "A1" in seen, 30)
         workers[0].popen.kill()  # SIGKILL while A1 is out: its claim is simply left
