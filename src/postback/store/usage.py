@@ -107,6 +107,7 @@ class UsageMixin(StoreCore):
                     _e.channels,
                     _e.payload_filter,
                     _e.projection,
+                    _e.ordered,
                     _e.disabled,
                 ).where(_e.id == ep_id)
             )
