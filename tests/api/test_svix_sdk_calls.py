@@ -126,3 +126,20 @@ def test_calls_not_supported_answer_404_in_svix_error_shape(server: ServerHandle
         answer = httpx.request(method, server.url + path, headers=auth, json={}, timeout=10)
         assert answer.status_code == 404, path
         assert set(answer.json()) == {"code", "detail"} and answer.json()["code"] == "not_found"
+
+
+def test_usage_statistics_of_no_known_application_are_a_422_and_start_no_task(
+    server: ServerHandle,
+) -> None:
+    auth = {"authorization": f"Bearer {server.token}"}
+    now = utcnow()
+    body = {
+        "since": (now - timedelta(days=1)).isoformat(),
+        "until": now.isoformat(),
+        "appIds": ["app_nobody", "no-such-uid"],
+    }
+    r = httpx.post(f"{server.url}/api/v1/stats/usage/app", json=body, headers=auth)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "appIds"]
+    tasks = httpx.get(f"{server.url}/api/v1/background-task", headers=auth).json()["data"]
+    assert tasks == []

@@ -323,3 +323,12 @@ def test_recover_without_waiting_then_task_get_and_list(
     receiver.wait_for(1, path)
     missing = pb(server, "task", "get", "qtask_nope")
     assert missing.returncode == 1 and "(404)" in missing.stderr
+
+
+def test_endpoint_ordered_and_send_with_an_ordering_key(server: ServerHandle, app_id: str) -> None:
+    made = ok_json(server, "endpoint", "create", app_id, "http://127.0.0.1:9/o", "--ordered")
+    assert made["ordered"] is True
+    off = ok_json(server, "endpoint", "update", app_id, made["id"], "--unordered")
+    assert off["ordered"] is False
+    sent = ok_json(server, "send", app_id, "invoice.paid", "{}", "--ordering-key", "sub_1")
+    assert sent["orderingKey"] == "sub_1"

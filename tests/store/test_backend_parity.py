@@ -166,12 +166,14 @@ async def test_the_batch_writer_writes_what_the_general_path_writes(store: Store
     """Backend.write_messages against messages.py's general path, on each database."""
     store.clock = lambda: NOW
     app = await store.create_app({"name": "a"})
-    for uid, extra in {"a": {}, "b": {"projection": {"include": ["/a"]}}}.items():
+    endpoints = {"a": {}, "b": {"projection": {"include": ["/a"]}}, "c": {"ordered": True}}
+    for uid, extra in endpoints.items():
         await store.create_endpoint(
             app["id"], {"url": f"http://127.0.0.1:9/{uid}", "secret": SECRET, "uid": uid} | extra
         )
     values = {
         "event_type": "invoice.paid",
+        "ordering_key": "sub_1",
         "event_id": "fast",
         "payload": b'{"a":1,"b":"\xc3\xa9"}',
         "channels": ["eu"],
@@ -183,7 +185,7 @@ async def test_the_batch_writer_writes_what_the_general_path_writes(store: Store
     assert created
     slow = fast | {"id": ids.new_id(ids.MESSAGE), "event_id": "slow"}
     async with store.engine.begin() as conn:
-        assert await store._insert_message(conn, slow) == 2
+        assert await store._insert_message(conn, slow) == 3
     labels = {fast["id"]: "msg", slow["id"]: "msg"}
     messages = await _rows(store, t.messages, labels)
     for m in messages:
@@ -192,9 +194,17 @@ async def test_the_batch_writer_writes_what_the_general_path_writes(store: Store
     deliveries = await _rows(store, t.deliveries, labels)
     for d in deliveries:
         d.pop("id")
-    assert len(deliveries) == 4
+    assert len(deliveries) == 6
     assert deliveries[0::2] == deliveries[1::2]  # sorted: each fast row beside its twin
     assert {d["payload"] for d in deliveries} == {None, b'{"a":1}'}
+    assert sorted(str(d["ordering_key"]) for d in deliveries) == ["None"] * 4 + ["sub_1"] * 2
+    # Both paths place an ordered delivery at its message's seq (_rows leaves seq out).
+    d, m = t.deliveries.c, t.messages.c
+    async with store.engine.connect() as conn:
+        placed = await conn.execute(
+            sa.select(d.seq, m.seq).join(t.messages, m.id == d.msg_id).where(d.seq.is_not(None))
+        )
+        assert sorted((a == b, a is not None) for a, b in placed) == [(True, True)] * 2
 
 
 async def test_plain_successes_record_what_the_general_path_records(store: Store) -> None:

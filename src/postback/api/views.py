@@ -69,6 +69,7 @@ def message(row: Row, *, with_content: bool = True) -> MessageOut:
         tags=row["tags"],
         timestamp=row["created_at"],
         deliver_at=row["deliver_at"],
+        ordering_key=row.get("ordering_key"),
     )
 
 
@@ -86,6 +87,7 @@ def message_json(row: Row, *, with_content: bool = True) -> bytes:
             "tags": row["tags"],
             "timestamp": row["created_at"],
             "deliverAt": row["deliver_at"],
+            "orderingKey": row.get("ordering_key"),
         },
         option=orjson.OPT_UTC_Z,
     )

@@ -5,6 +5,7 @@
 - applications.py, event_types.py, endpoints.py, endpoint_tools.py: the resources, over the
   HTTP API (client.py, a small urllib client; common.py: options, errors, tables and JSON)
 - operational.py: the same endpoint commands for the operator's operational webhooks
+- tasks.py: an ordered endpoint's key heads, replay-missing, the usage statistics
 - messages.py, attempts.py: sending, the message log, attempts, ``tail``
 - listen.py: ``listen``, a local receiver that verifies signatures
 - connection.py: ``health`` and ``logout``
@@ -27,6 +28,7 @@ from postback.cli import (
     messages,
     operational,
     server,
+    tasks,
 )
 from postback.cli.server import ensure_operator_token
 
@@ -45,6 +47,7 @@ app.add_typer(event_types.event_type_cli, name="event-type")
 app.add_typer(endpoints.endpoint_cli, name="endpoint")
 app.add_typer(operational.operational_cli, name="operational-endpoint")
 app.add_typer(endpoint_tools.task_cli, name="task")
+app.add_typer(tasks.stats_cli, name="stats")
 app.command()(messages.send)
 app.add_typer(messages.message_cli, name="message")
 app.command()(messages.events)

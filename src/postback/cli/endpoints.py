@@ -80,6 +80,12 @@ InFlightOpt = Annotated[
     int | None, typer.Option(help="deliveries in flight to it at once, over every worker")
 ]
 UidOpt = Annotated[str | None, typer.Option(help="your own id for it")]
+OrderedOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--ordered/--unordered", help="one delivery at a time per message orderingKey, in order"
+    ),
+]
 
 
 def endpoint_body(
@@ -93,6 +99,7 @@ def endpoint_body(
     rate: int | None,
     max_in_flight: int | None,
     meta: list[str] | None,
+    ordered: bool | None = None,
 ) -> dict[str, Any]:
     """The options given, as the API's endpoint fields (what was not given is left out)."""
     body = {
@@ -105,6 +112,7 @@ def endpoint_body(
         "throttleRate": rate,
         "maxInFlight": max_in_flight,
         "metadata": metadata(meta),
+        "ordered": ordered,
     }
     return {k: v for k, v in body.items() if v is not None}
 
@@ -137,6 +145,7 @@ def endpoint_create(
     rate: RateOpt = None,
     max_in_flight: InFlightOpt = None,
     meta: MetadataOpt = None,
+    ordered: OrderedOpt = None,
     client_cert: Annotated[
         Path | None, typer.Option(help="mTLS: PEM certificate (key inside, or --client-key)")
     ] = None,
@@ -188,6 +197,7 @@ def endpoint_create(
         rate=rate,
         max_in_flight=max_in_flight,
         meta=meta,
+        ordered=ordered,
     )
     row = client.post(endpoints_path(app), {k: v for k, v in body.items() if v is not None})
     key = client.get(f"{endpoint_path(app, row['id'])}/secret")["key"]
@@ -242,6 +252,7 @@ def endpoint_update(
     rate: RateOpt = None,
     max_in_flight: InFlightOpt = None,
     meta: MetadataOpt = None,
+    ordered: OrderedOpt = None,
     clear: Annotated[
         list[Clearable] | None, typer.Option(help="remove this restriction or limit (repeat)")
     ] = None,
@@ -261,6 +272,7 @@ def endpoint_update(
         rate=rate,
         max_in_flight=max_in_flight,
         meta=meta,
+        ordered=ordered,
     )
     for field in clear or ():
         if _CLEARED[field] in body:

@@ -83,12 +83,16 @@ def send(
     deliver_at: Annotated[
         str | None, typer.Option(help="send it later: an ISO time (with its timezone)")
     ] = None,
+    ordering_key: Annotated[
+        str | None, typer.Option(help="ordered endpoints get it after this key's earlier ones")
+    ] = None,
     *,
     client: Client,
     out: Out,
 ) -> None:
     """Send a message to an application's endpoints (or many, with --bulk)."""
     extra = {"eventId": event_id, "channels": channel, "tags": tag, "deliverAt": deliver_at}
+    extra["orderingKey"] = ordering_key
     extra = {k: v for k, v in extra.items() if v}
     if bulk is not None:
         if event_id:

@@ -202,6 +202,7 @@ class QueueHead(NamedTuple):
     probe_at: datetime | None
     paused_until: datetime | None
     in_flight: int  # live claims
+    ordered: bool = False  # claimed key head by key head (docs: "Ordered delivery")
 
 
 class ClaimPlan(NamedTuple):

@@ -37,9 +37,13 @@ class HistoryMixin(StoreCore):
             msg = await self._get_message(conn, app_id, msg_id)
             ep = await self._get_endpoint(conn, app_id, endpoint_id)
             d = t.deliveries.c
-            found = await conn.scalar(
-                sa.select(d.id).where(d.msg_id == msg["id"], d.endpoint_id == ep["id"])
-            )
+            found = (
+                await conn.execute(
+                    sa.select(d.id, d.status).where(
+                        d.msg_id == msg["id"], d.endpoint_id == ep["id"]
+                    )
+                )
+            ).first()
             values = {
                 "status": MessageStatus.PENDING,
                 "trigger_type": TriggerType.MANUAL,
@@ -48,6 +52,8 @@ class HistoryMixin(StoreCore):
                 "lease": None,
                 "updated_at": now,
             }
+            if ep["ordered"] and (found is None or found.status not in _UNFINISHED):
+                values |= _back_of_key(ep["id"], msg["ordering_key"] or "")
             if found is None:
                 projected = None
                 if ep["projection"] and msg["payload"]:
@@ -65,7 +71,7 @@ class HistoryMixin(StoreCore):
                     )
                 )
             else:
-                await conn.execute(t.deliveries.update().where(d.id == found).values(**values))
+                await conn.execute(t.deliveries.update().where(d.id == found.id).values(**values))
             await self._announce_work(conn)
         self._notify_work()
 
@@ -202,3 +208,19 @@ class HistoryMixin(StoreCore):
                 stmt = stmt.where(d.created_at < until)
             counts = {MessageStatus(s).text: n for s, n in await conn.execute(stmt)}
         return {s.text: counts.get(s.text, 0) for s in MessageStatus}
+
+
+_UNFINISHED = (MessageStatus.PENDING, MessageStatus.SENDING)
+
+
+def _back_of_key(ep_id: str, key: str) -> dict[str, Any]:
+    """A finished delivery resent to an ordered endpoint joins its key at the back: after
+    every delivery of the key still unfinished (it never overtakes a later message). One
+    still unfinished keeps its place."""
+    d = t.deliveries.c
+    last = sa.select(sa.func.coalesce(sa.func.max(d.seq), 0) + 1).where(
+        d.endpoint_id == ep_id,
+        d.ordering_key == key,
+        d.status.in_(_UNFINISHED),
+    )
+    return {"ordering_key": key, "seq": last.scalar_subquery()}

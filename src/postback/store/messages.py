@@ -28,7 +28,15 @@ EXPUNGED = "EXPUNGED"  # an attempt's response body once deleted, as Svix writes
 # memoized cache key instead of walking a freshly built statement on every message.
 _INSERT_DELIVERY = t.deliveries.insert()
 _e = t.endpoints.c
-_ROUTING = (_e.id, _e.product, _e.event_types, _e.channels, _e.payload_filter, _e.projection)
+_ROUTING = (
+    _e.id,
+    _e.product,
+    _e.event_types,
+    _e.channels,
+    _e.payload_filter,
+    _e.projection,
+    _e.ordered,
+)
 _LIVE_ENDPOINTS = sa.select(*_ROUTING).where(
     _e.app_id == sa.bindparam("app_id"), _e.disabled.is_(False)
 )
@@ -64,6 +72,7 @@ class MessagesMixin(StoreCore):
             "expunge_at": now + timedelta(seconds=values.get("retention_seconds") or RETENTION),
             "trace_context": values.get("trace_context"),
             "product": values.get("product"),
+            "ordering_key": values.get("ordering_key"),
         }
         if only_endpoint is None:
             # Messages accepted at the same time share one transaction: group_commit.py.
@@ -101,6 +110,10 @@ class MessagesMixin(StoreCore):
         else:
             eps = await conn.execute(_LIVE_ENDPOINTS, {"app_id": row["app_id"]})
         deliveries = route(row, eps, everyone=only_endpoint is not None)
+        if any(d["ordering_key"] is not None for d in deliveries):
+            seq = await conn.scalar(sa.select(t.messages.c.seq).where(t.messages.c.id == row["id"]))
+            for d in deliveries:
+                d["seq"] = seq if d["ordering_key"] is not None else None
         if deliveries:
             await conn.execute(_INSERT_DELIVERY, deliveries)
         queued = sum(d["status"] == MessageStatus.PENDING for d in deliveries)

@@ -32,19 +32,31 @@ class Routable(Protocol):
     channels: Any
     payload_filter: Any
     projection: Any
+    ordered: bool
 
 
 class RoutedEndpoint:
-    """An endpoint as the batch writers read it from a driver's row: its id, its product
-    and its routing columns, JSON given as text (decoded here) or already decoded."""
+    """An endpoint as the batch writers read it from a driver's row: its id, its product,
+    its routing columns, JSON given as text (decoded here) or already decoded, and whether
+    it is ordered."""
 
-    __slots__ = ("channels", "event_types", "id", "payload_filter", "product", "projection")
+    __slots__ = (
+        "channels",
+        "event_types",
+        "id",
+        "ordered",
+        "payload_filter",
+        "product",
+        "projection",
+    )
 
     def __init__(self, ep_id: str, product: str | None, *routing: Any) -> None:
         self.id = ep_id
         self.product = product
+        *rules, ordered = routing
+        self.ordered = bool(ordered)
         self.event_types, self.channels, self.payload_filter, self.projection = (
-            json.loads(v) if isinstance(v, str) else v for v in routing
+            json.loads(v) if isinstance(v, str) else v for v in rules
         )
 
 
@@ -61,7 +73,8 @@ def route(row: Row, endpoints: Iterable[Routable], *, everyone: bool = False) ->
     """One delivery per endpoint that wants the message (``everyone``: each endpoint
     given, whatever its subscriptions and filter). An endpoint whose payload filter says no
     gets a canceled delivery that says why (the message's destinations show it); one with
-    a projection gets its own body."""
+    a projection gets its own body; one that is ordered, the message's ordering key ('' for
+    none) and place (its ``seq``, when the caller knows it)."""
     now, deliver_at = row["created_at"], row["deliver_at"]
     due = deliver_at if deliver_at and deliver_at > now else now
     deliveries, doc = [], _UNPARSED
@@ -72,6 +85,9 @@ def route(row: Row, endpoints: Iterable[Routable], *, everyone: bool = False) ->
         ):
             continue  # no delivery: the message's destinations explain it (why_not)
         delivery = new_delivery(row["id"], ep.id, row["app_id"], due, now)
+        if ep.ordered:
+            delivery["ordering_key"] = row.get("ordering_key") or ""
+            delivery["seq"] = row.get("seq")
         if ep.payload_filter or ep.projection:
             if doc is _UNPARSED:
                 doc = decode_json(row["payload"]) if row["payload"] else {}
@@ -129,6 +145,8 @@ def new_delivery(msg_id: str, ep_id: str, app_id: str, due: datetime, now: datet
         "lease": None,
         "payload": None,
         "note": None,
+        "ordering_key": None,
+        "seq": None,
         "created_at": now,
         "updated_at": now,
     }

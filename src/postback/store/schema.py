@@ -167,6 +167,9 @@ endpoints = sa.Table(
     sa.Column("oauth_info", Json, nullable=True),
     sa.Column("client_cert_expires_at", UTCDateTime(), nullable=True),
     sa.Column("client_cert_warned_at", UTCDateTime(), nullable=True),
+    # Ordered delivery: one delivery in flight per ordering key, in message order
+    # (docs/architecture.md, "Ordered delivery").
+    sa.Column("ordered", sa.Boolean, nullable=False, server_default=sa.false()),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("app_id", "uid"),
@@ -203,6 +206,8 @@ messages = sa.Table(
     sa.Column("trace_context", sa.String(64), nullable=True),
     # The product id read from the payload at ingest (its event type's product_path).
     sa.Column("product", sa.String(128), nullable=True),
+    # The key its deliveries to ordered endpoints are ordered within (NULL: the shared one).
+    sa.Column("ordering_key", sa.String(256), nullable=True),
     sa.UniqueConstraint("app_id", "event_id"),
     sa.Index("ix_messages_app_id_id", "app_id", "id"),
     sa.Index("ix_messages_app_id_tx_seq", "app_id", "tx", "seq"),
@@ -248,6 +253,11 @@ deliveries = sa.Table(
     sa.Column("payload", sa.LargeBinary, nullable=True),
     # Why a delivery was not made (a payload filter did not match), for the destinations.
     sa.Column("note", sa.Text, nullable=True),
+    # Ordered endpoints only: the message's ordering key ('' for none; NULL when the
+    # endpoint is not ordered) and the delivery's place in it (the message's seq, or a
+    # resend's place at the back of its key).
+    sa.Column("ordering_key", sa.String(256), nullable=True),
+    sa.Column("seq", sa.BigInteger, nullable=True),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("msg_id", "endpoint_id"),
@@ -265,6 +275,16 @@ deliveries = sa.Table(
         "wake_at",
         postgresql_where=sa.text("wake_at IS NOT NULL"),
         sqlite_where=sa.text("wake_at IS NOT NULL"),
+    ),
+    # Each key's head (its first unfinished delivery), found one index descent per key.
+    sa.Index(
+        "ix_deliveries_ordering",
+        "endpoint_id",
+        "ordering_key",
+        "seq",
+        "id",
+        postgresql_where=sa.text("ordering_key IS NOT NULL AND status IN (1, 3)"),
+        sqlite_where=sa.text("ordering_key IS NOT NULL AND status IN (1, 3)"),
     ),
     sa.Index(
         "ix_deliveries_worker",

@@ -31,6 +31,7 @@ from postback.store.operational import (
     OPERATIONAL_APP_ID,
     OperationalMixin,
 )
+from postback.store.ordering import OrderingMixin
 from postback.store.pages import Page, PageOut, page_out, paged
 from postback.store.queue import QueueMixin
 from postback.store.ratelimit import RateLimitMixin
@@ -60,6 +61,7 @@ class Store(
     MetricsQueriesMixin,
     CredentialsMixin,
     RetentionMixin,
+    OrderingMixin,
 ):
     """The one interface to the database; api/, web/, cli and the worker call only this.
 
@@ -205,6 +207,7 @@ class Store(
             "description": values.get("description") or "",
             "throttle_rate": values.get("throttle_rate"),
             "max_in_flight": values.get("max_in_flight"),
+            "ordered": bool(values.get("ordered")),
             "disabled": bool(values.get("disabled")),
             "event_types": values.get("event_types") or None,
             "channels": values.get("channels") or None,
@@ -243,7 +246,7 @@ class Store(
         values = _not_null(values, "metadata", "headers")
         async with self.engine.begin() as conn:
             ep = await self._get_endpoint(conn, app_id, id_or_uid)
-            was_disabled = ep["disabled"]
+            was_disabled, was_ordered = ep["disabled"], ep["ordered"]
             credentials = {k: values.pop(k) for k in ("mtls", "oauth") if k in values}
             values |= credential_columns(self._seal, ep["id"], credentials)
             ep.update(values, updated_at=self.clock())
@@ -252,6 +255,8 @@ class Store(
             if "secret" in values:
                 written["secret"] = self._seal(values["secret"], ep["id"])
             await self._update(conn, stmt, written, "uid")
+            if ep["ordered"] != was_ordered:
+                await self._key_deliveries(conn, ep["id"], ordered=ep["ordered"])
             if ep["disabled"] != was_disabled:
                 await self._pause_deliveries(conn, ep["id"], paused=ep["disabled"])
                 if not ep["disabled"]:
@@ -300,6 +305,26 @@ class Store(
             await self._emit_endpoint_event(conn, ENDPOINT_DELETED, ep)
 
     # ---- helpers ---------------------------------------------------------------------
+
+    async def _key_deliveries(self, conn: AsyncConnection, ep_id: str, *, ordered: bool) -> None:
+        """An endpoint made ordered: its unfinished deliveries join their messages' keys,
+        in message order; made unordered: they leave them."""
+        d, m = t.deliveries.c, t.messages.c
+        unfinished = t.deliveries.update().where(
+            d.endpoint_id == ep_id, d.status.in_([MessageStatus.PENDING, MessageStatus.SENDING])
+        )
+        if not ordered:
+            await conn.execute(unfinished.values(ordering_key=None))
+            return
+        of_message = sa.select(sa.func.coalesce(m.ordering_key, "")).where(m.id == d.msg_id)
+        await conn.execute(
+            unfinished.values(
+                ordering_key=of_message.scalar_subquery(),
+                seq=sa.func.coalesce(
+                    d.seq, sa.select(m.seq).where(m.id == d.msg_id).scalar_subquery()
+                ),
+            )
+        )
 
     async def _pause_deliveries(self, conn: AsyncConnection, ep_id: str, *, paused: bool) -> None:
         """Disabling an endpoint parks its pending deliveries; enabling makes them due now."""

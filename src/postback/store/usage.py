@@ -107,6 +107,7 @@ class UsageMixin(StoreCore):
                     _e.channels,
                     _e.payload_filter,
                     _e.projection,
+                    _e.ordered,
                     _e.disabled,
                 ).where(_e.id == ep_id)
             )
@@ -150,8 +151,9 @@ class UsageMixin(StoreCore):
 
     async def start_app_stats(
         self, since: datetime, until: datetime, app_refs: Sequence[str] | None
-    ) -> tuple[Row, list[str]]:
-        """Record an application-usage task; returns it and the ids or uids not found."""
+    ) -> tuple[Row | None, list[str]]:
+        """Record an application-usage task; returns it and the ids or uids not found (no
+        task, when ids were given and none is an application)."""
         a = t.applications.c
         resolved: list[Row] = []
         unresolved: list[str] = []
@@ -168,6 +170,8 @@ class UsageMixin(StoreCore):
                     unresolved.append(ref)
                 else:
                     resolved.append({"appId": found.id, "appUid": found.uid})
+        if app_refs and not resolved:
+            return None, unresolved
         data = {
             "since": since.isoformat(),
             "until": until.isoformat(),

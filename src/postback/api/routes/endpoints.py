@@ -29,7 +29,7 @@ from postback.api.endpoint_rules import check_destination, check_token_url, no_r
 from postback.api.errors import FieldError
 from postback.api.idempotency import remember_message
 from postback.api.optins import RETURN_REPRESENTATION, prefers_representation
-from postback.api.routes import endpoint_credentials
+from postback.api.routes import endpoint_credentials, endpoint_ordering
 from postback.api.routing import Routes, SlashRouter
 from postback.api.tasks import run_in_background
 from postback.api.wire.background_tasks import RecoverIn, RecoverOut, ReplayIn, ReplayOut
@@ -144,6 +144,7 @@ async def upsert_endpoint(
     if body.url is not None:
         values["url"] = body.url
     values["disabled"] = bool(values["disabled"])
+    values["ordered"] = bool(values["ordered"])
     values["description"] = values["description"] or ""
     values["metadata"] = values["metadata"] or {}
     if values["uid"] is None and not ids.has_prefix(endpoint_id, ids.ENDPOINT):
@@ -172,7 +173,7 @@ async def patch_endpoint(
 ) -> EndpointOut:
     await _check_fields(body, settings, schemas, app["id"])
     values = body.model_dump(include=body.model_fields_set)
-    for required in ("url", "disabled", "description", "metadata"):
+    for required in ("url", "disabled", "ordered", "description", "metadata"):
         if required in values and values[required] is None:
             del values[required]
     return views.endpoint(await store.update_endpoint(app["id"], endpoint_id, values))
@@ -261,6 +262,7 @@ async def patch_endpoint_headers(
 def _with_shared(router: SlashRouter) -> SlashRouter:
     shared.add_to(router)
     endpoint_credentials.routes.add_to(router)
+    endpoint_ordering.routes.add_to(router)
     return router
 
 

@@ -3,9 +3,10 @@ them at /api/v1/background-task/{id}), as Svix computes them."""
 
 from __future__ import annotations
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 
 from postback.api.deps import StoreDep
+from postback.api.errors import FieldError
 from postback.api.routing import SlashRouter
 from postback.api.tasks import run_in_background
 from postback.api.wire.background_tasks import (
@@ -24,8 +25,8 @@ async def aggregate_app_stats(
     """Each application's message destinations (deliveries, canceled ones aside) created in
     the window: ``data.appStats`` of the task, ``[{appId, appUid, messageDestinations}]``."""
     task, unresolved = await store.start_app_stats(body.since, body.until, body.app_ids)
-    if body.app_ids and len(unresolved) == len(body.app_ids):
-        raise HTTPException(422, "none of the given appIds is an application")
+    if task is None:
+        raise FieldError(["body", "appIds"], "none of the given appIds is an application")
     run_in_background(request, store.run_app_stats(task["id"]))
     return AppUsageStatsOut.model_validate(task | {"unresolved_app_ids": unresolved})
 

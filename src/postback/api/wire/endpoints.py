@@ -46,6 +46,9 @@ class EndpointFields(Wire):
     # postback's own: deliveries in flight to it at once, over every worker (null: the
     # server's POSTBACK_ENDPOINT_MAX_IN_FLIGHT).
     max_in_flight: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    # postback's own: deliveries go out one at a time per message ordering key, in message
+    # order (docs/architecture.md, "Ordered delivery").
+    ordered: bool | None = None
     # postback's own, inline: what PUT …/mtls and PUT …/oauth set (Svix's routes); null
     # removes it, absent keeps it.
     mtls: MtlsIn | None = None
@@ -97,6 +100,7 @@ class EndpointOut(Wire):
     payload_filter: dict[str, Any] | None = Field(None, alias="filter")
     projection: dict[str, Any] | None = None
     max_in_flight: int | None = None
+    ordered: bool = False
     circuit: CircuitOut | None = None
     # Until when a receiver's Retry-After holds its deliveries back.
     paused_until: datetime | None = None

@@ -25,6 +25,9 @@ class MessageIn(Wire):
     ) = None
     application: ApplicationIn | None = None
     deliver_at: datetime | None = None
+    # postback's own: deliveries to an ordered endpoint go out in order within this key
+    # (absent: the endpoint's one shared key).
+    ordering_key: Annotated[str, Field(min_length=1, max_length=256)] | None = None
     payload_retention_period: Annotated[int, Field(ge=1, le=365 * 5)] | None = None
     payload_retention_hours: Annotated[int, Field(ge=1, le=365 * 5 * 24)] | None = None
 
@@ -45,6 +48,7 @@ class MessageOut(Wire):
     tags: list[str] | None
     timestamp: datetime
     deliver_at: datetime | None = None
+    ordering_key: str | None = None
 
 
 class EventOut(MessageOut):

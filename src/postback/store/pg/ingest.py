@@ -38,7 +38,7 @@ _ROUTING = """
 SELECT a.id AS app_id, a.uid, e.id, e.product,
        NULLIF(e.event_types, 'null') AS event_types, NULLIF(e.channels, 'null') AS channels,
        NULLIF(e.payload_filter, 'null') AS payload_filter,
-       NULLIF(e.projection, 'null') AS projection
+       NULLIF(e.projection, 'null') AS projection, e.ordered
 FROM applications a
 LEFT JOIN endpoints e ON e.app_id = a.id AND NOT e.disabled
 WHERE a.id = ANY($1::text[]) OR a.uid = ANY($2::text[])
@@ -53,23 +53,25 @@ WITH lk AS MATERIALIZED (SELECT {REGISTER_FEED_WRITER}),
 xid AS MATERIALIZED (SELECT pg_current_xact_id()::text::bigint AS tx FROM lk),
 m AS (
     INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags,
-                          created_at, deliver_at, expunge_at, trace_context, product, tx)
+                          created_at, deliver_at, expunge_at, trace_context, product,
+                          ordering_key, tx)
     SELECT u.*, xid.tx
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[],
                 $6::jsonb[], $7::jsonb[], $8::timestamptz[], $9::timestamptz[],
-                $10::timestamptz[], $13::text[], $14::text[]) AS u
+                $10::timestamptz[], $13::text[], $14::text[], $15::text[]) AS u
     CROSS JOIN xid
     ON CONFLICT (app_id, event_id) DO NOTHING
-    RETURNING id
+    RETURNING id, seq
 ), d AS (
     INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count,
                             trigger_type, next_attempt_at, wake_at, lease, rate_slot, payload,
-                            note, created_at, updated_at)
+                            note, ordering_key, seq, created_at, updated_at)
     SELECT x.id, x.msg_id, x.endpoint_id, x.app_id, x.status, 0, 0, x.due, x.wake, NULL, false,
-           x.payload, x.note, x.at, x.at
+           x.payload, x.note, x.okey, CASE WHEN x.okey IS NOT NULL THEN m.seq END, x.at, x.at
     FROM (SELECT r->>0 AS id, r->>1 AS msg_id, r->>2 AS endpoint_id, r->>3 AS app_id,
                  (r->>4)::smallint AS status, (r->>5)::timestamptz AS due, p.body AS payload,
-                 r->>6 AS note, (r->>7)::timestamptz AS at, (r->>8)::timestamptz AS wake
+                 r->>6 AS note, (r->>7)::timestamptz AS at, (r->>8)::timestamptz AS wake,
+                 r->>9 AS okey
           FROM jsonb_array_elements($11::jsonb) WITH ORDINALITY AS j(r, n)
           JOIN unnest($12::bytea[]) WITH ORDINALITY AS p(body, n) ON p.n = j.n) AS x
     JOIN m ON m.id = x.msg_id
@@ -161,6 +163,7 @@ async def _write(engine: AsyncEngine, items: list[tuple[Row, bool]]) -> Written:
                         d["note"],
                         m["created_at"],
                         d["wake_at"],
+                        d["ordering_key"],
                     )
                     for d, m in deliveries
                 ]
@@ -168,6 +171,7 @@ async def _write(engine: AsyncEngine, items: list[tuple[Row, bool]]) -> Written:
             [d["payload"] for d, _ in deliveries],  # projected bodies: bytes, beside
             [m.get("trace_context") for m in msgs],
             [m.get("product") for m in msgs],
+            [m.get("ordering_key") for m in msgs],
         )
     inserted = set(done["inserted"])
     for n, (row, _) in enumerate(items):

@@ -55,7 +55,8 @@ SELECT e.id, e.app_id, h.pending_at, h.claim_end,
        CASE WHEN h.pending_at <= $1 OR h.claim_end <= $1 THEN
            (SELECT count(*) FROM deliveries d
             WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at > $1)
-       ELSE 0 END
+       ELSE 0 END,
+       e.ordered
 FROM heads h JOIN endpoints e ON e.id = h.id
 """
 
@@ -71,15 +72,18 @@ SELECT id FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDAT
 # moved on since is left alone. It finds its rows through an array of ids, by primary
 # key: joined to the lateral reads, whose sizes the planner cannot know, it may choose to
 # hash the whole table instead.
-CLAIM = """
-WITH pick AS (
+_ROOM = """
+WITH RECURSIVE pick AS (
     SELECT p.ep, p.k, p.cap FROM jsonb_to_recordset($1::jsonb) AS p(ep text, k int, cap int)
 ), room AS (
     SELECT p.ep, GREATEST(0, LEAST(p.k, p.cap - (
         SELECT count(*) FROM deliveries d
         WHERE d.endpoint_id = p.ep AND d.status = 3 AND d.next_attempt_at > $2))) AS n
     FROM pick p
-), due AS (
+"""
+
+# An unordered endpoint's earliest due deliveries: pending ones and lapsed claims.
+_DUE_BY_TIME = """), due AS (
     SELECT x.id FROM room r CROSS JOIN LATERAL (
         (SELECT d.id, d.next_attempt_at FROM deliveries d
          WHERE d.endpoint_id = r.ep AND d.status = 1 AND d.next_attempt_at <= $2
@@ -90,7 +94,30 @@ WITH pick AS (
          ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT r.n)
         ORDER BY next_attempt_at LIMIT r.n
     ) x
-), claimed AS (
+"""
+
+# An ordered endpoint's due key heads. A key's head is its first unfinished delivery in
+# (seq, id) order, found by skipping through ix_deliveries_ordering one key at a time; it
+# is taken only when due (pending and due, or a lapsed claim). A head in flight, retrying,
+# parked or paused holds its key back; a finished one (succeeded, failed for good,
+# canceled) has left the index, so the next delivery of its key is the head.
+_DUE_HEADS = """), keys(ep, okey, id, at) AS (
+    SELECT x.* FROM room r CROSS JOIN LATERAL (
+        SELECT d.endpoint_id, d.ordering_key, d.id, d.next_attempt_at FROM deliveries d
+        WHERE d.endpoint_id = r.ep AND d.ordering_key IS NOT NULL AND d.status IN (1, 3)
+        ORDER BY d.endpoint_id, d.ordering_key, d.seq, d.id LIMIT 1) x
+    UNION ALL
+    SELECT x.* FROM keys k CROSS JOIN LATERAL (
+        SELECT d.endpoint_id, d.ordering_key, d.id, d.next_attempt_at FROM deliveries d
+        WHERE d.endpoint_id = k.ep AND d.ordering_key > k.okey AND d.status IN (1, 3)
+        ORDER BY d.endpoint_id, d.ordering_key, d.seq, d.id LIMIT 1) x
+), due AS (
+    SELECT x.id FROM room r CROSS JOIN LATERAL (
+        SELECT k.id FROM keys k WHERE k.ep = r.ep AND k.at <= $2 ORDER BY k.at LIMIT r.n
+    ) x
+"""
+
+_LEASE_AND_READ = """), claimed AS (
     UPDATE deliveries d
     SET status = 3, next_attempt_at = $3, lease = $4, worker = $5, updated_at = $2
     WHERE d.id = ANY(ARRAY(SELECT id FROM due)) AND d.status IN (1, 3)
@@ -108,6 +135,9 @@ JOIN messages m ON m.id = c.msg_id
 JOIN applications a ON a.id = c.app_id
 ORDER BY c.id
 """
+CLAIM = _ROOM.replace("RECURSIVE ", "") + _DUE_BY_TIME + _LEASE_AND_READ
+CLAIM_ORDERED = _ROOM + _DUE_HEADS + _LEASE_AND_READ
+
 
 # A half-open circuit's probe is out until its claim ends; if that passes with no result
 # (its worker died), plan_claim sends another.
@@ -132,24 +162,39 @@ async def claim(
     async with raw_connection(engine) as (raw, _):
         heads = [QueueHead(*r) for r in await raw.fetch(HEADS, now)]
         plan = plan_claim(heads, now, limit, policy)
-        claimed = await _lease(raw, plan, now, until, lease, worker) if plan.take else []
+        ordered = {h.endpoint_id for h in heads if h.ordered}
+        claimed = await _lease(raw, plan, ordered, now, until, lease, worker) if plan.take else []
     return claimed, plan.next_wake
 
 
 async def _lease(
-    raw: Any, plan: ClaimPlan, now: datetime, until: datetime, lease: str, worker: str
+    raw: Any,
+    plan: ClaimPlan,
+    ordered: set[str],
+    now: datetime,
+    until: datetime,
+    lease: str,
+    worker: str,
 ) -> list[Claimed]:
-    """Lease what ``plan`` says, in one transaction under the endpoints' locks."""
+    """Lease what ``plan`` says, in one transaction under the endpoints' locks: by due
+    time, or key head by key head for the ``ordered`` endpoints."""
     async with raw.transaction():
         locked = await raw.fetch(LOCK_ENDPOINTS, sorted(plan.take))
         if not locked:
             return []
-        pick = [{"ep": r[0], "k": plan.take[r[0]], "cap": plan.caps[r[0]]} for r in locked]
-        rows = await raw.fetch(CLAIM, orjson.dumps(pick).decode(), now, until, lease, worker)
+        rows: list[Any] = []
+        for statement, eps in (
+            (CLAIM, [r[0] for r in locked if r[0] not in ordered]),
+            (CLAIM_ORDERED, [r[0] for r in locked if r[0] in ordered]),
+        ):
+            if eps:
+                pick = [{"ep": ep, "k": plan.take[ep], "cap": plan.caps[ep]} for ep in eps]
+                arg = orjson.dumps(pick).decode()
+                rows += await raw.fetch(statement, arg, now, until, lease, worker)
         probes = sorted(plan.probes.intersection(r[3] for r in rows))
         if probes:
             await raw.execute(MARK_PROBES, probes, until)
-    return [Claimed(*r) for r in rows]
+    return [Claimed(*r) for r in sorted(rows, key=lambda r: r[0])]
 
 
 # Plain successes, recorded in one statement. Attempts are kept only for deliveries that

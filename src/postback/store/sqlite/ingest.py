@@ -33,18 +33,18 @@ _EVENT_USED = "SELECT 1 FROM messages WHERE app_id = ? AND event_id = ?"
 _NEXT_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM messages"  # ix_messages_seq: one index probe
 _INSERT_MESSAGE = (
     "INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags,"
-    " created_at, deliver_at, expunge_at, seq, trace_context, product)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " created_at, deliver_at, expunge_at, seq, trace_context, product, ordering_key)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LIVE_ENDPOINTS = (  # NULLIF: an unset JSON column holds JSON null (see pg/ingest.py)
     "SELECT id, product, NULLIF(event_types, 'null'), NULLIF(channels, 'null'),"
-    " NULLIF(payload_filter, 'null'), NULLIF(projection, 'null')"
+    " NULLIF(payload_filter, 'null'), NULLIF(projection, 'null'), ordered"
     " FROM endpoints WHERE app_id = ? AND disabled = 0"
 )
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count,"
-    " trigger_type, next_attempt_at, wake_at, lease, rate_slot, payload, note, created_at,"
-    " updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, NULL, 0, ?, ?, ?, ?)"
+    " trigger_type, next_attempt_at, wake_at, lease, rate_slot, payload, note, ordering_key,"
+    " seq, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, NULL, 0, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -113,6 +113,7 @@ def _write_one(
             seq,
             row.get("trace_context"),
             row.get("product"),
+            row.get("ordering_key"),
         ),
     )
     live = [RoutedEndpoint(*e) for e in cur.execute(_LIVE_ENDPOINTS, (app_id,))]
@@ -131,6 +132,8 @@ def _write_one(
                     stamp(d["wake_at"]),
                     d["payload"],
                     d["note"],
+                    d["ordering_key"],
+                    None if d["ordering_key"] is None else seq,
                     created,
                     created,
                 )

@@ -52,7 +52,8 @@ SELECT e.id, e.app_id, h.pending_at, h.claim_end,
        CASE WHEN h.pending_at <= ?1 OR h.claim_end <= ?1 THEN
            (SELECT count(*) FROM deliveries d
             WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at > ?1)
-       ELSE 0 END
+       ELSE 0 END,
+       e.ordered
 FROM heads h JOIN endpoints e ON e.id = h.id
 """
 # One endpoint's earliest due deliveries: pending ones and lapsed claims.
@@ -66,6 +67,28 @@ SELECT id FROM (
                    WHERE endpoint_id = ?1 AND status = 3 AND next_attempt_at <= ?2
                    ORDER BY endpoint_id, status, next_attempt_at LIMIT ?3)
 ) ORDER BY next_attempt_at LIMIT ?3
+"""
+# An ordered endpoint's due key heads (see pg/queue.py's _DUE_HEADS): its keys with
+# unfinished deliveries, one index probe each through ix_deliveries_ordering, then each
+# key's first unfinished delivery in (seq, id) order, taken only when due.
+_DUE_HEADS = """
+WITH RECURSIVE keys(okey) AS (
+    SELECT (SELECT ordering_key FROM deliveries
+            WHERE endpoint_id = ?1 AND ordering_key IS NOT NULL AND status IN (1, 3)
+            ORDER BY endpoint_id, ordering_key LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.ordering_key FROM deliveries d
+            WHERE d.endpoint_id = ?1 AND d.ordering_key > k.okey AND d.status IN (1, 3)
+            ORDER BY d.endpoint_id, d.ordering_key LIMIT 1)
+    FROM keys k WHERE k.okey IS NOT NULL
+), heads AS MATERIALIZED (
+    SELECT (SELECT d.id FROM deliveries d
+            WHERE d.endpoint_id = ?1 AND d.ordering_key = k.okey AND d.status IN (1, 3)
+            ORDER BY d.endpoint_id, d.ordering_key, d.seq, d.id LIMIT 1) AS id
+    FROM keys k WHERE k.okey IS NOT NULL
+)
+SELECT d.id FROM heads h JOIN deliveries d ON d.id = h.id
+WHERE d.next_attempt_at <= ?2 ORDER BY d.next_attempt_at LIMIT ?3
 """
 _LEASE = (
     "UPDATE deliveries SET status = 3, next_attempt_at = ?, lease = ?, worker = ?, "
@@ -154,14 +177,25 @@ def _claim(
     now_s, until_s = stamp(now), stamp(until)
     with transaction(db) as cur:
         heads = [
-            QueueHead(r[0], r[1], _when(r[2]), _when(r[3]), *r[4:6], _when(r[6]), _when(r[7]), r[8])
+            QueueHead(
+                r[0],
+                r[1],
+                _when(r[2]),
+                _when(r[3]),
+                *r[4:6],
+                _when(r[6]),
+                _when(r[7]),
+                r[8],
+                bool(r[9]),
+            )
             for r in cur.execute(_HEADS, (now_s,))
         ]
         plan = plan_claim(heads, now, limit, policy)
+        ordered = {h.endpoint_id for h in heads if h.ordered}
         taken = [
             row[0]
             for ep, k in plan.take.items()
-            for row in cur.execute(_DUE, (ep, now_s, k)).fetchall()
+            for row in cur.execute(_DUE_HEADS if ep in ordered else _DUE, (ep, now_s, k)).fetchall()
         ]
         if not taken:
             return [], plan.next_wake

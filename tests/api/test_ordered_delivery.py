@@ -1,0 +1,130 @@
+"""Ordered delivery through the API, end to end on SQLite and PostgreSQL: an endpoint's
+``ordered`` reads back through create, PUT and PATCH; a message's ``orderingKey`` is kept
+and bounded; a receiver that fails a key's first message three times sees that key's
+messages strictly in order while the other key's go out meanwhile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.support.ordering import EXPECTED, RETRIES, KeyedReceiver, call, check_order, send_keyed
+from tests.support.polling import eventually
+from tests.support.receivers import Receiver, fail
+from tests.support.server import ServerHandle
+
+
+@pytest.fixture
+def receiver() -> Any:
+    with Receiver() as r:
+        yield r
+
+
+def _call(server: ServerHandle, method: str, path: str, body: Any = None) -> httpx.Response:
+    return call(server.url, server.token, method, path, body)
+
+
+def _app(server: ServerHandle) -> str:
+    return _call(server, "POST", "/app", {"name": "billing"}).json()["id"]
+
+
+def test_ordered_reads_back_through_create_put_and_patch(server: ServerHandle) -> None:
+    app = _app(server)
+    made = _call(server, "POST", f"/app/{app}/endpoint", {"url": "http://127.0.0.1:9/h"})
+    assert made.json()["ordered"] is False
+    ep = made.json()["id"]
+    patched = _call(server, "PATCH", f"/app/{app}/endpoint/{ep}", {"ordered": True})
+    assert patched.status_code == 200 and patched.json()["ordered"] is True
+    assert _call(server, "GET", f"/app/{app}/endpoint/{ep}").json()["ordered"] is True
+    kept = _call(server, "PATCH", f"/app/{app}/endpoint/{ep}", {"description": "x"})
+    assert kept.json()["ordered"] is True  # PATCH leaves what it does not name
+    put = _call(server, "PUT", f"/app/{app}/endpoint/{ep}", {"url": "http://127.0.0.1:9/h"})
+    assert put.json()["ordered"] is False  # PUT replaces: unset is unordered
+    second = {"url": "http://127.0.0.1:9/h2", "ordered": True}
+    assert _call(server, "POST", f"/app/{app}/endpoint", second).json()["ordered"] is True
+    wrong = _call(server, "PATCH", f"/app/{app}/endpoint/{ep}", {"ordered": "sometimes"})
+    assert wrong.status_code == 422
+    assert wrong.json()["detail"][0]["loc"] == ["body", "ordered"]
+
+
+def test_an_ordering_key_is_kept_and_one_over_256_characters_is_refused(
+    server: ServerHandle,
+) -> None:
+    app = _app(server)
+    sent = _call(
+        server,
+        "POST",
+        f"/app/{app}/msg",
+        {"eventType": "invoice.paid", "payload": {}, "orderingKey": "sub_1"},
+    )
+    assert sent.status_code == 202 and sent.json()["orderingKey"] == "sub_1"
+    read = _call(server, "GET", f"/app/{app}/msg/{sent.json()['id']}")
+    assert read.json()["orderingKey"] == "sub_1"
+    plain = _call(server, "POST", f"/app/{app}/msg", {"eventType": "a", "payload": {}})
+    assert plain.json()["orderingKey"] is None
+    long = {"eventType": "invoice.paid", "payload": {}, "orderingKey": "k" * 257}
+    refused = _call(server, "POST", f"/app/{app}/msg", long)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "orderingKey"]
+
+
+def test_a_failing_head_holds_its_key_in_order_and_not_the_others(
+    make_server: Any, receiver: Receiver
+) -> None:
+    server = make_server(retry_schedule=RETRIES)
+    keyed = KeyedReceiver()
+    url = receiver.route("/ordered", keyed.behaviour())
+    app = _app(server)
+    made = _call(server, "POST", f"/app/{app}/endpoint", {"url": url, "ordered": True})
+    assert made.status_code == 201
+    send_keyed(server.url, server.token, app)
+    check_order([r.body for r in receiver.wait_for(EXPECTED, "/ordered")])
+    assert keyed.overlaps == []  # one request per key at a time
+
+
+def test_a_stuck_head_is_listed_retried_now_and_skipped(
+    make_server: Any, receiver: Receiver
+) -> None:
+    # A long retry schedule: without a retry-now the head would not go again for a minute.
+    server = make_server(retry_schedule=(60, 60))
+    url = receiver.route("/stuck", fail())
+    app = _app(server)
+    ep = _call(server, "POST", f"/app/{app}/endpoint", {"url": url, "ordered": True}).json()["id"]
+    base = f"/app/{app}/endpoint/{ep}/ordering"
+    first, _second = (
+        _call(server, "POST", f"/app/{app}/msg", {"eventType": "a", "payload": {"n": n}}).json()
+        for n in (1, 2)
+    )
+    receiver.wait_for(1, "/stuck")
+
+    def head_attempts(count: int) -> dict[str, Any] | None:
+        (head,) = _call(server, "GET", base).json()["data"]
+        return head if head["attempts"] == count else None
+
+    head = eventually(lambda: head_attempts(1), 10)
+    assert (head["msgId"], head["orderingKey"], head["statusText"]) == (
+        first["id"],
+        None,
+        "pending",
+    )
+    retried = _call(server, "POST", f"{base}/retry", {})
+    assert retried.status_code == 200, retried.text
+    receiver.wait_for(2, "/stuck")  # sent again now, not in a minute
+    eventually(lambda: head_attempts(2), 10)
+    assert [orjson.loads(r.body)["n"] for r in receiver.received("/stuck")] == [1, 1]
+    skipped = _call(server, "POST", f"{base}/skip", {})
+    assert skipped.status_code == 200, skipped.text
+    assert skipped.json()["note"].startswith("skipped by operator token ")
+    got = receiver.wait_for(3, "/stuck")  # the next message is the head now
+    assert orjson.loads(got[2].body)["n"] == 2
+    dests = _call(server, "GET", f"/app/{app}/msg/{first['id']}/endpoint").json()["data"]
+    assert dests[0]["note"] == skipped.json()["note"]  # recorded: who and when
+    assert dests[0]["statusText"] == "canceled"
+    nothing = _call(server, "POST", f"{base}/skip", {"orderingKey": "other"})
+    assert nothing.status_code == 404
+    plain = _call(server, "POST", f"/app/{app}/endpoint", {"url": url}).json()["id"]
+    refused = _call(server, "POST", f"/app/{app}/endpoint/{plain}/ordering/skip", {})
+    assert refused.status_code == 409
