@@ -72,3 +72,25 @@ def test_replay_missing_and_the_usage_statistics(
 
     aggregate = ok_json(server, "stats", "event-types")
     assert aggregate["status"] == "finished", aggregate
+
+
+def test_an_endpoint_for_one_product(server: ServerHandle, app_id: str) -> None:
+    made = ok_json(server, "endpoint", "create", app_id, "http://127.0.0.1:9/p", "--product", "7")
+    assert made["product"] == "7"
+    moved = ok_json(server, "endpoint", "update", app_id, made["id"], "--product", "8")
+    assert moved["product"] == "8"
+    every = ok_json(server, "endpoint", "update", app_id, made["id"], "--clear", "product")
+    assert every["product"] is None
+    shown = pb(server, "endpoint", "get", app_id, made["id"])
+    assert shown.returncode == 0 and "product" in shown.stdout
+
+
+def test_an_event_type_says_where_the_product_is(server: ServerHandle) -> None:
+    made = ok_json(
+        server, "event-type", "create", "purchase.approved", "--product-path", "data.product.id"
+    )
+    assert made["productPath"] == "data.product.id"
+    moved = ok_json(
+        server, "event-type", "update", "purchase.approved", "--product-path", "data.item.id"
+    )
+    assert moved["productPath"] == "data.item.id"

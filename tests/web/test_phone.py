@@ -18,7 +18,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
-from postback.web.i18n import LANGUAGES
+from postback import reasons
+from postback.web import describe
+from postback.web.i18n import LANGUAGES, translator
 from postback.web.session import LANG_COOKIE
 from tests.support.polling import eventually
 from tests.support.receivers import Receiver, fail, ok
@@ -100,7 +102,8 @@ def shop(web_server: ServerHandle, receiver: Receiver) -> dict[str, str]:
     recover = api.post(f"/api/v1/app/{app_id}/endpoint/{down}/recover/", json={"since": since})
     recover.raise_for_status()
     eventually(lambda: len(_attempts(api, app_id, msg_id)) >= 8, what="recovery attempts")
-    reason = f"every delivery failed since {datetime.now(UTC).isoformat()} (auto-disabled)"
+    # Stored as auto-disable stores it: a code with its values, worded for each reader.
+    reason = reasons.stored(reasons.failing_since(datetime.now(UTC), 12))
     set_columns(
         web_server, down, disabled=True, disabled_reason=reason, disabled_at=datetime.now(UTC)
     )
@@ -112,6 +115,7 @@ def shop(web_server: ServerHandle, receiver: Receiver) -> dict[str, str]:
         "tripped": tripped,
         "msg": msg_id,
         "token": token,
+        "reason": reason or "",
     }
 
 
@@ -205,6 +209,13 @@ def test_every_page_fits_a_phone(
         page.wait_for_url("**/portal/endpoints")
         for path in _pages(shop):
             problems += _check(page, web_server.url + path, lang)
+        # Operators and customers read why the endpoint stopped in their own language, its
+        # date as that language writes it (the phone's pages, in Chromium).
+        said = describe.disabled_text(shop["reason"], translator(lang), lang)
+        assert said and (lang == "en" or "Disabled automatically" not in said), said
+        for path in ("/dashboard/", f"/portal/endpoints/{shop['down']}"):
+            page.goto(web_server.url + path)
+            assert page.get_by_text(said).first.is_visible(), (path, said)
     finally:
         ctx.close()
     assert not problems, f"{lang} at 390 px:\n" + "\n".join(problems)

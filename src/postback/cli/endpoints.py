@@ -38,6 +38,7 @@ ENDPOINT_COLUMNS = (
     Column("url", lambda r: r["url"]),
     Column("event types", lambda r: r.get("filterTypes") or r.get("eventTypes") or "all"),
     Column("channels", lambda r: r.get("channels") or ""),
+    Column("product", lambda r: r.get("product") or ""),
     Column("filter", lambda r: r.get("filter")),
     Column("projection", lambda r: r.get("projection")),
     Column("disabled", lambda r: "DISABLED" if r.get("disabled") else ""),
@@ -65,6 +66,10 @@ EventTypeOpt = Annotated[
     list[str] | None, typer.Option("--event-type", "-e", help="only these (repeat)")
 ]
 ChannelOpt = Annotated[list[str] | None, typer.Option(help="only these channels (repeat)")]
+ProductOpt = Annotated[
+    str | None,
+    typer.Option(help="only this product (found at each event type's productPath)"),
+]
 FilterOpt = Annotated[
     str | None,
     typer.Option(
@@ -100,6 +105,7 @@ def endpoint_body(
     max_in_flight: int | None,
     meta: list[str] | None,
     ordered: bool | None = None,
+    product: str | None = None,
 ) -> dict[str, Any]:
     """The options given, as the API's endpoint fields (what was not given is left out)."""
     body = {
@@ -113,6 +119,7 @@ def endpoint_body(
         "maxInFlight": max_in_flight,
         "metadata": metadata(meta),
         "ordered": ordered,
+        "product": product,
     }
     return {k: v for k, v in body.items() if v is not None}
 
@@ -132,6 +139,7 @@ def endpoint_create(
     endpoint_url: Annotated[str, typer.Argument(metavar="URL", help="where to POST webhooks")],
     event_type: EventTypeOpt = None,
     channel: ChannelOpt = None,
+    product: ProductOpt = None,
     payload_filter: FilterOpt = None,
     projection: ProjectionOpt = None,
     description: str = "",
@@ -198,6 +206,7 @@ def endpoint_create(
         max_in_flight=max_in_flight,
         meta=meta,
         ordered=ordered,
+        product=product,
     )
     row = client.post(endpoints_path(app), {k: v for k, v in body.items() if v is not None})
     key = client.get(f"{endpoint_path(app, row['id'])}/secret")["key"]
@@ -221,6 +230,7 @@ def endpoint_get(app: AppArg, endpoint: EndpointArg, *, client: Client, out: Out
 class Clearable(StrEnum):
     event_types = "event-types"
     channels = "channels"
+    product = "product"
     filter = "filter"
     projection = "projection"
     rate = "rate"
@@ -230,6 +240,7 @@ class Clearable(StrEnum):
 _CLEARED = {
     Clearable.event_types: "filterTypes",
     Clearable.channels: "channels",
+    Clearable.product: "product",
     Clearable.filter: "filter",
     Clearable.projection: "projection",
     Clearable.rate: "throttleRate",
@@ -245,6 +256,7 @@ def endpoint_update(
     endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="a new URL")] = None,
     event_type: EventTypeOpt = None,
     channel: ChannelOpt = None,
+    product: ProductOpt = None,
     payload_filter: FilterOpt = None,
     projection: ProjectionOpt = None,
     description: Annotated[str | None, typer.Option(help="a new description")] = None,
@@ -273,6 +285,7 @@ def endpoint_update(
         max_in_flight=max_in_flight,
         meta=meta,
         ordered=ordered,
+        product=product,
     )
     for field in clear or ():
         if _CLEARED[field] in body:

@@ -68,6 +68,12 @@ def event_type_list(
     out.rows(rows, EVENT_TYPE_COLUMNS, title="event types")
 
 
+ProductPathOpt = Annotated[
+    str | None,
+    typer.Option(help="where its payloads name the product, e.g. data.product.id"),
+]
+
+
 @event_type_cli.command("create")
 @client_command
 def event_type_create(
@@ -77,12 +83,15 @@ def event_type_create(
         Path | None, typer.Option(help="a JSON Schema file: the payload's version 1")
     ] = None,
     group: Annotated[str | None, typer.Option(help="group name, for the portal")] = None,
+    product_path: ProductPathOpt = None,
     *,
     client: Client,
     out: Out,
 ) -> None:
     """Create an event type, optionally with a JSON Schema for its payload."""
     body: dict[str, Any] = {"name": name, "description": description, "groupName": group}
+    if product_path:
+        body["productPath"] = product_path
     if schema is not None:
         body["schemas"] = {"1": read_json_file(schema, "schema")}
     row = client.post("/api/v1/event-type", body)
@@ -116,6 +125,7 @@ def event_type_update(
         bool | None,
         typer.Option("--validate/--no-validate", help="check payloads against the schema"),
     ] = None,
+    product_path: ProductPathOpt = None,
     *,
     client: Client,
     out: Out,
@@ -127,6 +137,7 @@ def event_type_update(
         "archived": archived,
         "deprecated": deprecated,
         "validatePayloads": validate,
+        "productPath": product_path,
     }
     if schema is not None:
         body["schemas"] = {"1": read_json_file(schema, "schema")}
