@@ -173,12 +173,17 @@ class Worker:
         """Retention: drop expired payloads and idempotency keys, a batch a minute, and the
         records past POSTBACK_RETENTION_PERIOD (one worker process at a time, in short
         batches: store/retention.py); warn of client certificates that expire within 14
-        days (an operational webhook)."""
+        days (an operational webhook). The first records pass waits one round: a worker
+        that has just started is taking its first claims, and on SQLite the pass's bookkeeping
+        takes the write lock those claims need."""
+        started = True
         while True:
             try:
                 await self.store.expunge_expired_payloads()
                 await self.store.purge_idempotency_keys()
-                removed = await self.store.run_retention(self.settings.retention_period)
+                removed = None
+                if not started:
+                    removed = await self.store.run_retention(self.settings.retention_period)
                 if removed and removed["messages"]:
                     log.info(
                         "retention removed %d messages, %d deliveries, %d attempts",
@@ -189,6 +194,7 @@ class Worker:
                 await self.store.warn_expiring_certificates()
             except Exception as exc:
                 log.warning("housekeeping failed (%s); will try again", exc)
+            started = False
             await asyncio.sleep(HOUSEKEEPING_EVERY)
 
     async def _wake_parked_loop(self) -> None:
