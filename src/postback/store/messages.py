@@ -15,7 +15,7 @@ from postback.store.core import OPERATIONAL_APP_ID, StoreCore
 from postback.store.errors import NotFound
 from postback.store.group_commit import SEEN
 from postback.store.pages import Page, PageOut, page_out, paged
-from postback.store.routing import route
+from postback.store.routing import ROUTING_COLUMNS, route
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,19 +28,10 @@ EXPUNGED = "EXPUNGED"  # an attempt's response body once deleted, as Svix writes
 # memoized cache key instead of walking a freshly built statement on every message.
 _INSERT_DELIVERY = t.deliveries.insert()
 _e = t.endpoints.c
-_ROUTING = (
-    _e.id,
-    _e.product,
-    _e.event_types,
-    _e.channels,
-    _e.payload_filter,
-    _e.projection,
-    _e.ordered,
-)
-_LIVE_ENDPOINTS = sa.select(*_ROUTING).where(
+_LIVE_ENDPOINTS = sa.select(*ROUTING_COLUMNS).where(
     _e.app_id == sa.bindparam("app_id"), _e.disabled.is_(False)
 )
-_ONE_ENDPOINT = sa.select(*_ROUTING).where(_e.id == sa.bindparam("ep_id"))
+_ONE_ENDPOINT = sa.select(*ROUTING_COLUMNS).where(_e.id == sa.bindparam("ep_id"))
 
 
 class MessagesMixin(StoreCore):

@@ -17,6 +17,7 @@ from postback.domain import (
     queue_times,
 )
 from postback.filters import compile_filter, project
+from postback.store import schema as t
 
 Row = dict[str, Any]
 Reason = reasons.Reason
@@ -33,6 +34,20 @@ class Routable(Protocol):
     payload_filter: Any
     projection: Any
     ordered: bool
+
+
+_e = t.endpoints.c
+# What routing reads of an endpoint, in RoutedEndpoint's order (raw SQL readers select the
+# same columns in the same order: store/pg/ingest.py, store/sqlite/ingest.py).
+ROUTING_COLUMNS = (
+    _e.id,
+    _e.product,
+    _e.event_types,
+    _e.channels,
+    _e.payload_filter,
+    _e.projection,
+    _e.ordered,
+)
 
 
 class RoutedEndpoint:

@@ -14,7 +14,7 @@ from postback import ids
 from postback.domain import MessageStatus
 from postback.store import schema as t
 from postback.store.core import OPERATIONAL_APP_ID, StoreCore
-from postback.store.routing import route
+from postback.store.routing import ROUTING_COLUMNS, route
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -99,18 +99,7 @@ class UsageMixin(StoreCore):
         after: str,
     ) -> tuple[str, int, bool]:
         ep = (
-            await conn.execute(
-                sa.select(
-                    _e.id,
-                    _e.product,
-                    _e.event_types,
-                    _e.channels,
-                    _e.payload_filter,
-                    _e.projection,
-                    _e.ordered,
-                    _e.disabled,
-                ).where(_e.id == ep_id)
-            )
+            await conn.execute(sa.select(*ROUTING_COLUMNS, _e.disabled).where(_e.id == ep_id))
         ).first()
         if ep is None:
             return after, 0, False  # deleted meanwhile: nothing more to send it
