@@ -116,12 +116,22 @@ def build_image(base: str) -> str:
         "--file",
         str(ROOT / "Dockerfile"),
     ]
-    # The build stage is tagged too, so that pruning leaves its cached layers in place.
-    run([*common, "--target=build", f"--tag={BUILD_STAGE}", str(ROOT)], timeout=1200)
-    run([*common, f"--tag={IMAGE}", str(ROOT)], timeout=1200)
-    for _ in range(10):  # each pass frees the layers the last one orphaned
-        if not run(["podman", "image", "prune", "--force", f"--filter=label={LABEL}"]).strip():
-            break
+    with (cache_dir() / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build (and prune) at a time on this machine
+        # The build stage is tagged too, so that pruning leaves its cached layers in place.
+        run([*common, "--target=build", f"--tag={BUILD_STAGE}", str(ROOT)], timeout=1200)
+        run([*common, f"--tag={IMAGE}", str(ROOT)], timeout=1200)
+        for _ in range(10):  # each pass frees the layers the last one orphaned
+            # Only tidying: another podman command removing an image meanwhile makes a
+            # pass fail ("image not known"); what it left is pruned by the next build.
+            done = subprocess.run(
+                ["podman", "image", "prune", "--force", f"--filter=label={LABEL}"],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            if done.returncode != 0 or not done.stdout.strip():
+                break
     return IMAGE
 
 

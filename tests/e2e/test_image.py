@@ -21,7 +21,9 @@ from tests.support.procs import free_port
 from tests.support.receivers import Receiver, ok
 from tests.support.server import SECRET_KEY
 
-# One worker builds the image and runs every test of it (`make test` runs two workers).
+# Asks xdist to keep the image's tests on one worker (`make test` runs two); should they
+# still be split, image.build_image holds a lock, so a second build waits and finds its
+# layers cached.
 pytestmark = pytest.mark.xdist_group("image")
 
 TOKEN = "pb_image_test_token"
