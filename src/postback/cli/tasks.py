@@ -75,6 +75,13 @@ HEAD_COLUMNS = (
 )
 
 
+def _act_on_head(
+    client: Any, out: Out, app: str, endpoint: str, key: str | None, action: str, title: str
+) -> None:
+    row = client.post(f"{endpoint_path(app, endpoint)}/ordering/{action}", {"orderingKey": key})
+    out.one(row, HEAD_COLUMNS, title=title)
+
+
 @ordering_cli.command("list")
 @client_command
 def ordering_list(app: AppArg, endpoint: EndpointArg, *, client: Client, out: Out) -> None:
@@ -89,8 +96,7 @@ def ordering_retry(
     app: AppArg, endpoint: EndpointArg, key: KeyOpt = None, *, client: Client, out: Out
 ) -> None:
     """Send a key's head now instead of at its next retry."""
-    row = client.post(f"{endpoint_path(app, endpoint)}/ordering/retry", {"orderingKey": key})
-    out.one(row, HEAD_COLUMNS, title="head sent again")
+    _act_on_head(client, out, app, endpoint, key, "retry", "head sent again")
 
 
 @ordering_cli.command("skip")
@@ -100,8 +106,7 @@ def ordering_skip(
 ) -> None:
     """Give up a key's head (recorded as skipped, by whom and when) so its next message
     goes out."""
-    row = client.post(f"{endpoint_path(app, endpoint)}/ordering/skip", {"orderingKey": key})
-    out.one(row, HEAD_COLUMNS, title="head skipped")
+    _act_on_head(client, out, app, endpoint, key, "skip", "head skipped")
 
 
 # ---- replay-missing ------------------------------------------------------------------
