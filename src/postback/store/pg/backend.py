@@ -42,6 +42,7 @@ class PostgresBackend:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._spare = queue.SpareHeads()
 
     async def write_messages(self, items: list[tuple[Row, bool]]) -> Written:
         return await ingest.write_messages(self.engine, items)
@@ -55,7 +56,7 @@ class PostgresBackend:
         worker: str,
         policy: SchedulerPolicy,
     ) -> tuple[list[Claimed], datetime | None]:
-        return await queue.claim(self.engine, now, limit, until, lease, worker, policy)
+        return await queue.claim(self.engine, now, limit, until, lease, worker, policy, self._spare)
 
     async def record_successes(self, done: Sequence[Success], now: datetime) -> list[str]:
         return await queue.record_successes(self.engine, done, now)

@@ -4,6 +4,7 @@ batch of plain successes. sqlite/queue.py does the same on SQLite, row for row."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,13 @@ if TYPE_CHECKING:
 # (postback.delivery.scheduler.plan_claim).
 # Every read is ordered as that index is: with one endpoint holding a million due rows, a
 # planner that estimates "half the table" per endpoint would otherwise walk a time-ordered
-# index through that backlog to find another endpoint's first row.
+# index through that backlog to find another endpoint's first row. The live claims are
+# counted the same way, and only up to the endpoint's cap (beyond it the count changes
+# nothing). A sending status is written as a range here (sending is 3): `status = 3` lets the
+# planner use the partial index ix_deliveries_worker (WHERE status = 3), every worker's
+# claims for every endpoint, which it does whenever it believes that index small (fresh
+# statistics or none): 33 of a 41 ms claim over 1,000 endpoints with 250 in flight
+# (docs/performance.md).
 HEADS = """
 WITH RECURSIVE firsts(id, status, at) AS (
     (SELECT endpoint_id, status, next_attempt_at FROM deliveries
@@ -45,7 +52,8 @@ WITH RECURSIVE firsts(id, status, at) AS (
            CASE WHEN f.status = 3 THEN f.at
                 WHEN f.at > $1 THEN
                (SELECT d.next_attempt_at FROM deliveries d
-                WHERE d.endpoint_id = f.id AND d.status = 3 AND d.next_attempt_at IS NOT NULL
+                WHERE d.endpoint_id = f.id AND d.status >= 3 AND d.status < 4
+                  AND d.next_attempt_at IS NOT NULL
                 ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT 1)
            END AS claim_end
     FROM firsts f
@@ -53,33 +61,55 @@ WITH RECURSIVE firsts(id, status, at) AS (
 SELECT e.id, e.app_id, h.pending_at, h.claim_end,
        e.max_in_flight, e.circuit_state, e.circuit_probe_at, e.paused_until,
        CASE WHEN h.pending_at <= $1 OR h.claim_end <= $1 THEN
-           (SELECT count(*) FROM deliveries d
-            WHERE d.endpoint_id = e.id AND d.status = 3 AND d.next_attempt_at > $1)
+           (SELECT count(*) FROM (
+                SELECT 1 FROM deliveries d
+                WHERE d.endpoint_id = e.id AND d.status >= 3 AND d.status < 4
+                  AND d.next_attempt_at > $1
+                ORDER BY d.endpoint_id, d.status, d.next_attempt_at
+                LIMIT COALESCE(NULLIF(e.max_in_flight, 0), $2)) live)
        ELSE 0 END,
        e.ordered
 FROM heads h JOIN endpoints e ON e.id = h.id
 """
 
-# The endpoints this claim takes from, locked in id order; one another worker is claiming
-# from right now is skipped (it has that endpoint's room in hand).
+# The endpoints this claim takes from, each under a transaction-scoped advisory lock
+# keyed by a 64-bit hash of its id (the one-key form: it cannot meet the two-key locks of
+# the events feed); one another worker is claiming from right now is skipped (it has that
+# endpoint's room in hand). Only claims take these locks, so only claims wait on one
+# another, and a try-lock never waits: no lock order to keep. Row locks on the endpoints
+# did the same at seven times the cost (a tuple lock is a write: 16 µs an endpoint
+# against 2 µs, docs/performance.md), and made a claim skip an endpoint whose row a
+# recorder had locked.
 LOCK_ENDPOINTS = """
-SELECT id FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED
+SELECT id FROM unnest($1::text[]) AS chosen(id)
+WHERE pg_try_advisory_xact_lock(hashtextextended(id, 7160))
 """
 
-# Under those locks, in a snapshot taken after them: each endpoint's room counted again
-# (a claim that committed meanwhile is seen), its earliest due deliveries leased, and what
-# sending them needs read. The UPDATE repeats the due test: a row a recorder or a disable
-# moved on since is left alone. It finds its rows through an array of ids, by primary
-# key: joined to the lateral reads, whose sizes the planner cannot know, it may choose to
-# hash the whole table instead.
+# Under those locks, in a snapshot taken after them, each endpoint's room is settled
+# again, once (materialized): none while it is paused by a Retry-After or its circuit is
+# not closed, unless this claim is that circuit's probe and the probe is due; else its
+# cap less its live claims (a claim that committed meanwhile is seen). The plan's read of
+# these may be stale (see claim): this is the read that decides. Then its earliest due
+# deliveries are leased and what sending them needs is read. The UPDATE repeats the due
+# test: a row a recorder or a disable moved on since is left alone. It finds its rows
+# through an array of ids, by primary key: joined to the lateral reads, whose sizes the
+# planner cannot know, it may choose to hash the whole table instead.
 _ROOM = """
 WITH RECURSIVE pick AS (
-    SELECT p.ep, p.k, p.cap FROM jsonb_to_recordset($1::jsonb) AS p(ep text, k int, cap int)
-), room AS (
-    SELECT p.ep, GREATEST(0, LEAST(p.k, p.cap - (
-        SELECT count(*) FROM deliveries d
-        WHERE d.endpoint_id = p.ep AND d.status = 3 AND d.next_attempt_at > $2))) AS n
-    FROM pick p
+    SELECT p.ep, p.k, p.cap, p.probe
+    FROM jsonb_to_recordset($1::jsonb) AS p(ep text, k int, cap int, probe bool)
+), room AS MATERIALIZED (
+    SELECT p.ep, CASE
+        WHEN e.paused_until > $2 THEN 0
+        WHEN e.circuit_state <> 0 AND NOT (p.probe AND e.circuit_probe_at <= $2) THEN 0
+        ELSE GREATEST(0, LEAST(p.k, p.cap - (
+            SELECT count(*) FROM (
+                SELECT 1 FROM deliveries d
+                WHERE d.endpoint_id = p.ep AND d.status >= 3 AND d.status < 4
+                  AND d.next_attempt_at > $2
+                ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT p.cap) live)))
+        END AS n
+    FROM pick p JOIN endpoints e ON e.id = p.ep
 """
 
 # An unordered endpoint's earliest due deliveries: pending ones and lapsed claims.
@@ -90,7 +120,8 @@ _DUE_BY_TIME = """), due AS (
          ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT r.n)
         UNION ALL
         (SELECT d.id, d.next_attempt_at FROM deliveries d
-         WHERE d.endpoint_id = r.ep AND d.status = 3 AND d.next_attempt_at <= $2
+         WHERE d.endpoint_id = r.ep AND d.status >= 3 AND d.status < 4
+           AND d.next_attempt_at <= $2
          ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT r.n)
         ORDER BY next_attempt_at LIMIT r.n
     ) x
@@ -147,6 +178,37 @@ WHERE id = ANY($1::text[]) AND circuit_state <> 0
 """
 
 
+class SpareHeads:
+    """The heads a claim read but did not take from because its batch was full, kept for
+    the claims that follow at once: a worker with many free senders claims a quarter of
+    them at a time, and without this each of those claims walks every endpoint with queued
+    work again (10 µs an endpoint: 40 % of a claim's cost in a fan-out to 1,000 endpoints,
+    docs/performance.md). Kept for ``SPARE_FOR`` seconds at most, and only while they
+    yield: a claim that cannot fill its batch from them walks the queue in the same call,
+    so a claim comes back short only when the queue itself is short, and work queued
+    meanwhile for other endpoints waits for the spare at most that long. Staleness is
+    harmless: the lease settles every endpoint's room, circuit and pause again (_ROOM)."""
+
+    SPARE_FOR = 0.1
+
+    def __init__(self) -> None:
+        self._heads: list[QueueHead] = []
+        self._read_at = 0.0
+
+    def take(self) -> tuple[list[QueueHead], float] | None:
+        """The spare heads and when they were read, if fresh; they are handed out once."""
+        heads, self._heads = self._heads, []
+        if heads and time.monotonic() - self._read_at < self.SPARE_FOR:
+            return heads, self._read_at
+        return None
+
+    def keep(self, heads: list[QueueHead], plan: ClaimPlan, limit: int, read_at: float) -> None:
+        """What ``plan`` left of ``heads``, if it filled its batch (else nothing due is left)."""
+        if sum(plan.take.values()) >= limit:
+            self._heads = [h for h in heads if h.endpoint_id not in plan.take]
+            self._read_at = read_at
+
+
 async def claim(
     engine: AsyncEngine,
     now: datetime,
@@ -155,29 +217,44 @@ async def claim(
     lease: str,
     worker: str,
     policy: SchedulerPolicy,
+    spare: SpareHeads,
 ) -> tuple[list[Claimed], datetime | None]:
-    """Backend.claim on PostgreSQL: the heads read outside a transaction (a plan from a
-    stale read is harmless: CLAIM counts every endpoint's room again under its lock), then
-    the plan leased in one transaction."""
+    """Backend.claim on PostgreSQL: the heads read outside a transaction (or what the last
+    claim left of its read, ``spare``), then the plan leased in one transaction, where
+    every endpoint's room is settled again under its lock."""
+    claimed: list[Claimed] = []
     async with raw_connection(engine) as (raw, _):
-        heads = [QueueHead(*r) for r in await raw.fetch(HEADS, now)]
+        kept = spare.take()
+        if kept is not None:
+            heads, read_at = kept
+            plan = plan_claim(heads, now, limit, policy)
+            if plan.take:
+                claimed = await _lease(raw, heads, plan, now, until, lease, worker)
+            if len(claimed) >= limit:
+                spare.keep(heads, plan, limit, read_at)
+                return claimed, plan.next_wake
+            limit -= len(claimed)
+        read_at = time.monotonic()
+        heads = [QueueHead(*r) for r in await raw.fetch(HEADS, now, policy.max_in_flight)]
         plan = plan_claim(heads, now, limit, policy)
-        ordered = {h.endpoint_id for h in heads if h.ordered}
-        claimed = await _lease(raw, plan, ordered, now, until, lease, worker) if plan.take else []
+        if plan.take:
+            claimed += await _lease(raw, heads, plan, now, until, lease, worker)
+        spare.keep(heads, plan, limit, read_at)
     return claimed, plan.next_wake
 
 
 async def _lease(
     raw: Any,
+    heads: list[QueueHead],
     plan: ClaimPlan,
-    ordered: set[str],
     now: datetime,
     until: datetime,
     lease: str,
     worker: str,
 ) -> list[Claimed]:
     """Lease what ``plan`` says, in one transaction under the endpoints' locks: by due
-    time, or key head by key head for the ``ordered`` endpoints."""
+    time, or key head by key head for the ordered endpoints."""
+    ordered = {h.endpoint_id for h in heads if h.ordered}
     async with raw.transaction():
         locked = await raw.fetch(LOCK_ENDPOINTS, sorted(plan.take))
         if not locked:
@@ -188,7 +265,10 @@ async def _lease(
             (CLAIM_ORDERED, [r[0] for r in locked if r[0] in ordered]),
         ):
             if eps:
-                pick = [{"ep": ep, "k": plan.take[ep], "cap": plan.caps[ep]} for ep in eps]
+                pick = [
+                    {"ep": ep, "k": plan.take[ep], "cap": plan.caps[ep], "probe": ep in plan.probes}
+                    for ep in eps
+                ]
                 arg = orjson.dumps(pick).decode()
                 rows += await raw.fetch(statement, arg, now, until, lease, worker)
         probes = sorted(plan.probes.intersection(r[3] for r in rows))
