@@ -95,6 +95,14 @@ class Settings:
             "retrying are kept with their message however old"
         },
     )
+    partition_width: float = field(
+        default=86400.0,
+        metadata={
+            "help": "PostgreSQL: the time each partition of attempts covers (by its "
+            "message's creation), e.g. '1d', 1h to 31d; workers keep the next 3 made ahead "
+            "and retention drops whole ones"
+        },
+    )
     request_timeout: float = field(
         default=15.0, metadata={"help": "seconds a delivery may take before it counts as failed"}
     )
@@ -323,6 +331,7 @@ class Settings:
             "retry_jitter": 0 <= self.retry_jitter <= 1,
             "worker_heartbeat": 0 < self.worker_heartbeat < self.worker_dead_after,
             "retention_period": 3600 <= self.retention_period <= 3650 * 86400,
+            "partition_width": 3600 <= self.partition_width <= 31 * 86400,
         }
         for name, ok in checks.items():
             if not ok:
@@ -424,6 +433,7 @@ def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
     if f.name in {
         "request_timeout",
         "retention_period",
+        "partition_width",
         "lease_seconds",
         "poll_interval",
         "app_token_ttl",

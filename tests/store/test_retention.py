@@ -141,10 +141,13 @@ async def test_a_pass_out_of_time_resumes_where_it_stopped(
     msgs = [await _message(store, app_id, status=MessageStatus.SUCCESS) for _ in range(3)]
     clock[0] = NOW + timedelta(days=91)
     first = await store.run_retention(DEFAULT, max_seconds=0)
-    assert first is not None and not first["complete"] and first["attempts"] == 0
+    assert first is not None and not first["complete"] and first["messages"] == 0
+    # PostgreSQL drops the attempts' whole partition first, whatever the time left.
+    assert first["attempts"] == (3 if first["partitions_dropped"] else 0)
     assert first["resume_after"] == ""
     second = await store.run_retention(DEFAULT)  # due again at once, from where it was
-    assert second is not None and second["complete"] and second["attempts"] == 3
+    assert second is not None and second["complete"]
+    assert first["attempts"] + second["attempts"] == 3
     assert not await _left(store, t.messages) & set(msgs)
 
 
@@ -160,6 +163,7 @@ async def test_a_delivery_made_pending_while_a_pass_waits_keeps_its_message(
     clock[0] = NOW + timedelta(days=91)
     d = t.deliveries.c
     async with store.engine.connect() as resend:
+        await store.backend.hold_partition_drops(resend)  # as Store.resend does first
         await resend.execute(
             t.deliveries.update().where(d.msg_id == raced).values(status=MessageStatus.PENDING)
         )

@@ -97,6 +97,7 @@ class Worker:
 
     async def run(self) -> None:
         await self.sender.start()
+        await self._ensure_partitions()
         log.info("worker started (concurrency %d)", self.settings.worker_concurrency)
         self._senders = [
             asyncio.create_task(self._send_loop(n), name=f"postback-sender-{n}")
@@ -169,6 +170,17 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.store.work_queued.wait(), timeout)
 
+    async def _ensure_partitions(self) -> None:
+        """PostgreSQL: the attempts partitions for the next windows, before any attempt
+        needs one (every worker does it; the first to come makes them)."""
+        try:
+            made = await self.store.ensure_partitions(self.settings.partition_width)
+        except Exception as exc:  # housekeeping tries again within a minute
+            log.warning("making time partitions failed (%s); will try again", exc)
+            return
+        if made:
+            log.info("made %d time partitions ahead", made)
+
     async def _housekeeping(self) -> None:
         """Retention: drop expired payloads and idempotency keys, a batch a minute, and the
         records past POSTBACK_RETENTION_PERIOD (one worker process at a time, in short
@@ -179,6 +191,8 @@ class Worker:
         started = True
         while True:
             try:
+                if not started:  # run() made them just before
+                    await self._ensure_partitions()
                 await self.store.expunge_expired_payloads()
                 await self.store.purge_idempotency_keys()
                 removed = None

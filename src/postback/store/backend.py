@@ -191,6 +191,23 @@ class Backend(Protocol):
         the whole table) and ``bytes`` on disk with its indexes (None if unknown)."""
         ...
 
+    async def ensure_partitions(self, width: float, ahead: int) -> int:
+        """Make the time partitions missing from now to ``ahead`` windows of ``width``
+        seconds after it, safely from many processes at once; returns how many were made
+        (none where tables are not partitioned)."""
+        ...
+
+    async def hold_partition_drops(self, conn: AsyncConnection) -> None:
+        """First in a transaction that may make an old delivery pending again (resend,
+        recover, replay): no partition is dropped until it commits."""
+        ...
+
+    async def drop_expired_partitions(self, now: datetime, default: float) -> Row:
+        """Drop the whole partitions past the ``default`` period that nothing keeps (a
+        live delivery, an application's longer period): ``{"attempts": rows removed,
+        "partitions": names}``; nothing where tables are not partitioned."""
+        ...
+
 
 def backend_for(engine: AsyncEngine) -> Backend:
     """The backend of ``engine``'s database: chosen here, once."""

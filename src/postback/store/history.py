@@ -34,6 +34,7 @@ class HistoryMixin(StoreCore):
         """Queue one manual attempt of a message to an endpoint, now."""
         now = self.clock()
         async with self.engine.begin() as conn:
+            await self.backend.hold_partition_drops(conn)  # an old message may be sent again
             msg = await self._get_message(conn, app_id, msg_id)
             ep = await self._get_endpoint(conn, app_id, endpoint_id)
             d = t.deliveries.c

@@ -9,6 +9,11 @@ or shrinks so a transaction lasts about the backend's ``batch_budget``; a pass s
 ``max_seconds`` and the next one resumes where it stopped. The housekeeping row
 ``retention`` (schema.py) is claimed by an UPDATE that only one process can win, so any
 number of workers can call ``run_retention`` at once.
+
+On PostgreSQL ``attempts`` is partitioned by message id (store/pg/partitions.py): a pass
+first drops the whole partitions past the default period that nothing keeps, then its
+batches remove the rest (deliveries, messages, and the attempts of partitions kept for a
+live delivery or an application's longer period), finding nothing left in a dropped one.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ Row = dict[str, Any]
 CHORE = "retention"
 FIRST_WINDOW, MIN_WINDOW, MAX_WINDOW = 64, 16, 4096  # message ids per batch
 PAUSE = 0.005  # seconds between batches: writers waiting for the lock go first
+PARTITIONS_AHEAD = 3  # windows of POSTBACK_PARTITION_WIDTH made ahead of now
 PASS_EVERY = 600.0  # seconds between complete passes
 PASS_MAX = 20.0  # seconds one call works before it leaves the rest to the next
 CLAIM_HOLD = 300.0  # a runner that dies frees the chore after this long
@@ -59,8 +65,12 @@ class RetentionMixin(StoreCore):
         after = (previous.get("result") or {}).get("resume_after") or ""
         result: Row = {"messages": 0, "deliveries": 0, "attempts": 0, "batches": 0}
         result["median_batch_ms"] = result["max_batch_ms"] = 0.0
+        result["partitions_dropped"] = []
         complete = False
         try:
+            dropped = await self.backend.drop_expired_partitions(started, default_seconds)
+            result["attempts"] += dropped["attempts"]
+            result["partitions_dropped"] = dropped["partitions"]
             complete, after = await self._remove_expired(
                 default_seconds, started, after, max_seconds, result
             )
@@ -89,6 +99,11 @@ class RetentionMixin(StoreCore):
                     .values(due_at=due, last_run_at=finished, result=result)
                 )
         return result
+
+    async def ensure_partitions(self, width: float, ahead: int = PARTITIONS_AHEAD) -> int:
+        """Make the time partitions missing up to ``ahead`` windows of ``width`` seconds
+        after now (PostgreSQL; any number of processes at once); how many were made."""
+        return await self.backend.ensure_partitions(width, ahead)
 
     async def retention_status(self) -> Row | None:
         """When the last retention pass ran, what it did, and the tables' figures it took

@@ -306,6 +306,9 @@ workers = sa.Table(
     sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
 )
 
+# On PostgreSQL partitioned by RANGE (msg_id), a window of message ids per partition, and
+# keyed (id, msg_id) there since a partitioned key must hold the partition key
+# (store/pg/partitions.py, migration 0017); what is written here is what SQLite has.
 attempts = sa.Table(
     "attempts",
     metadata,

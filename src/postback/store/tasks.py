@@ -60,6 +60,7 @@ class TasksMixin(StoreCore):
         try:
             while True:
                 async with self.engine.begin() as conn:
+                    await self.backend.hold_partition_drops(conn)  # old deliveries revive
                     pick = (
                         sa.select(d.id)
                         .where(

@@ -73,6 +73,7 @@ class UsageMixin(StoreCore):
         try:
             while True:
                 async with self.engine.begin() as conn:
+                    await self.backend.hold_partition_drops(conn)  # old messages resent
                     after, sent, more = await self._replay_batch(
                         conn, task["app_id"], data["endpointId"], since, until, after
                     )

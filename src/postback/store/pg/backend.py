@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from postback.store import schema as t
 from postback.store.backend import Claimed, Success, Written
-from postback.store.pg import feed, ingest, queue
+from postback.store.pg import feed, ingest, partitions, queue
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -25,11 +25,8 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 WORK_CHANNEL = "postback_work"
 _NOTIFY = sa.text("SELECT pg_notify(:c, '')")
-_SIZES = sa.text(
-    "SELECT c.relname, c.reltuples, pg_total_relation_size(c.oid) AS bytes FROM pg_class c"
-    " WHERE c.relkind IN ('r', 'p') AND c.relnamespace = current_schema()::regnamespace"
-    " AND c.relname = ANY(:names)"
-)
+_SIZES = partitions.table_sizes_sql()
+_HOLD_DROPS = sa.text(f"SELECT pg_advisory_xact_lock_shared({partitions.DROP_LOCK})")
 
 
 class PostgresBackend:
@@ -136,3 +133,16 @@ class PostgresBackend:
         # reltuples: the estimate autovacuum and ANALYZE keep; count(*) would read it all.
         found = await conn.execute(_SIZES, {"names": list(tables)})
         return {r.relname: {"rows": max(int(r.reltuples), 0), "bytes": int(r.bytes)} for r in found}
+
+    async def ensure_partitions(self, width: float, ahead: int) -> int:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(partitions.ensure, width, ahead)
+
+    async def hold_partition_drops(self, conn: AsyncConnection) -> None:
+        await conn.execute(_HOLD_DROPS)
+
+    async def drop_expired_partitions(self, now: datetime, default: float) -> Row:
+        async with self.engine.connect() as conn:
+            # DETACH PARTITION ... CONCURRENTLY runs outside any transaction.
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await auto.run_sync(partitions.drop_expired, now.timestamp(), default)

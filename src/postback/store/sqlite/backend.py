@@ -86,3 +86,12 @@ class SqliteBackend:
 
     async def table_sizes(self, conn: AsyncConnection, tables: Sequence[str]) -> dict[str, Row]:
         return await space.table_sizes(conn, tables)
+
+    async def ensure_partitions(self, width: float, ahead: int) -> int:
+        return 0  # one file, no partitions: retention deletes in batches
+
+    async def hold_partition_drops(self, conn: AsyncConnection) -> None:
+        return None
+
+    async def drop_expired_partitions(self, now: datetime, default: float) -> Row:
+        return {"attempts": 0, "partitions": []}

@@ -1,0 +1,257 @@
+"""Time partitions on PostgreSQL: ``attempts`` is range-partitioned by its message's id.
+
+Ids sort by creation time (ids.py), so a range of message ids is a range of time: the
+partition for a window holds the attempts of the messages created in it, however late they
+were made (a retry, a resend). A message's attempts therefore live in one partition, and
+dropping the partition of a window removes exactly the attempts of that window's messages,
+as retention's batches would, without a DELETE.
+
+Partitions are contiguous: the first (``attempts_0``, the table as it was before migration
+0017) runs from MINVALUE; each one after it starts where the last ended (the *frontier*)
+and ends on a multiple of the width (POSTBACK_PARTITION_WIDTH) since the epoch. Creating
+them is idempotent and safe from any number of processes at once: under one transaction
+advisory lock, the frontier is read again and only what is missing is made. A new partition
+is made empty and then attached, which takes only SHARE UPDATE EXCLUSIVE on ``attempts``:
+inserts and reads go on meanwhile.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from postback import ids
+
+Row = dict[str, Any]
+TABLES = ("attempts",)  # the partitioned tables, in the order their partitions are dropped
+KEY = {"attempts": "msg_id"}
+# Any fixed numbers: partition creation, and drops against revivals (resend, recover,
+# replay take the shared side, so no old delivery becomes pending while a drop decides).
+ENSURE_LOCK = 0x70617274
+DROP_LOCK = 0x64726F70
+LOCK_TIMEOUT = "2s"  # a DDL waiting on a long reader must not hold writers behind it
+_BOUND = re.compile(r"FROM \((MINVALUE|'([^']*)')\) TO \((MAXVALUE|'([^']*)')\)")
+
+_LIST = sa.text(
+    "SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound,"
+    " c.reltuples AS rows, i.inhdetachpending AS detaching"
+    " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+    " WHERE i.inhparent = to_regclass(:table)"
+)
+
+
+def window_start(at_ms: int, width_ms: int) -> int:
+    return at_ms - at_ms % width_ms
+
+
+def bound_ms(bound: str) -> int:
+    """The millisecond a message-id bound stands for (its 10 time characters)."""
+    stamp = bound.split("_", 1)[1][:10]
+    value = 0
+    for ch in stamp:
+        value = value * 32 + ids._ALPHABET.index(ch)
+    return value
+
+
+def partition_name(table: str, lo_ms: int | None) -> str:
+    if lo_ms is None:
+        return f"{table}_0"
+    return f"{table}_{datetime.fromtimestamp(lo_ms / 1000, UTC):%Y%m%d_%H%M%S}"
+
+
+def _bound(lo: str | None, hi: str) -> str:
+    start = "MINVALUE" if lo is None else f"'{lo}'"
+    return f"FOR VALUES FROM ({start}) TO ('{hi}')"
+
+
+def create_statements(table: str, lo: str | None, hi: str) -> list[str]:
+    """Make one partition (``lo`` None: from MINVALUE) empty, then attach it."""
+    name = partition_name(table, None if lo is None else bound_ms(lo))
+    return [
+        f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS)',
+        f'ALTER TABLE "{table}" ATTACH PARTITION "{name}" {_bound(lo, hi)}',
+    ]
+
+
+def plan_windows(frontier: str | None, now_ms: int, width_ms: int, ahead: int) -> list[str]:
+    """The upper bounds of the partitions to add after ``frontier`` so that every id up to
+    the end of the window ``ahead`` widths after now's has one."""
+    goal = window_start(now_ms, width_ms) + (ahead + 1) * width_ms
+    at = bound_ms(frontier) if frontier else window_start(now_ms, width_ms)
+    out = []
+    while at < goal:
+        at = window_start(at, width_ms) + width_ms
+        out.append(ids.floor_id(ids.MESSAGE, at))
+    return out
+
+
+def parse_bound(bound: str) -> tuple[str | None, str | None]:
+    found = _BOUND.search(bound)
+    if found is None:  # pragma: no cover - a DEFAULT partition: we never make one
+        return None, None
+    return found.group(2), found.group(4)
+
+
+def partitions_of(conn: sa.Connection, table: str) -> list[Row]:
+    """The table's partitions, oldest first: name, lo (None: MINVALUE), hi, rows (an
+    estimate)."""
+    out = []
+    for r in conn.execute(_LIST, {"table": table}):
+        lo, hi = parse_bound(r.bound)
+        out.append(
+            {
+                "name": r.name,
+                "lo": lo,
+                "hi": hi,
+                "rows": max(int(r.rows), 0),
+                "detaching": r.detaching,
+            }
+        )
+    return sorted(out, key=lambda p: p["lo"] or "")
+
+
+def is_partitioned(conn: sa.Connection, table: str) -> bool:
+    kind = conn.scalar(
+        sa.text("SELECT relkind::text FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table}
+    )
+    return kind == "p"
+
+
+def ensure(conn: sa.Connection, width_s: float, ahead: int, now_ms: int | None = None) -> int:
+    """Add the partitions missing up to ``ahead`` widths after now (in the caller's
+    transaction, which should commit soon: it holds the advisory lock). Returns how many
+    were made."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    width_ms = int(width_s * 1000)
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ENSURE_LOCK})
+    made = 0
+    for table in TABLES:
+        if not is_partitioned(conn, table):
+            continue
+        parts = partitions_of(conn, table)
+        frontier = max((p["hi"] for p in parts if p["hi"]), default=None)
+        wanted = plan_windows(frontier, now_ms, width_ms, ahead)
+        if not wanted:
+            continue
+        conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+        lo = frontier
+        for hi in wanted:
+            for sql in create_statements(table, lo, hi):
+                conn.execute(sa.text(sql))
+            lo, made = hi, made + 1
+    return made
+
+
+def _kept_for_longer(
+    conn: sa.Connection, lo: str | None, hi: str, now_s: float, default: float
+) -> bool:
+    apps = conn.execute(
+        sa.text(
+            "SELECT id, retention_period FROM applications"
+            " WHERE retention_period * 86400 > :default"
+        ),
+        {"default": default},
+    ).all()
+    for app in apps:
+        since = ids.floor_id(ids.MESSAGE, int((now_s - app.retention_period * 86400) * 1000))
+        found = conn.scalar(
+            sa.text(
+                "SELECT 1 FROM messages WHERE app_id = :app AND id >= :since AND id >= :lo"
+                " AND id < :hi LIMIT 1"
+            ),
+            {"app": app.id, "since": since, "lo": lo or "", "hi": hi},
+        )
+        if found:
+            return True
+    return False
+
+
+def _live_delivery(conn: sa.Connection, lo: str | None, hi: str) -> bool:
+    """A delivery of a message in the window still pending (retrying, parked, paused) or
+    being sent: its message is kept whole, attempts included."""
+    return bool(
+        conn.scalar(
+            sa.text(
+                "SELECT 1 FROM deliveries WHERE msg_id >= :lo AND msg_id < :hi"
+                " AND status IN (1, 3) LIMIT 1"
+            ),
+            {"lo": lo or "", "hi": hi},
+        )
+    )
+
+
+def _try_lock(conn: sa.Connection) -> bool:
+    try:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": DROP_LOCK})
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_timeout
+            return False
+        raise
+    return True
+
+
+def drop_expired(conn: sa.Connection, now_s: float, default: float) -> Row:
+    """Detach and drop the partitions whose every message is past the default period and
+    has nothing left to send, where no application's longer period keeps one of them.
+    ``conn`` is in autocommit (DETACH ... CONCURRENTLY cannot run in a transaction): the
+    session advisory lock ``DROP_LOCK`` keeps resends, recovers and replays (the only
+    ways an old delivery becomes pending again) out from the check to the detach. Returns
+    the attempts removed (the partitions' rows) and the partitions dropped."""
+    cutoff = ids.floor_id(ids.MESSAGE, int((now_s - default) * 1000))
+    done: Row = {"attempts": 0, "partitions": []}
+    conn.execute(sa.text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
+    try:
+        for table in TABLES:
+            if not is_partitioned(conn, table):
+                continue
+            for part in partitions_of(conn, table):
+                if part["hi"] is None or part["hi"] > cutoff:
+                    break  # oldest first: the rest are younger
+                if not _try_lock(conn):
+                    return done  # a long resend or reader: the next pass tries again
+                try:
+                    if not part["detaching"] and (
+                        _kept_for_longer(conn, part["lo"], part["hi"], now_s, default)
+                        or _live_delivery(conn, part["lo"], part["hi"])
+                    ):
+                        continue  # retention's batches remove what may go, row by row
+                    rows = conn.scalar(sa.text(f'SELECT count(*) FROM "{part["name"]}"'))
+                    how = "FINALIZE" if part["detaching"] else "CONCURRENTLY"
+                    conn.execute(
+                        sa.text(f'ALTER TABLE "{table}" DETACH PARTITION "{part["name"]}" {how}')
+                    )
+                finally:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": DROP_LOCK})
+                conn.execute(sa.text(f'DROP TABLE "{part["name"]}"'))
+                done[table] += int(rows or 0)
+                done["partitions"].append(part["name"])
+    finally:
+        conn.execute(sa.text("RESET lock_timeout"))
+    return done
+
+
+def table_sizes_sql() -> sa.TextClause:
+    """Rows (the planner's estimate) and bytes per table, a partitioned one summed over its
+    partitions (the parent itself holds nothing)."""
+    leaves = "FROM pg_partition_tree(c.oid) t JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf"
+    return sa.text(
+        "SELECT c.relname,"
+        " CASE WHEN c.relkind = 'p' THEN"
+        f" (SELECT coalesce(sum(greatest(l.reltuples, 0)), 0) {leaves})"
+        " ELSE c.reltuples END AS reltuples,"
+        " CASE WHEN c.relkind = 'p' THEN"
+        f" (SELECT coalesce(sum(pg_total_relation_size(l.oid)), 0) {leaves})"
+        " ELSE pg_total_relation_size(c.oid) END AS bytes"
+        " FROM pg_class c"
+        " WHERE c.relkind IN ('r', 'p') AND c.relnamespace = current_schema()::regnamespace"
+        " AND c.relname = ANY(:names)"
+    )
+
+
+def names(parts: Sequence[Row]) -> list[str]:
+    return [p["name"] for p in parts]

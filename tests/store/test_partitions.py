@@ -1,0 +1,231 @@
+"""PostgreSQL time partitions of ``attempts`` (store/pg/partitions.py, migration 0017): the
+conversion of a populated table in place and back, partitions made ahead by many processes
+at once, retention dropping whole partitions (and keeping the ones something still needs),
+listings across a partition boundary. Messages are made at chosen times with ids.py's time
+encoding, so they land in chosen partitions."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from postback import ids
+from postback.domain import MessageStatus
+from postback.signing import generate_secret
+from postback.store import schema as t
+from postback.store.core import OPERATIONAL_APP_ID
+from postback.store.migrate import migrate
+from postback.store.pages import Page
+from postback.store.pg import partitions as p
+from postback.store.store import Store
+from tests.conftest import SECRET_BOX
+
+DAY_MS = 86_400_000
+PG = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+TODAY_MS = p.window_start(int(time.time() * 1000), DAY_MS)
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+async def _app(store: Store, **values: Any) -> tuple[str, str]:
+    app = await store.create_app({"name": "Billing", **values})
+    ep = await store.create_endpoint(
+        app["id"], {"url": "http://127.0.0.1:9/hook", "secret": generate_secret()}
+    )
+    return app["id"], ep["id"]
+
+
+async def _family(
+    store: Store,
+    app_id: str,
+    ep_id: str,
+    at_ms: int,
+    status: MessageStatus = MessageStatus.SUCCESS,
+    attempts: int = 2,
+) -> str:
+    """A message created at ``at_ms`` (its id says so), its delivery at ``status`` and
+    ``attempts`` attempts, written directly."""
+    msg_id, when = ids.new_id(ids.MESSAGE, at_ms=at_ms), _at(at_ms)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            t.messages.insert().values(
+                id=msg_id, app_id=app_id, event_type="a", payload=b"{}", created_at=when, tx=0
+            )
+        )
+        await conn.execute(
+            t.deliveries.insert().values(
+                id=ids.new_id(ids.DELIVERY, at_ms=at_ms),
+                msg_id=msg_id,
+                endpoint_id=ep_id,
+                app_id=app_id,
+                status=int(status),
+                attempt_count=attempts,
+                trigger_type=0,
+                created_at=when,
+                updated_at=when,
+            )
+        )
+        for n in range(attempts):
+            await conn.execute(
+                t.attempts.insert().values(_attempt_row(msg_id, ep_id, app_id, at_ms + n))
+            )
+    return msg_id
+
+
+def _attempt_row(msg_id: str, ep_id: str, app_id: str, at_ms: int) -> dict[str, Any]:
+    return {
+        "id": ids.new_id(ids.ATTEMPT, at_ms=at_ms),
+        "msg_id": msg_id,
+        "endpoint_id": ep_id,
+        "app_id": app_id,
+        "url": "http://127.0.0.1:9/hook",
+        "status": 0,
+        "response_status_code": 200,
+        "response": "ok",
+        "response_duration_ms": 1,
+        "trigger_type": 0,
+        "created_at": _at(at_ms),
+    }
+
+
+async def _partitions(store: Store) -> list[dict[str, Any]]:
+    async with store.engine.connect() as conn:
+        return await conn.run_sync(p.partitions_of, "attempts")
+
+
+async def _left(store: Store, table: sa.Table) -> set[str]:
+    column = table.c.msg_id if "msg_id" in table.c else table.c.id
+    stmt = sa.select(column).where(table.c.app_id != OPERATIONAL_APP_ID)
+    async with store.engine.connect() as conn:
+        return set(await conn.scalars(stmt))
+
+
+async def test_0017_converts_a_populated_table_in_place_and_back(empty_database_url: str) -> None:
+    from alembic import command
+
+    from postback.store.migrate import alembic_config
+
+    store = Store.connect(empty_database_url, secret_box=SECRET_BOX)
+    try:
+        await migrate(store.engine, "0015")
+        app_id, ep_id = await _app(store)
+        old = [await _family(store, app_id, ep_id, TODAY_MS - k * DAY_MS) for k in (40, 1, 0)]
+        await migrate(store.engine)
+        await migrate(store.engine)  # again: nothing to do
+        assert await _left(store, t.attempts) == set(old)
+        if store.backend.name == "postgresql":
+            parts = await _partitions(store)
+            assert parts[0]["name"] == "attempts_0" and parts[0]["lo"] is None
+            assert len(parts) == 4  # the table as it was, and the next 3 days
+            for before, after in itertools.pairwise(parts):
+                assert before["hi"] == after["lo"]  # contiguous
+            async with store.engine.connect() as conn:
+                in_old = await conn.scalar(sa.text("SELECT count(*) FROM attempts_0"))
+            assert in_old == 6
+        # New attempts go in, tomorrow's in tomorrow's partition.
+        new = await _family(store, app_id, ep_id, TODAY_MS + DAY_MS + 5)
+        assert await _left(store, t.attempts) == {*old, new}
+        page = await store.list_attempts(app_id, Page(limit=100), endpoint_id=ep_id)
+        assert len(page.rows) == 8
+
+        def downgrade(connection: sa.Connection) -> None:
+            command.downgrade(alembic_config(connection), "0015")
+
+        async with store.engine.begin() as conn:
+            await conn.run_sync(downgrade)
+            if store.backend.name == "postgresql":
+                assert not await conn.run_sync(p.is_partitioned, "attempts")
+        assert await _left(store, t.attempts) == {*old, new}
+    finally:
+        await store.close()
+
+
+@PG
+async def test_many_processes_make_partitions_at_once(database_url: str) -> None:
+    stores = [Store.connect(database_url) for _ in range(3)]
+    try:
+        hour = 3600.0  # a width other than the migration's: the frontier is followed
+        made = await asyncio.gather(*(s.ensure_partitions(hour, ahead=24 * 6) for s in stores))
+        parts = await _partitions(stores[0])
+        assert sum(made) == len(parts) - 4  # the migration's 4, then one process made each
+        for before, after in itertools.pairwise(parts):
+            assert before["hi"] == after["lo"]
+        goal = p.window_start(int(time.time() * 1000), 3_600_000) + 24 * 6 * 3_600_000
+        assert p.bound_ms(parts[-1]["hi"]) >= goal
+        assert await asyncio.gather(*(s.ensure_partitions(hour, ahead=24) for s in stores)) == [
+            0,
+            0,
+            0,
+        ]
+    finally:
+        for s in stores:
+            await s.close()
+
+
+@PG
+async def test_retention_drops_whole_partitions_and_keeps_what_is_needed(store: Store) -> None:
+    await store.ensure_partitions(86400.0, ahead=10)
+    app_id, ep_id = await _app(store)
+    longer_id, longer_ep = await _app(store, retention_period=365)
+    gone = await _family(store, app_id, ep_id, TODAY_MS + 2 * DAY_MS)
+    pending = await _family(store, app_id, ep_id, TODAY_MS + 3 * DAY_MS, MessageStatus.PENDING)
+    beside = await _family(store, app_id, ep_id, TODAY_MS + 3 * DAY_MS + 9)
+    kept_longer = await _family(store, longer_id, longer_ep, TODAY_MS + 4 * DAY_MS)
+    young = await _family(store, app_id, ep_id, TODAY_MS + 9 * DAY_MS)
+    store.clock = lambda: _at(TODAY_MS + 98 * DAY_MS)  # 90 days after the end of day 8
+    result = await store.run_retention(90 * 86400.0)
+    assert result is not None and result["complete"]
+
+    left = {p.bound_ms(x["lo"]) if x["lo"] else None for x in await _partitions(store)}
+    day = {TODAY_MS + k * DAY_MS for k in range(1, 11)}
+    assert left == day - {TODAY_MS + k * DAY_MS for k in (1, 2, 5, 6, 7)}
+    assert "attempts_0" in result["partitions_dropped"]  # before today: all went
+    assert p.partition_name("attempts", TODAY_MS + 2 * DAY_MS) in result["partitions_dropped"]
+    # The partition of a pending delivery stays; its done neighbour went row by row.
+    assert await _left(store, t.attempts) == {pending, kept_longer, young}
+    assert await _left(store, t.messages) == {pending, kept_longer, young}
+    assert gone not in await _left(store, t.deliveries) and beside not in await _left(
+        store, t.deliveries
+    )
+    assert result["attempts"] == 4  # gone's (dropped with its partition) and beside's
+
+
+@PG
+async def test_listings_and_resend_across_a_partition_boundary(store: Store) -> None:
+    app_id, ep_id = await _app(store)
+    today = await _family(store, app_id, ep_id, TODAY_MS + 1000)
+    tomorrow = await _family(store, app_id, ep_id, TODAY_MS + DAY_MS + 1000)
+    async with store.engine.connect() as conn:
+        where = await conn.execute(sa.text("SELECT tableoid::regclass::text, msg_id FROM attempts"))
+        homes = {msg: part for part, msg in where}
+    assert homes[today] != homes[tomorrow]  # two partitions
+
+    for descending in (False, True):
+        seen, iterator = [], None
+        while True:
+            page = await store.list_attempts(
+                app_id, Page(limit=1, iterator=iterator, descending=descending), endpoint_id=ep_id
+            )
+            seen += [r["id"] for r in page.rows]
+            if page.done:
+                break
+            iterator = page.iterator
+        assert seen == sorted(seen, reverse=descending) and len(seen) == 4
+
+    await store.resend(app_id, tomorrow, ep_id)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            t.attempts.insert().values(_attempt_row(tomorrow, ep_id, app_id, TODAY_MS + DAY_MS + 9))
+        )
+    by_msg = await store.list_attempts(app_id, Page(limit=10), msg_id=tomorrow)
+    assert len(by_msg.rows) == 3
+    one = by_msg.rows[0]
+    assert (await store.get_attempt(app_id, tomorrow, one["id"]))["id"] == one["id"]
