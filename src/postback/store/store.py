@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from postback import ids, reasons
 from postback.domain import MessageStatus
 from postback.store import schema as t
+from postback.store.blocked import BlockedKeysMixin
 from postback.store.credentials import CredentialsMixin, credential_columns
 from postback.store.dashboard import DashboardMixin
 from postback.store.engine import create_engine
@@ -62,6 +63,7 @@ class Store(
     CredentialsMixin,
     RetentionMixin,
     OrderingMixin,
+    BlockedKeysMixin,
 ):
     """The one interface to the database; api/, web/, cli and the worker call only this.
 

@@ -97,7 +97,19 @@ async def home(request: Request, viewer: DashboardViewer) -> Response:
             for row in await store.open_circuits()
         ],
         retention=await _retention(store),
+        ordering=_blocked(await store.blocked_too_long()),
     )
+
+
+def _blocked(found: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The last pass of the blocked-keys alert (store/blocked.py), as kept in its
+    housekeeping row: a view of the dashboard reads that row, never the queue."""
+    if found is None or not found.get("checked_at"):
+        return None
+    return {
+        "checked_at": _parsed(found["checked_at"]),
+        "blocked": [b | {"since": _parsed(b["blocked_since"])} for b in found["blocked"]],
+    }
 
 
 async def _retention(store: Store) -> dict[str, Any] | None:
@@ -137,6 +149,9 @@ async def _operational(store: Store, _: Any, lang: str) -> dict[str, Any]:
             event["details"] = describe.disabled_text(reasons.stored(data["reason"]), _, lang)
         elif event["event_type"] == ENDPOINT_DISABLED:
             event["details"] = _("Disabled by request.")
+        elif "orderingKey" in data:
+            key = data["orderingKey"] or _("(no key)")
+            event["details"] = f"{_('Ordering key')}: {key} · {data.get('msgId')}"
         elif "failures" in data:
             event["details"] = _("Failures in a row") + f": {data['failures']}"
         else:
