@@ -110,6 +110,8 @@ def test_a_stuck_head_is_listed_retried_now_and_skipped(
         None,
         "pending",
     )
+    summary = _call(server, "GET", f"/app/{app}/endpoint/{ep}").json()["ordering"]
+    assert summary["blockedKeys"] == 1 and summary["oldestBlockedSince"] is not None
     retried = _call(server, "POST", f"{base}/retry", {})
     assert retried.status_code == 200, retried.text
     receiver.wait_for(2, "/stuck")  # sent again now, not in a minute
@@ -126,5 +128,6 @@ def test_a_stuck_head_is_listed_retried_now_and_skipped(
     nothing = _call(server, "POST", f"{base}/skip", {"orderingKey": "other"})
     assert nothing.status_code == 404
     plain = _call(server, "POST", f"/app/{app}/endpoint", {"url": url}).json()["id"]
+    assert _call(server, "GET", f"/app/{app}/endpoint/{plain}").json()["ordering"] is None
     refused = _call(server, "POST", f"/app/{app}/endpoint/{plain}/ordering/skip", {})
     assert refused.status_code == 409
