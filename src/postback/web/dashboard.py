@@ -39,7 +39,14 @@ FEED_HELD_AFTER = 5.0
 # An operator looking into a customer's portal gets a token for an hour, not a week.
 OPERATOR_PORTAL_TTL = 3600.0
 # What the event-type form sets; archiving has its own buttons.
-EVENT_TYPE_FIELDS = {"name", "description", "descriptions", "schemas", "product_path"}
+EVENT_TYPE_FIELDS = {
+    "name",
+    "description",
+    "descriptions",
+    "schemas",
+    "product_path",
+    "ordering_key_path",
+}
 # The form writes the description in the portal's other languages; other tags are kept.
 TRANSLATED = [code for code, _ in LANGUAGES if code != DEFAULT]
 
@@ -203,7 +210,8 @@ async def event_types(request: Request, viewer: DashboardViewer, notice: str = "
 def _form_view(row: dict[str, Any] | None) -> dict[str, str]:
     """An event type as its form shows it: the latest schema and its examples as JSON."""
     if row is None:
-        return {"name": "", "description": "", "schema": "", "examples": "", "product_path": ""}
+        empty = ("name", "description", "schema", "examples", "product_path", "ordering_key_path")
+        return dict.fromkeys(empty, "")
     translations = row.get("descriptions") or {}
     schemas = row.get("schemas") or {}
     version = max(schemas, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else 0), default="")
@@ -217,6 +225,7 @@ def _form_view(row: dict[str, Any] | None) -> dict[str, str]:
         "schema": dump(schema),
         "examples": dump(examples),
         "product_path": row.get("product_path") or "",
+        "ordering_key_path": row.get("ordering_key_path") or "",
     }
 
 
@@ -286,6 +295,7 @@ async def create_event_type(request: Request, viewer: DashboardViewer) -> Respon
             "descriptions": _descriptions(form, None),
             "schemas": _schemas(form),
             "productPath": form.get("product_path", "").strip() or None,
+            "orderingKeyPath": form.get("ordering_key_path", "").strip() or None,
         }
         values = validated(EventTypeIn, wire).model_dump(include=EVENT_TYPE_FIELDS)
     except Invalid as exc:
@@ -312,6 +322,7 @@ async def save_event_type(request: Request, viewer: DashboardViewer, name: str) 
             "descriptions": _descriptions(form, row.get("descriptions")),
             "schemas": _schemas(form),
             "productPath": form.get("product_path", "").strip() or None,
+            "orderingKeyPath": form.get("ordering_key_path", "").strip() or None,
         }
         values = validated(EventTypeBase, wire).model_dump(include=EVENT_TYPE_FIELDS)
     except Invalid as exc:

@@ -44,7 +44,6 @@ ORDERING_TEXTS: dict[str, tuple[str, str]] = {
         "Mensaje omitido: sale el siguiente de su clave.",
         "Mensagem pulada: a próxima da sua chave sai.",
     ),
-    "Ordered delivery": ("Entrega ordenada", "Entrega ordenada"),
     "Keys blocked too long": (
         "Claves bloqueadas demasiado tiempo",
         "Chaves bloqueadas há muito tempo",
@@ -60,7 +59,12 @@ ORDERING_TEXTS: dict[str, tuple[str, str]] = {
         "Onde está a chave de ordem no conteúdo (um caminho com pontos, p. ex. "
         "data.subscription.id)",
     ),
-    "Ordering key path": ("Ruta de la clave de orden", "Caminho da chave de ordem"),
+    "Write the ordering key's place as a dotted path, e.g. data.subscription.id.": (
+        "Escriba el lugar de la clave de orden como una ruta con puntos, p. ej. "
+        "data.subscription.id.",
+        "Escreva o lugar da chave de ordem como um caminho com pontos, p. ex. "
+        "data.subscription.id.",
+    ),
 }
 
 ENGLISH_ORDERING_NOTICES = {
