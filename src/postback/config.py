@@ -228,6 +228,14 @@ class Settings:
             "(an endpoint's maxInFlight overrides it)"
         },
     )
+    ordering_blocked_alert: float = field(
+        default=3600.0,
+        metadata={
+            "help": "an ordered endpoint's key blocked this long (its head tried and not "
+            "delivered) sends the endpoint.ordering.blocked operational webhook, once per "
+            "head; 0: never"
+        },
+    )
     circuit_failure_threshold: int = field(
         default=5,
         metadata={
@@ -332,6 +340,7 @@ class Settings:
             "worker_heartbeat": 0 < self.worker_heartbeat < self.worker_dead_after,
             "retention_period": 3600 <= self.retention_period <= 3650 * 86400,
             "partition_width": 3600 <= self.partition_width <= 31 * 86400,
+            "ordering_blocked_alert": 0 <= self.ordering_blocked_alert <= 365 * 86400,
         }
         for name, ok in checks.items():
             if not ok:
@@ -439,6 +448,7 @@ def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
         "app_token_ttl",
         "rotation_grace",
         "disable_after",
+        "ordering_blocked_alert",
         "circuit_cooldown",
         "circuit_max_cooldown",
         "retry_after_max",

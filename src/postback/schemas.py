@@ -111,11 +111,13 @@ class _Entry:
     stamp: Any  # (updated_at, validated?): recompile when it moves
     validator: Any | None  # None: this event type is not validated
     product_path: str | None = None  # where its payloads name the product
+    ordering_key_path: str | None = None  # where they name their ordering key
 
 
 class SchemaCatalog:
     """The live catalog as ingest sees it: which event types exist, where each one's
-    payloads name the product, and which are validated, with their compiled validators."""
+    payloads name the product and their ordering key, and which are validated, with their
+    compiled validators."""
 
     def __init__(
         self,
@@ -149,6 +151,10 @@ class SchemaCatalog:
         entry = (await self._current()).get(event_type)
         return None if entry is None else entry.product_path
 
+    async def ordering_key_path(self, event_type: str) -> str | None:
+        entry = (await self._current()).get(event_type)
+        return None if entry is None else entry.ordering_key_path
+
     async def _current(self) -> dict[str, _Entry]:
         if time.monotonic() - self._loaded_at > self._ttl:
             await self._refresh()
@@ -174,5 +180,5 @@ class SchemaCatalog:
                     validator = compile_schema(schema)
                 except (jsonschema_rs.ValidationError, ValueError):
                     validator = None  # saved before schemas were checked: not enforced
-            entries[row["name"]] = _Entry(stamp, validator, path)
+            entries[row["name"]] = _Entry(stamp, validator, path, row.get("ordering_key_path"))
         self._entries = entries

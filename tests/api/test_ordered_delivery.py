@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from aiohttp import web
 
 from tests.support.ordering import EXPECTED, RETRIES, KeyedReceiver, call, check_order, send_keyed
 from tests.support.polling import eventually
@@ -110,6 +111,8 @@ def test_a_stuck_head_is_listed_retried_now_and_skipped(
         None,
         "pending",
     )
+    summary = _call(server, "GET", f"/app/{app}/endpoint/{ep}").json()["ordering"]
+    assert summary["blockedKeys"] == 1 and summary["oldestBlockedSince"] is not None
     retried = _call(server, "POST", f"{base}/retry", {})
     assert retried.status_code == 200, retried.text
     receiver.wait_for(2, "/stuck")  # sent again now, not in a minute
@@ -126,5 +129,36 @@ def test_a_stuck_head_is_listed_retried_now_and_skipped(
     nothing = _call(server, "POST", f"{base}/skip", {"orderingKey": "other"})
     assert nothing.status_code == 404
     plain = _call(server, "POST", f"/app/{app}/endpoint", {"url": url}).json()["id"]
+    assert _call(server, "GET", f"/app/{app}/endpoint/{plain}").json()["ordering"] is None
     refused = _call(server, "POST", f"/app/{app}/endpoint/{plain}/ordering/skip", {})
     assert refused.status_code == 409
+
+
+def test_a_put_without_ordered_lets_the_queued_deliveries_go_out_unordered(
+    make_server: Any, receiver: Receiver
+) -> None:
+    # The first message fails and would be tried again only in a minute.
+    server = make_server(retry_schedule=(60, 60))
+
+    async def first_fails(request: Any, _: int) -> Any:
+        n = orjson.loads(await request.read())["n"]
+        return web.Response(status=500 if n == 1 else 200)
+
+    url = receiver.route("/put", first_fails)
+    app = _app(server)
+    ep = _call(server, "POST", f"/app/{app}/endpoint", {"url": url, "ordered": True}).json()["id"]
+    for n in (1, 2, 3):
+        body = {"eventType": "a", "payload": {"n": n}, "orderingKey": "k"}
+        assert _call(server, "POST", f"/app/{app}/msg", body).status_code == 202
+    receiver.wait_for(1, "/put")
+    base = f"/app/{app}/endpoint/{ep}/ordering"
+    eventually(lambda: _call(server, "GET", base).json()["data"][0]["attempts"] == 1, 10)
+    assert len(receiver.received("/put")) == 1  # 2 and 3 wait behind the failed head
+    # PATCH without ordered keeps it: still held.
+    _call(server, "PATCH", f"/app/{app}/endpoint/{ep}", {"description": "billing"})
+    put = _call(server, "PUT", f"/app/{app}/endpoint/{ep}", {"url": url})
+    assert put.status_code == 200 and put.json()["ordered"] is False
+    got = receiver.wait_for(3, "/put", timeout=20)  # not a minute: no longer behind the head
+    assert sorted(orjson.loads(r.body)["n"] for r in got[1:]) == [2, 3]
+    nothing = _call(server, "GET", base)
+    assert nothing.json()["data"] == []  # out of their keys: no heads to show

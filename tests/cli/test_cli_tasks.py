@@ -94,3 +94,22 @@ def test_an_event_type_says_where_the_product_is(server: ServerHandle) -> None:
         server, "event-type", "update", "purchase.approved", "--product-path", "data.item.id"
     )
     assert moved["productPath"] == "data.item.id"
+
+
+def test_an_event_type_says_where_the_ordering_key_is(server: ServerHandle) -> None:
+    made = ok_json(
+        server,
+        "event-type",
+        "create",
+        "subscription.updated",
+        "--ordering-key-path",
+        "data.subscription.id",
+    )
+    assert made["orderingKeyPath"] == "data.subscription.id"
+    moved = ok_json(
+        server, "event-type", "update", "subscription.updated", "--ordering-key-path", "data.id"
+    )
+    assert moved["orderingKeyPath"] == "data.id"
+    app = ok_json(server, "app", "create", "Acme")["id"]
+    sent = ok_json(server, "send", app, "subscription.updated", '{"data": {"id": "sub_9"}}')
+    assert sent["orderingKey"] == "sub_9"

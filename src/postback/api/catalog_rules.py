@@ -1,6 +1,7 @@
 """What the event catalog decides at the edge: the strict catalog (POSTBACK_STRICT_CATALOG:
 an event type that is not in it is a 422 naming the closest one), the product a message
-names (its event type's productPath), and whether a reused eventId came with another
+names (its event type's productPath), the ordering key it names (orderingKeyPath), and
+whether a reused eventId came with another
 message."""
 
 from __future__ import annotations
@@ -52,6 +53,27 @@ async def product_of(catalog: SchemaCatalog, event_type: str, payload: Any) -> s
         return None
     text = str(value)
     return text if 0 < len(text) <= 128 else None
+
+
+async def ordering_key_of(catalog: SchemaCatalog, event_type: str, payload: Any) -> str | None:
+    """The ordering key a message names in its payload: the string or whole number at its
+    event type's orderingKeyPath (nothing there, or another kind of value: no key). One
+    over 256 characters is a 422 naming the payload's field, as ``orderingKey`` would be."""
+    path = await catalog.ordering_key_path(event_type)
+    if path is None:
+        return None
+    value = lookup_path(payload, path)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value)
+    if len(text) > 256:
+        loc: list[str | int] = ["body", "payload", *path.split(".")]
+        raise FieldError(
+            loc,
+            f"the ordering key at {path} (the orderingKeyPath of {event_type}) is longer "
+            "than 256 characters",
+        )
+    return text or None
 
 
 def same_message(row: dict[str, Any], event_type: str, payload: Any) -> bool | None:

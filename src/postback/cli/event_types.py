@@ -72,6 +72,13 @@ ProductPathOpt = Annotated[
     str | None,
     typer.Option(help="where its payloads name the product, e.g. data.product.id"),
 ]
+OrderingKeyPathOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="where its payloads name their ordering key, e.g. data.subscription.id "
+        "(for messages sent without --ordering-key)"
+    ),
+]
 
 
 @event_type_cli.command("create")
@@ -84,6 +91,7 @@ def event_type_create(
     ] = None,
     group: Annotated[str | None, typer.Option(help="group name, for the portal")] = None,
     product_path: ProductPathOpt = None,
+    ordering_key_path: OrderingKeyPathOpt = None,
     *,
     client: Client,
     out: Out,
@@ -92,6 +100,8 @@ def event_type_create(
     body: dict[str, Any] = {"name": name, "description": description, "groupName": group}
     if product_path:
         body["productPath"] = product_path
+    if ordering_key_path:
+        body["orderingKeyPath"] = ordering_key_path
     if schema is not None:
         body["schemas"] = {"1": read_json_file(schema, "schema")}
     row = client.post("/api/v1/event-type", body)
@@ -126,6 +136,7 @@ def event_type_update(
         typer.Option("--validate/--no-validate", help="check payloads against the schema"),
     ] = None,
     product_path: ProductPathOpt = None,
+    ordering_key_path: OrderingKeyPathOpt = None,
     *,
     client: Client,
     out: Out,
@@ -138,6 +149,7 @@ def event_type_update(
         "deprecated": deprecated,
         "validatePayloads": validate,
         "productPath": product_path,
+        "orderingKeyPath": ordering_key_path,
     }
     if schema is not None:
         body["schemas"] = {"1": read_json_file(schema, "schema")}

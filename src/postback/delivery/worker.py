@@ -185,10 +185,15 @@ class Worker:
         """Retention: drop expired payloads and idempotency keys, a batch a minute, and the
         records past POSTBACK_RETENTION_PERIOD (one worker process at a time, in short
         batches: store/retention.py); warn of client certificates that expire within 14
-        days (an operational webhook). The first records pass waits one round: a worker
+        days and of ordering keys blocked too long (operational webhooks; the latter one
+        worker at a time too: store/blocked.py). The first records pass waits one round: a worker
         that has just started is taking its first claims, and on SQLite the pass's bookkeeping
         takes the write lock those claims need."""
         started = True
+        # Keys blocked past POSTBACK_ORDERING_BLOCKED_ALERT are looked for every round, and
+        # a round comes at least every half of it, so an alert is at most that late.
+        alert = self.settings.ordering_blocked_alert
+        every = min(HOUSEKEEPING_EVERY, max(alert / 2, 0.5)) if alert else HOUSEKEEPING_EVERY
         while True:
             try:
                 if not started:  # run() made them just before
@@ -206,10 +211,12 @@ class Worker:
                         removed["attempts"],
                     )
                 await self.store.warn_expiring_certificates()
+                if alert and (told := await self.store.announce_blocked_keys(alert, every=every)):
+                    log.warning("%d ordering keys blocked longer than %.0f s", told, alert)
             except Exception as exc:
                 log.warning("housekeeping failed (%s); will try again", exc)
             started = False
-            await asyncio.sleep(HOUSEKEEPING_EVERY)
+            await asyncio.sleep(every)
 
     async def _wake_parked_loop(self) -> None:
         """Deliveries parked far ahead (a late retry, a scheduled message) back into the

@@ -106,6 +106,8 @@ event_types = sa.Table(
     # Where the product id is in this event type's payloads (a dotted path such as
     # data.product.id): an endpoint for one product gets the messages naming it there.
     sa.Column("product_path", sa.String(256), nullable=True),
+    # Where its payloads name their ordering key, for messages sent without orderingKey.
+    sa.Column("ordering_key_path", sa.String(256), nullable=True),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from postback import ids, reasons
 from postback.domain import MessageStatus
 from postback.store import schema as t
+from postback.store.blocked import BlockedKeysMixin
 from postback.store.credentials import CredentialsMixin, credential_columns
 from postback.store.dashboard import DashboardMixin
 from postback.store.engine import create_engine
@@ -62,6 +63,7 @@ class Store(
     CredentialsMixin,
     RetentionMixin,
     OrderingMixin,
+    BlockedKeysMixin,
 ):
     """The one interface to the database; api/, web/, cli and the worker call only this.
 
@@ -135,6 +137,7 @@ class Store(
             "feature_flags": values.get("feature_flags"),
             "validate_payloads": values.get("validate_payloads"),
             "product_path": values.get("product_path"),
+            "ordering_key_path": values.get("ordering_key_path"),
             "created_at": now,
             "updated_at": now,
         }
@@ -162,7 +165,8 @@ class Store(
         return page_out(rows, "name", page)
 
     async def event_type_rules(self, *, flagged_only: bool) -> list[Row]:
-        """What ingest needs of the live catalog: every event type's name and product path,
+        """What ingest needs of the live catalog: every event type's name, product path and
+        ordering key path,
         and the schemas payloads are validated against (``flagged_only``: only those of the
         event types that ask for validation themselves)."""
         c = t.event_types.c
@@ -171,9 +175,9 @@ class Store(
         validated = c.validate_payloads
         wanted = validated.is_(True) if flagged_only else validated.is_not(False)
         schemas = sa.case((wanted, c.schemas), else_=sa.null()).label("schemas")
-        stmt = sa.select(c.name, schemas, c.validate_payloads, c.product_path, c.updated_at).where(
-            c.archived.is_(False)
-        )
+        stmt = sa.select(
+            c.name, schemas, c.validate_payloads, c.product_path, c.ordering_key_path, c.updated_at
+        ).where(c.archived.is_(False))
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in await conn.execute(stmt)]
 

@@ -55,11 +55,12 @@ async def favicon() -> Response:
 
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the portal, the dashboard and their static files to the API's app."""
-    from postback.web import dashboard, portal, portal_messages
+    from postback.web import dashboard, portal, portal_messages, portal_ordering
 
     app.state.web_charts = Throughput()  # the dashboard's attempt counts, kept up to date
     app.include_router(common)
     app.include_router(portal.router)
     app.include_router(portal_messages.router)
+    app.include_router(portal_ordering.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -39,7 +39,14 @@ FEED_HELD_AFTER = 5.0
 # An operator looking into a customer's portal gets a token for an hour, not a week.
 OPERATOR_PORTAL_TTL = 3600.0
 # What the event-type form sets; archiving has its own buttons.
-EVENT_TYPE_FIELDS = {"name", "description", "descriptions", "schemas", "product_path"}
+EVENT_TYPE_FIELDS = {
+    "name",
+    "description",
+    "descriptions",
+    "schemas",
+    "product_path",
+    "ordering_key_path",
+}
 # The form writes the description in the portal's other languages; other tags are kept.
 TRANSLATED = [code for code, _ in LANGUAGES if code != DEFAULT]
 
@@ -97,7 +104,19 @@ async def home(request: Request, viewer: DashboardViewer) -> Response:
             for row in await store.open_circuits()
         ],
         retention=await _retention(store),
+        ordering=_blocked(await store.blocked_too_long()),
     )
+
+
+def _blocked(found: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The last pass of the blocked-keys alert (store/blocked.py), as kept in its
+    housekeeping row: a view of the dashboard reads that row, never the queue."""
+    if found is None or not found.get("checked_at"):
+        return None
+    return {
+        "checked_at": _parsed(found["checked_at"]),
+        "blocked": [b | {"since": _parsed(b["blocked_since"])} for b in found["blocked"]],
+    }
 
 
 async def _retention(store: Store) -> dict[str, Any] | None:
@@ -137,6 +156,9 @@ async def _operational(store: Store, _: Any, lang: str) -> dict[str, Any]:
             event["details"] = describe.disabled_text(reasons.stored(data["reason"]), _, lang)
         elif event["event_type"] == ENDPOINT_DISABLED:
             event["details"] = _("Disabled by request.")
+        elif "orderingKey" in data:
+            key = data["orderingKey"] or _("(no key)")
+            event["details"] = f"{_('Ordering key')}: {key} · {data.get('msgId')}"
         elif "failures" in data:
             event["details"] = _("Failures in a row") + f": {data['failures']}"
         else:
@@ -188,7 +210,8 @@ async def event_types(request: Request, viewer: DashboardViewer, notice: str = "
 def _form_view(row: dict[str, Any] | None) -> dict[str, str]:
     """An event type as its form shows it: the latest schema and its examples as JSON."""
     if row is None:
-        return {"name": "", "description": "", "schema": "", "examples": "", "product_path": ""}
+        empty = ("name", "description", "schema", "examples", "product_path", "ordering_key_path")
+        return dict.fromkeys(empty, "")
     translations = row.get("descriptions") or {}
     schemas = row.get("schemas") or {}
     version = max(schemas, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else 0), default="")
@@ -202,6 +225,7 @@ def _form_view(row: dict[str, Any] | None) -> dict[str, str]:
         "schema": dump(schema),
         "examples": dump(examples),
         "product_path": row.get("product_path") or "",
+        "ordering_key_path": row.get("ordering_key_path") or "",
     }
 
 
@@ -271,6 +295,7 @@ async def create_event_type(request: Request, viewer: DashboardViewer) -> Respon
             "descriptions": _descriptions(form, None),
             "schemas": _schemas(form),
             "productPath": form.get("product_path", "").strip() or None,
+            "orderingKeyPath": form.get("ordering_key_path", "").strip() or None,
         }
         values = validated(EventTypeIn, wire).model_dump(include=EVENT_TYPE_FIELDS)
     except Invalid as exc:
@@ -297,6 +322,7 @@ async def save_event_type(request: Request, viewer: DashboardViewer, name: str) 
             "descriptions": _descriptions(form, row.get("descriptions")),
             "schemas": _schemas(form),
             "productPath": form.get("product_path", "").strip() or None,
+            "orderingKeyPath": form.get("ordering_key_path", "").strip() or None,
         }
         values = validated(EventTypeBase, wire).model_dump(include=EVENT_TYPE_FIELDS)
     except Invalid as exc:

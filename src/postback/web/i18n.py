@@ -7,8 +7,10 @@ from collections.abc import Callable
 
 from postback.web.i18n_catalog import CATALOG_TEXTS
 from postback.web.i18n_enterprise import ENTERPRISE_TEXTS
-from postback.web.i18n_forms import ENGLISH_NOTICES, FORM_TEXTS
+from postback.web.i18n_forms import ENGLISH_NOTICES as FORM_NOTICES
+from postback.web.i18n_forms import FORM_TEXTS
 from postback.web.i18n_health import HEALTH_TEXTS
+from postback.web.i18n_ordering import ENGLISH_ORDERING_NOTICES, ORDERING_TEXTS
 from postback.web.i18n_pages import PAGE_TEXTS
 from postback.web.i18n_reasons import REASON_TEXTS
 from postback.web.i18n_storage import STORAGE_TEXTS
@@ -26,7 +28,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     **CATALOG_TEXTS,
     **STORAGE_TEXTS,
     **REASON_TEXTS,
+    **ORDERING_TEXTS,
 }
+ENGLISH_NOTICES = FORM_NOTICES | ENGLISH_ORDERING_NOTICES
 
 
 def pick_language(cookie: str | None, accept_language: str | None) -> str:

@@ -229,6 +229,7 @@ async def endpoint_page(
         catalog=catalog,
         chosen=chosen,
         example=example,
+        blocked=await store.blocked_keys(app_id, ep["id"]) if ep["ordered"] else None,
         notice=notice,
         now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"),
     )

@@ -35,6 +35,9 @@ FIELD_MESSAGES = {
     "name": "Name the event type with letters, digits, '-', '_' or '.', e.g. invoice.paid.",
     "schemas": "The schema is not a valid JSON Schema.",
     "productPath": "Write the product's place as a dotted path, e.g. data.product.id.",
+    "orderingKeyPath": (
+        "Write the ordering key's place as a dotted path, e.g. data.subscription.id."
+    ),
 }
 
 

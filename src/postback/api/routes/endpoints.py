@@ -48,6 +48,7 @@ from postback.api.wire.endpoints import (
     EventExampleIn,
 )
 from postback.api.wire.messages import MessageOut
+from postback.api.wire.ordering import OrderingSummaryOut
 from postback.config import Settings
 from postback.examples import NoSuchExample
 from postback.operations import UnknownEventType
@@ -122,7 +123,16 @@ async def create_endpoint(
 
 @shared.get("/{endpoint_id}", response_model=EndpointOut)
 async def get_endpoint(app: EndpointApp, endpoint_id: str, store: StoreDep) -> EndpointOut:
-    return views.endpoint(await store.get_endpoint(app["id"], endpoint_id))
+    """An ordered endpoint's output also says how many of its ordering keys are blocked
+    and since when the oldest is (``ordering``: one read of the ordering index)."""
+    row = await store.get_endpoint(app["id"], endpoint_id)
+    out = views.endpoint(row)
+    if row["ordered"]:
+        found = await store.blocked_summary(row["id"])
+        out.ordering = OrderingSummaryOut(
+            blocked_keys=found["count"], oldest_blocked_since=found["oldest"]
+        )
+    return out
 
 
 @shared.put(

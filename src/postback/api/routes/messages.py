@@ -9,7 +9,13 @@ from fastapi import Query, Request, Response
 
 from postback import metrics, tracing
 from postback.api import errors, views
-from postback.api.catalog_rules import EVENT_ID_CONFLICT, check_known, product_of, same_message
+from postback.api.catalog_rules import (
+    EVENT_ID_CONFLICT,
+    check_known,
+    ordering_key_of,
+    product_of,
+    same_message,
+)
 from postback.api.deps import (
     AppDep,
     NewestFirstDep,
@@ -110,6 +116,8 @@ async def _accept_message(
     # Its attempts are traced under this (the ingest span, or the caller's traceparent).
     values["trace_context"] = tracing.stored_context(span, request.headers.get("traceparent"))
     values["product"] = await product_of(schemas, body.event_type, body.payload)
+    if body.ordering_key is None:
+        values["ordering_key"] = await ordering_key_of(schemas, body.event_type, body.payload)
     try:  # the application is looked up in the message's own transaction
         row, created = await store.create_message(app_id, values, app_ref=True)
     except NotFound:

@@ -24,6 +24,7 @@ from postback.api.wire.common import (
     Wire,
 )
 from postback.api.wire.credentials import MtlsIn, MtlsOut, OAuthIn, OAuthOut
+from postback.api.wire.ordering import OrderingSummaryOut
 
 EventTypes = Annotated[list[Name], Field(max_length=1000)]
 _EVENT_TYPES = AliasChoices("eventTypes", "filterTypes", "event_types")
@@ -101,6 +102,8 @@ class EndpointOut(Wire):
     projection: dict[str, Any] | None = None
     max_in_flight: int | None = None
     ordered: bool = False
+    # An ordered endpoint read alone: its blocked keys (null in lists and when unordered).
+    ordering: OrderingSummaryOut | None = None
     circuit: CircuitOut | None = None
     # Until when a receiver's Retry-After holds its deliveries back.
     paused_until: datetime | None = None

@@ -32,6 +32,10 @@ class EventTypeBase(Wire):
     # postback's own: where this event type's payloads name the product (a dotted path such
     # as data.product.id); endpoints for one product get the messages naming it there.
     product_path: PayloadPath | None = None
+    # postback's own: where its payloads name their ordering key (a dotted path such as
+    # data.subscription.id): a message sent without orderingKey takes the string or whole
+    # number found there (none there: no key). docs/architecture.md, "Ordered delivery".
+    ordering_key_path: PayloadPath | None = None
 
     @field_validator("schemas")
     @classmethod
@@ -61,3 +65,4 @@ class EventTypeOut(Wire):
     updated_at: datetime
     validate_payloads: bool | None = None
     product_path: str | None = None
+    ordering_key_path: str | None = None

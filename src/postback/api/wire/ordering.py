@@ -33,3 +33,13 @@ class OrderingHeadOut(Wire):
 
 class OrderingHeadsOut(Wire):
     data: list[OrderingHeadOut]
+
+
+class OrderingSummaryOut(Wire):
+    """postback's own, on an ordered endpoint read alone (GET …/endpoint/{endpoint_id}):
+    how many of its ordering keys are blocked (their head was tried and not delivered) and
+    since when the longest-blocked one is (its head's first attempt; null when none is).
+    The keys themselves: GET …/endpoint/{endpoint_id}/ordering."""
+
+    blocked_keys: int
+    oldest_blocked_since: datetime | None = None
