@@ -42,17 +42,20 @@ async def check_known(
             raise FieldError([*loc, i] if listed else loc, problem)
 
 
+def _text_at(payload: Any, path: str) -> str | None:
+    """The string or whole number at ``path`` in ``payload``, as text (else None)."""
+    value = lookup_path(payload, path)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value)
+
+
 async def product_of(catalog: SchemaCatalog, event_type: str, payload: Any) -> str | None:
     """The product a message names: the value at its event type's productPath, if that is
     a string or a whole number."""
     path = await catalog.product_path(event_type)
-    if path is None:
-        return None
-    value = lookup_path(payload, path)
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    text = str(value)
-    return text if 0 < len(text) <= 128 else None
+    text = None if path is None else _text_at(payload, path)
+    return text if text is not None and 0 < len(text) <= 128 else None
 
 
 async def ordering_key_of(catalog: SchemaCatalog, event_type: str, payload: Any) -> str | None:
@@ -60,12 +63,9 @@ async def ordering_key_of(catalog: SchemaCatalog, event_type: str, payload: Any)
     event type's orderingKeyPath (nothing there, or another kind of value: no key). One
     over 256 characters is a 422 naming the payload's field, as ``orderingKey`` would be."""
     path = await catalog.ordering_key_path(event_type)
-    if path is None:
+    text = None if path is None else _text_at(payload, path)
+    if text is None:
         return None
-    value = lookup_path(payload, path)
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    text = str(value)
     if len(text) > 256:
         loc: list[str | int] = ["body", "payload", *path.split(".")]
         raise FieldError(
