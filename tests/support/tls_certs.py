@@ -3,13 +3,16 @@ receiver that may demand a client certificate signed by a given CA."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import ipaddress
+import socket
 import ssl
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -150,6 +153,17 @@ def server_context(
     return context
 
 
+def _linger(tls: ssl.SSLSocket) -> None:
+    """Shut our side of a refused connection and drain the client's, for up to a second."""
+    with contextlib.suppress(OSError):
+        tls.shutdown(socket.SHUT_WR)  # the TLS layer is dropped: plain socket from here
+        tls.settimeout(1)
+        while tls.recv(65536):
+            pass
+    with contextlib.suppress(OSError):
+        tls.close()
+
+
 class TlsReceiver:
     """An https receiver answering ``route``'s status and text, recording each request and
     the client certificate's subject. Blocking sockets (http.server), not asyncio: an asyncio
@@ -187,11 +201,26 @@ class TlsReceiver:
         class Server(http.server.ThreadingHTTPServer):
             daemon_threads = True
 
+            def finish_request(self, request: Any, client_address: Any) -> None:
+                # The handshake in the connection's own thread, and a refusal closed as
+                # nginx closes it (lingering): the alert written, our side shut, what the
+                # client sent meanwhile read and dropped, then close. Under TLS 1.3 a client
+                # writes its request before it learns its certificate was refused; closing
+                # with those bytes unread sends a reset, which can reach the client before
+                # the alert does and erase it.
+                tls = context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+                try:
+                    tls.settimeout(10)
+                    tls.do_handshake()
+                except (ssl.SSLError, OSError):
+                    _linger(tls)
+                    return
+                super().finish_request(tls, client_address)
+
             def handle_error(self, *_: object) -> None:
                 pass  # refused handshakes are the point of some tests
 
         self._server = Server(("127.0.0.1", 0), Handler)
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
