@@ -29,6 +29,7 @@ import latency
 import memory
 import rules
 import scheduling
+import storage
 import throughput
 import tracing
 
@@ -45,6 +46,7 @@ PLAN: list[tuple[str, Callable[[h.Database], h.Row], bool]] = [
     ("isolation", scheduling.bench_isolation, True),
     ("slow-receivers", scheduling.bench_slow_receivers, True),
     ("claim-backlog", scheduling.bench_claim_beside_backlog, True),
+    ("storage", storage.bench_storage, True),
     ("tracing", tracing.bench_worker, True),
     ("tracing-off", lambda db: tracing.bench_off_hooks(), False),
     ("tracing-api", tracing.bench_api, True),
