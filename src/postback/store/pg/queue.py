@@ -74,16 +74,22 @@ SELECT id FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDAT
 # hash the whole table instead.
 _ROOM = """
 WITH pick AS (
-    SELECT p.ep, p.k, p.cap FROM jsonb_to_recordset($1::jsonb) AS p(ep text, k int, cap int)
+    SELECT p.ep, p.k, p.cap, p.o
+    FROM jsonb_to_recordset($1::jsonb) AS p(ep text, k int, cap int, o bool)
 ), room AS (
-    SELECT p.ep, GREATEST(0, LEAST(p.k, p.cap - (
+    SELECT p.ep, p.o, GREATEST(0, LEAST(p.k, p.cap - (
         SELECT count(*) FROM deliveries d
         WHERE d.endpoint_id = p.ep AND d.status = 3 AND d.next_attempt_at > $2))) AS n
     FROM pick p
 """
 
-# An unordered endpoint's earliest due deliveries: pending ones and lapsed claims.
-_DUE_BY_TIME = """), due AS (
+# An unordered endpoint's earliest due deliveries: pending ones and lapsed claims. An
+# ordered endpoint's (o) due key heads: a range of ix_deliveries_heads, by due time. Only
+# a key's head is marked (store/heads.py), so that read grows with the heads it takes: a
+# key whose head is in flight or retrying sorts after now, one parked or paused is not in
+# the index, and its later deliveries are not heads. Both in one statement: an ordered
+# endpoint beside unordered ones costs the claim no round trip of its own.
+_DUE = """), due AS (
     SELECT x.id FROM room r CROSS JOIN LATERAL (
         (SELECT d.id, d.next_attempt_at FROM deliveries d
          WHERE d.endpoint_id = r.ep AND d.status = 1 AND d.next_attempt_at <= $2
@@ -94,19 +100,15 @@ _DUE_BY_TIME = """), due AS (
          ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT r.n)
         ORDER BY next_attempt_at LIMIT r.n
     ) x
-"""
-
-# An ordered endpoint's due key heads: a range of ix_deliveries_heads, by due time. Only a
-# key's head is marked (store/heads.py), so the read grows with the heads it takes: a key
-# whose head is in flight or retrying sorts after now, one parked or paused is not in the
-# index, and its later deliveries are not heads.
-_DUE_HEADS = """), due AS (
+    WHERE NOT r.o
+    UNION ALL
     SELECT x.id FROM room r CROSS JOIN LATERAL (
         SELECT d.id FROM deliveries d
         WHERE d.endpoint_id = r.ep AND d.head AND d.status IN (1, 3)
           AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $2
         ORDER BY d.endpoint_id, d.next_attempt_at LIMIT r.n
     ) x
+    WHERE r.o
 """
 
 _LEASE_AND_READ = """), claimed AS (
@@ -127,8 +129,7 @@ JOIN messages m ON m.id = c.msg_id
 JOIN applications a ON a.id = c.app_id
 ORDER BY c.id
 """
-CLAIM = _ROOM + _DUE_BY_TIME + _LEASE_AND_READ
-CLAIM_ORDERED = _ROOM + _DUE_HEADS + _LEASE_AND_READ
+CLAIM = _ROOM + _DUE + _LEASE_AND_READ
 
 
 # A half-open circuit's probe is out until its claim ends; if that passes with no result
@@ -174,15 +175,11 @@ async def _lease(
         locked = await raw.fetch(LOCK_ENDPOINTS, sorted(plan.take))
         if not locked:
             return []
-        rows: list[Any] = []
-        for statement, eps in (
-            (CLAIM, [r[0] for r in locked if r[0] not in ordered]),
-            (CLAIM_ORDERED, [r[0] for r in locked if r[0] in ordered]),
-        ):
-            if eps:
-                pick = [{"ep": ep, "k": plan.take[ep], "cap": plan.caps[ep]} for ep in eps]
-                arg = orjson.dumps(pick).decode()
-                rows += await raw.fetch(statement, arg, now, until, lease, worker)
+        pick = [
+            {"ep": ep, "k": plan.take[ep], "cap": plan.caps[ep], "o": ep in ordered}
+            for ep in (r[0] for r in locked)
+        ]
+        rows = await raw.fetch(CLAIM, orjson.dumps(pick).decode(), now, until, lease, worker)
         probes = sorted(plan.probes.intersection(r[3] for r in rows))
         if probes:
             await raw.execute(MARK_PROBES, probes, until)
