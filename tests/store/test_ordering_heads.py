@@ -1,9 +1,9 @@
 """Each ordered key's head, marked (deliveries.head, store/heads.py), on SQLite and
 PostgreSQL: a claim takes marked heads by due time, so keys whose head waits are not read
-and their later deliveries are not heads; recover puts an old delivery back at the head
-of its key; a message written while its key's head is being finished becomes the head
-whichever transaction commits first (PostgreSQL's locks); migration 0016 marks the heads
-of deliveries already queued."""
+and their later deliveries are not heads; recover and replay-missing put an older
+delivery at the head of its key; a message written while its key's head is being finished
+becomes the head whichever transaction commits first (PostgreSQL's locks); migration 0016
+marks the heads of deliveries already queued."""
 
 from __future__ import annotations
 
@@ -118,6 +118,25 @@ async def test_recover_puts_an_old_failed_delivery_back_at_its_keys_head(
     await store.run_recover(task["id"])
     assert await _heads(store) == {old: True, later: False}
     assert [c.msg_id for c in await store.claim_due_deliveries(10, 30)] == [old]
+
+
+async def test_replayed_older_messages_go_before_a_keys_newer_waiting_one(
+    store: Store, clock: list[datetime]
+) -> None:
+    app = await store.create_app({"name": "Billing"})
+    app_id = app["id"]
+    k1, j1 = await _send(store, app_id, "k"), await _send(store, app_id, "j")
+    clock[0] = NOW + timedelta(seconds=1)
+    ep = await store.create_endpoint(
+        app_id, {"url": "http://127.0.0.1:9/hook", "secret": generate_secret(), "ordered": True}
+    )
+    k2 = await _send(store, app_id, "k", 2)  # the endpoint's first: k's head, for now
+    assert await _heads(store) == {k2: True}
+    task = await store.start_replay(app_id, ep["id"], NOW - timedelta(hours=1), None)
+    await store.run_replay(task["id"])
+    assert await _heads(store) == {k1: True, j1: True, k2: False}
+    claimed = {c.msg_id for c in await store.claim_due_deliveries(10, 30)}
+    assert claimed == {k1, j1}
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
