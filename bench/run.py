@@ -8,7 +8,7 @@ separate processes (``bench/receiver.py``); the process under test is pinned to 
 The table is printed and appended, with date, commit and machine, to ``bench/RESULTS.md``.
 This file is the entry point and the list of figures; harness.py has what they share, and
 each benchmark lives in a module of its own (throughput.py, latency.py, claims.py,
-memory.py, rules.py, scheduling.py, tracing.py).
+memory.py, rules.py, scheduling.py, ordering.py, tracing.py).
 PostgreSQL rows need a server (``POSTBACK_BENCH_PG``, default
 ``postgresql://postgres@127.0.0.1:5432/postgres``); without one they are skipped.
 """
@@ -27,8 +27,10 @@ import claims
 import harness as h
 import latency
 import memory
+import ordering
 import rules
 import scheduling
+import storage
 import throughput
 import tracing
 
@@ -45,6 +47,9 @@ PLAN: list[tuple[str, Callable[[h.Database], h.Row], bool]] = [
     ("isolation", scheduling.bench_isolation, True),
     ("slow-receivers", scheduling.bench_slow_receivers, True),
     ("claim-backlog", scheduling.bench_claim_beside_backlog, True),
+    ("storage", storage.bench_storage, True),
+    ("ordered", ordering.bench_ordered_worker, True),
+    ("claim-blocked", ordering.bench_claim_beside_blocked, True),
     ("tracing", tracing.bench_worker, True),
     ("tracing-off", lambda db: tracing.bench_off_hooks(), False),
     ("tracing-api", tracing.bench_api, True),

@@ -1,7 +1,8 @@
 """Ordered delivery through the API, end to end on SQLite and PostgreSQL: an endpoint's
 ``ordered`` reads back through create, PUT and PATCH; a message's ``orderingKey`` is kept
 and bounded; a receiver that fails a key's first message three times sees that key's
-messages strictly in order while the other key's go out meanwhile."""
+messages strictly in order while the other key's go out meanwhile; a message the
+endpoint's filter turns away does not hold its key."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from tests.support.ordering import EXPECTED, RETRIES, KeyedReceiver, call, check_order, send_keyed
 from tests.support.polling import eventually
-from tests.support.receivers import Receiver, fail
+from tests.support.receivers import Receiver, fail, fail_then_ok
 from tests.support.server import ServerHandle
 
 
@@ -162,3 +163,33 @@ def test_a_put_without_ordered_lets_the_queued_deliveries_go_out_unordered(
     assert sorted(orjson.loads(r.body)["n"] for r in got[1:]) == [2, 3]
     nothing = _call(server, "GET", base)
     assert nothing.json()["data"] == []  # out of their keys: no heads to show
+
+
+def test_a_message_the_filter_turns_away_does_not_block_its_key(
+    make_server: Any, receiver: Receiver
+) -> None:
+    """Key K's messages 1 (passes), 2 (filtered out) and 3 (passes): the receiver gets 1
+    (failing once, so 2 and 3 wait behind it) then 3; 2 is not sent, for the filter."""
+    server = make_server(retry_schedule=RETRIES)
+    url = receiver.route("/filtered", fail_then_ok(1))
+    app = _app(server)
+    body = {"url": url, "ordered": True, "filter": {"pass": True}}
+    made = _call(server, "POST", f"/app/{app}/endpoint", body)
+    assert made.status_code == 201, made.text
+    sent = [
+        _call(
+            server,
+            "POST",
+            f"/app/{app}/msg",
+            {"eventType": "a", "payload": {"n": n, "pass": n != 2}, "orderingKey": "K"},
+        ).json()["id"]
+        for n in (1, 2, 3)
+    ]
+    got = receiver.wait_for(3, "/filtered", timeout=60)
+    assert [orjson.loads(r.body)["n"] for r in got] == [1, 1, 3]
+    (dest,) = _call(server, "GET", f"/app/{app}/msg/{sent[1]}/endpoint").json()["data"]
+    assert dest["statusText"] == "canceled"
+    assert dest["reason"]["code"] == "filter" and "pass" in dest["note"]
+    for n in (0, 2):
+        (done,) = _call(server, "GET", f"/app/{app}/msg/{sent[n]}/endpoint").json()["data"]
+        assert done["statusText"] == "success"

@@ -82,9 +82,10 @@ async def _rows(store: Store, table: sa.Table, labels: dict[str, str]) -> list[d
 
 
 async def _scenario(store: Store) -> dict[str, str]:
-    """Messages to three endpoints (one projecting, one filtering the second message out),
-    a claim, a batch of plain successes (the backend's path) and a mixed batch (the general
-    path). Returns labels for the ids it made."""
+    """Messages to four endpoints (one projecting, one filtering the second message out,
+    one ordered), a claim, a batch of plain successes (the backend's path) and a mixed
+    batch (the general path), then a claim of the ordered key's next head. Returns labels
+    for the ids it made."""
     labels: dict[str, str] = {}
     app = await store.create_app({"name": "Shop", "uid": "shop"})
     labels[app["id"]] = "app"
@@ -92,6 +93,7 @@ async def _scenario(store: Store) -> dict[str, str]:
         "plain": {"headers": {"x-shop": "1"}},
         "projected": {"projection": {"include": ["/order"]}},
         "filtered": {"payload_filter": {"order.total": {"$gt": 10}}},
+        "ordered": {"ordered": True},
     }
     for uid, extra in specs.items():
         ep = await store.create_endpoint(
@@ -108,6 +110,7 @@ async def _scenario(store: Store) -> dict[str, str]:
                 "channels": ["br"],
                 "tags": ["t"],
                 "deliver_at": None,
+                "ordering_key": "sub_1",
             },
             app_ref=True,
         )
@@ -121,7 +124,8 @@ async def _scenario(store: Store) -> dict[str, str]:
     )
     labels[test_msg["id"]] = "msg-test"
     claimed = await store.claim_due_deliveries(100, 30, worker="w1")
-    assert len(claimed) == 6  # 3 + 2 (the second message filtered out for one) + a test
+    # 3 + 2 (the second message filtered out for one) + the ordered key's head + a test
+    assert len(claimed) == 7
     for c in claimed:
         labels[c.delivery_id] = f"delivery:{labels[c.msg_id]}>{labels[c.endpoint_id]}"
     by_label = {labels[c.delivery_id]: c for c in claimed}
@@ -131,7 +135,12 @@ async def _scenario(store: Store) -> dict[str, str]:
         return AttemptResult(by_label[label], NOW, code, "answer", 7)
 
     await store.record_attempts(
-        [result("delivery:msg-0>plain", 200), result("delivery:msg-1>plain", 204)], schedule
+        [
+            result("delivery:msg-0>plain", 200),
+            result("delivery:msg-1>plain", 204),
+            result("delivery:msg-0>ordered", 200),  # its key's next delivery is the head
+        ],
+        schedule,
     )
     await store.record_attempts(
         [
@@ -141,6 +150,8 @@ async def _scenario(store: Store) -> dict[str, str]:
         ],
         schedule,
     )
+    (second,) = await store.claim_due_deliveries(100, 30, worker="w1")
+    labels[second.delivery_id] = "delivery:msg-1>ordered"
     return labels
 
 
@@ -194,6 +205,7 @@ async def test_the_batch_writer_writes_what_the_general_path_writes(store: Store
     deliveries = await _rows(store, t.deliveries, labels)
     for d in deliveries:
         d.pop("id")
+        d.pop("head")  # compared below: the second of a key is not its head
     assert len(deliveries) == 6
     assert deliveries[0::2] == deliveries[1::2]  # sorted: each fast row beside its twin
     assert {d["payload"] for d in deliveries} == {None, b'{"a":1}'}
@@ -205,6 +217,17 @@ async def test_the_batch_writer_writes_what_the_general_path_writes(store: Store
             sa.select(d.seq, m.seq).join(t.messages, m.id == d.msg_id).where(d.seq.is_not(None))
         )
         assert sorted((a == b, a is not None) for a, b in placed) == [(True, True)] * 2
+        # The batch writer made the first message of the key its head; the general path,
+        # finding the key busy, wrote the second behind it. No unordered one is a head.
+        marked = await conn.execute(sa.select(d.msg_id, d.ordering_key, d.head))
+        assert sorted((m == fast["id"], k is not None, h) for m, k, h in marked) == [
+            (False, False, False),
+            (False, False, False),
+            (False, True, False),
+            (True, False, False),
+            (True, False, False),
+            (True, True, True),
+        ]
 
 
 async def test_plain_successes_record_what_the_general_path_records(store: Store) -> None:

@@ -115,7 +115,7 @@ async def test_0017_converts_a_populated_table_in_place_and_back(empty_database_
 
     store = Store.connect(empty_database_url, secret_box=SECRET_BOX)
     try:
-        await migrate(store.engine, "0015")
+        await migrate(store.engine, "0016")
         app_id, ep_id = await _app(store)
         old = [await _family(store, app_id, ep_id, TODAY_MS - k * DAY_MS) for k in (40, 1, 0)]
         await migrate(store.engine)
@@ -137,7 +137,7 @@ async def test_0017_converts_a_populated_table_in_place_and_back(empty_database_
         assert len(page.rows) == 8
 
         def downgrade(connection: sa.Connection) -> None:
-            command.downgrade(alembic_config(connection), "0015")
+            command.downgrade(alembic_config(connection), "0016")
 
         async with store.engine.begin() as conn:
             await conn.run_sync(downgrade)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from postback import ids, reasons
 from postback.domain import MessageStatus, TriggerType, decode_json
 from postback.filters import project
+from postback.store import heads
 from postback.store import schema as t
 from postback.store.core import StoreCore
 from postback.store.errors import NotFound
@@ -54,7 +55,14 @@ class HistoryMixin(StoreCore):
                 "updated_at": now,
             }
             if ep["ordered"] and (found is None or found.status not in _UNFINISHED):
-                values |= _back_of_key(ep["id"], msg["ordering_key"] or "")
+                key = msg["ordering_key"] or ""
+                values |= _back_of_key(ep["id"], key)
+                # At the back of its key: the head only when nothing of the key waits.
+                seat = {"endpoint_id": ep["id"], "ordering_key": key, "status": values["status"]}
+                await heads.seat_new(conn, [seat])
+                values["head"] = seat["head"]
+            elif found is None or found.status not in _UNFINISHED:
+                values["head"] = False
             if found is None:
                 projected = None
                 if ep["projection"] and msg["payload"]:

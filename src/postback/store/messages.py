@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from postback import ids
 from postback.domain import MessageStatus
+from postback.store import heads
 from postback.store import schema as t
 from postback.store.core import OPERATIONAL_APP_ID, StoreCore
 from postback.store.errors import NotFound
@@ -105,6 +106,7 @@ class MessagesMixin(StoreCore):
             seq = await conn.scalar(sa.select(t.messages.c.seq).where(t.messages.c.id == row["id"]))
             for d in deliveries:
                 d["seq"] = seq if d["ordering_key"] is not None else None
+        await heads.seat_new(conn, deliveries)
         if deliveries:
             await conn.execute(_INSERT_DELIVERY, deliveries)
         queued = sum(d["status"] == MessageStatus.PENDING for d in deliveries)

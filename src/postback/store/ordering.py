@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from postback.domain import MessageStatus
+from postback.store import heads
 from postback.store import schema as t
 from postback.store.core import StoreCore
 from postback.store.errors import Conflict, NotFound
@@ -87,6 +88,7 @@ class OrderingMixin(StoreCore):
                 lease=None,
                 note=note,
             )
+            await heads.promote(conn, [head["id"]])  # the key's next delivery
             await self._announce_work(conn)
         self._notify_work()
         return head | {"status": MessageStatus.CANCELED, "note": note, "next_attempt_at": None}

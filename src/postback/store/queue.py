@@ -22,6 +22,7 @@ from postback.domain import (
     queue_times,
 )
 from postback.signing import SigningKey, decode_signing_key
+from postback.store import heads
 from postback.store import schema as t
 from postback.store.backend import Success
 from postback.store.core import StoreCore
@@ -36,7 +37,7 @@ Row = dict[str, Any]
 # The worker's statements, built once: SQLAlchemy finds their compiled form by a memoized
 # cache key instead of walking a freshly built statement for every batch.
 _d = t.deliveries.c
-_PRESENT = sa.select(_d.id).where(_d.id.in_(sa.bindparam("b_ids", expanding=True)))
+_PRESENT = sa.select(_d.id, _d.ordering_key).where(_d.id.in_(sa.bindparam("b_ids", expanding=True)))
 _MOVE_ON = (
     t.deliveries.update()
     .where(_d.id == sa.bindparam("b_id"), _d.lease == sa.bindparam("b_lease"))
@@ -241,14 +242,18 @@ class QueueMixin(StoreCore):
                 async with self.engine.begin() as conn:
                     # An endpoint or message deleted while its attempt was in flight takes
                     # the delivery with it: drop that attempt instead of failing the batch.
-                    present = await conn.execute(
-                        _PRESENT, {"b_ids": [r.delivery.delivery_id for r in results]}
-                    )
-                    keep = {r.id for r in present}
+                    found = (
+                        await conn.execute(
+                            _PRESENT, {"b_ids": [r.delivery.delivery_id for r in results]}
+                        )
+                    ).all()
+                    keep = {r.id for r in found}
                     live = [i for i, r in enumerate(results) if r.delivery.delivery_id in keep]
                     if live:
                         await conn.execute(t.attempts.insert(), [rows[i] for i in live])
                     await conn.execute(_MOVE_ON, updates)
+                    # An ordered key's head that finished: its next delivery is the head.
+                    await heads.promote(conn, [r.id for r in found if r.ordering_key is not None])
                     await self._track_health(
                         conn,
                         [results[i] for i in live],

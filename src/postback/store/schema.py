@@ -227,6 +227,8 @@ messages = sa.Table(
 # parked: a delivery due more than PARK_AHEAD from now (a late retry, a message scheduled
 # for tomorrow) waits in wake_at instead, out of the index claims walk, until a worker
 # moves it back (Store.wake_parked).
+# ix_deliveries_heads' rows; a query must repeat these terms for the index to serve it.
+HEADS_WHERE = "head AND status IN (1, 3) AND next_attempt_at IS NOT NULL"
 deliveries = sa.Table(
     "deliveries",
     metadata,
@@ -260,6 +262,10 @@ deliveries = sa.Table(
     # resend's place at the back of its key).
     sa.Column("ordering_key", sa.String(256), nullable=True),
     sa.Column("seq", sa.BigInteger, nullable=True),
+    # Ordered endpoints only: this delivery is its key's head, the one a claim may take
+    # (docs/architecture.md, "Ordered delivery"). Set at ingest when the key has nothing
+    # unfinished, and on the key's next delivery when its head finishes.
+    sa.Column("head", sa.Boolean, nullable=False, server_default=sa.false()),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("msg_id", "endpoint_id"),
@@ -287,6 +293,15 @@ deliveries = sa.Table(
         "id",
         postgresql_where=sa.text("ordering_key IS NOT NULL AND status IN (1, 3)"),
         sqlite_where=sa.text("ordering_key IS NOT NULL AND status IN (1, 3)"),
+    ),
+    # The heads an ordered endpoint's claim takes, by due time: a key whose head waits
+    # (retrying, in flight) sorts after now, a parked or paused one is not in it.
+    sa.Index(
+        "ix_deliveries_heads",
+        "endpoint_id",
+        "next_attempt_at",
+        postgresql_where=sa.text(HEADS_WHERE),
+        sqlite_where=sa.text(HEADS_WHERE),
     ),
     sa.Index(
         "ix_deliveries_worker",

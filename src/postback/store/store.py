@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postback import ids, reasons
 from postback.domain import MessageStatus
+from postback.store import heads
 from postback.store import schema as t
 from postback.store.blocked import BlockedKeysMixin
 from postback.store.credentials import CredentialsMixin, credential_columns
@@ -318,7 +319,7 @@ class Store(
             d.endpoint_id == ep_id, d.status.in_([MessageStatus.PENDING, MessageStatus.SENDING])
         )
         if not ordered:
-            await conn.execute(unfinished.values(ordering_key=None))
+            await conn.execute(unfinished.values(ordering_key=None, head=False))
             return
         of_message = sa.select(sa.func.coalesce(m.ordering_key, "")).where(m.id == d.msg_id)
         await conn.execute(
@@ -329,6 +330,7 @@ class Store(
                 ),
             )
         )
+        await heads.reseat(conn, ep_id)
 
     async def _pause_deliveries(self, conn: AsyncConnection, ep_id: str, *, paused: bool) -> None:
         """Disabling an endpoint parks its pending deliveries; enabling makes them due now."""

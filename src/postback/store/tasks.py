@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from postback import ids
 from postback.domain import MessageStatus, TriggerType
+from postback.store import heads
 from postback.store import schema as t
 from postback.store.core import StoreCore
 from postback.store.errors import NotFound
@@ -88,6 +89,13 @@ class TasksMixin(StoreCore):
                                 updated_at=now,
                             )
                         )
+                        # Back at their messages' places: an old one may be its key's head.
+                        keys = sa.select(d.ordering_key).where(
+                            d.id.in_(batch), d.ordering_key.is_not(None)
+                        )
+                        found = [k for (k,) in await conn.execute(keys.distinct())]
+                        if found:
+                            await heads.reseat(conn, data["endpointId"], found)
                         await self._announce_work(conn)
                     data["recovered"] += len(batch)
                     status = RUNNING if len(batch) == RECOVER_BATCH else FINISHED

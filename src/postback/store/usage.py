@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from postback import ids
 from postback.domain import MessageStatus
+from postback.store import heads
 from postback.store import schema as t
 from postback.store.core import OPERATIONAL_APP_ID, StoreCore
 from postback.store.routing import ROUTING_COLUMNS, route
@@ -125,7 +126,11 @@ class UsageMixin(StoreCore):
             for d in deliveries:
                 d.update(next_attempt_at=None, wake_at=None)
         if deliveries:
+            await heads.seat_new(conn, deliveries)
             await conn.execute(t.deliveries.insert(), deliveries)
+            placed = {d["ordering_key"] for d in deliveries if d["ordering_key"] is not None}
+            if placed:  # older messages than the key's waiting ones: they go first
+                await heads.reseat(conn, ep.id, placed)
         sent = sum(d["status"] == MessageStatus.PENDING for d in deliveries)
         last = rows[-1]["id"] if rows else after
         return last, sent, len(rows) == REPLAY_BATCH

@@ -44,6 +44,17 @@ LEFT JOIN endpoints e ON e.app_id = a.id AND NOT e.disabled
 WHERE a.id = ANY($1::text[]) OR a.uid = ANY($2::text[])
 """
 
+# An ordered delivery is its key's head (store/heads.py) when it is the first of its key in
+# the batch and the key has nothing unfinished; a busy key's first unfinished row is held
+# FOR SHARE, so a recorder finishing it commits first (then it is not seen) or marks the
+# next head after this commits (then it sees this row).
+_KEY_BUSY = """
+SELECT 1 FROM deliveries o
+WHERE o.endpoint_id = x.endpoint_id AND o.ordering_key = x.okey
+  AND o.ordering_key IS NOT NULL AND o.status IN (1, 3)
+ORDER BY o.endpoint_id, o.ordering_key, o.seq, o.id LIMIT 1 FOR SHARE
+"""
+
 # The events feed's writer lock comes first, then the transaction id (written as tx): the
 # feed reads below the oldest registered writer and counts on no writer getting an id
 # before it holds the lock (store/events.py). xid reads from lk and every insert reads
@@ -65,9 +76,14 @@ m AS (
 ), d AS (
     INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count,
                             trigger_type, next_attempt_at, wake_at, lease, rate_slot, payload,
-                            note, ordering_key, seq, created_at, updated_at)
+                            note, ordering_key, seq, head, created_at, updated_at)
     SELECT x.id, x.msg_id, x.endpoint_id, x.app_id, x.status, 0, 0, x.due, x.wake, NULL, false,
-           x.payload, x.note, x.okey, CASE WHEN x.okey IS NOT NULL THEN m.seq END, x.at, x.at
+           x.payload, x.note, x.okey, CASE WHEN x.okey IS NOT NULL THEN m.seq END,
+           CASE WHEN x.okey IS NULL OR x.status <> 1 THEN false
+                ELSE row_number() OVER (PARTITION BY x.endpoint_id, x.okey, x.status
+                                        ORDER BY m.seq, x.id) = 1
+                     AND NOT EXISTS ({_KEY_BUSY}) END,
+           x.at, x.at
     FROM (SELECT r->>0 AS id, r->>1 AS msg_id, r->>2 AS endpoint_id, r->>3 AS app_id,
                  (r->>4)::smallint AS status, (r->>5)::timestamptz AS due, p.body AS payload,
                  r->>6 AS note, (r->>7)::timestamptz AS at, (r->>8)::timestamptz AS wake,

@@ -95,11 +95,11 @@ WHERE pg_try_advisory_xact_lock(hashtextextended(id, 7160))
 # through an array of ids, by primary key: joined to the lateral reads, whose sizes the
 # planner cannot know, it may choose to hash the whole table instead.
 _ROOM = """
-WITH RECURSIVE pick AS (
-    SELECT p.ep, p.k, p.cap, p.probe
-    FROM jsonb_to_recordset($1::jsonb) AS p(ep text, k int, cap int, probe bool)
+WITH pick AS (
+    SELECT p.ep, p.k, p.cap, p.probe, p.o
+    FROM jsonb_to_recordset($1::jsonb) AS p(ep text, k int, cap int, probe bool, o bool)
 ), room AS MATERIALIZED (
-    SELECT p.ep, CASE
+    SELECT p.ep, p.o, CASE
         WHEN e.paused_until > $2 THEN 0
         WHEN e.circuit_state <> 0 AND NOT (p.probe AND e.circuit_probe_at <= $2) THEN 0
         ELSE GREATEST(0, LEAST(p.k, p.cap - (
@@ -112,8 +112,13 @@ WITH RECURSIVE pick AS (
     FROM pick p JOIN endpoints e ON e.id = p.ep
 """
 
-# An unordered endpoint's earliest due deliveries: pending ones and lapsed claims.
-_DUE_BY_TIME = """), due AS (
+# An unordered endpoint's earliest due deliveries: pending ones and lapsed claims. An
+# ordered endpoint's (o) due key heads: a range of ix_deliveries_heads, by due time. Only
+# a key's head is marked (store/heads.py), so that read grows with the heads it takes: a
+# key whose head is in flight or retrying sorts after now, one parked or paused is not in
+# the index, and its later deliveries are not heads. Both in one statement: an ordered
+# endpoint beside unordered ones costs the claim no round trip of its own.
+_DUE = """), due AS (
     SELECT x.id FROM room r CROSS JOIN LATERAL (
         (SELECT d.id, d.next_attempt_at FROM deliveries d
          WHERE d.endpoint_id = r.ep AND d.status = 1 AND d.next_attempt_at <= $2
@@ -125,27 +130,15 @@ _DUE_BY_TIME = """), due AS (
          ORDER BY d.endpoint_id, d.status, d.next_attempt_at LIMIT r.n)
         ORDER BY next_attempt_at LIMIT r.n
     ) x
-"""
-
-# An ordered endpoint's due key heads. A key's head is its first unfinished delivery in
-# (seq, id) order, found by skipping through ix_deliveries_ordering one key at a time; it
-# is taken only when due (pending and due, or a lapsed claim). A head in flight, retrying,
-# parked or paused holds its key back; a finished one (succeeded, failed for good,
-# canceled) has left the index, so the next delivery of its key is the head.
-_DUE_HEADS = """), keys(ep, okey, id, at) AS (
-    SELECT x.* FROM room r CROSS JOIN LATERAL (
-        SELECT d.endpoint_id, d.ordering_key, d.id, d.next_attempt_at FROM deliveries d
-        WHERE d.endpoint_id = r.ep AND d.ordering_key IS NOT NULL AND d.status IN (1, 3)
-        ORDER BY d.endpoint_id, d.ordering_key, d.seq, d.id LIMIT 1) x
+    WHERE NOT r.o
     UNION ALL
-    SELECT x.* FROM keys k CROSS JOIN LATERAL (
-        SELECT d.endpoint_id, d.ordering_key, d.id, d.next_attempt_at FROM deliveries d
-        WHERE d.endpoint_id = k.ep AND d.ordering_key > k.okey AND d.status IN (1, 3)
-        ORDER BY d.endpoint_id, d.ordering_key, d.seq, d.id LIMIT 1) x
-), due AS (
     SELECT x.id FROM room r CROSS JOIN LATERAL (
-        SELECT k.id FROM keys k WHERE k.ep = r.ep AND k.at <= $2 ORDER BY k.at LIMIT r.n
+        SELECT d.id FROM deliveries d
+        WHERE d.endpoint_id = r.ep AND d.head AND d.status IN (1, 3)
+          AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $2
+        ORDER BY d.endpoint_id, d.next_attempt_at LIMIT r.n
     ) x
+    WHERE r.o
 """
 
 _LEASE_AND_READ = """), claimed AS (
@@ -166,8 +159,7 @@ JOIN messages m ON m.id = c.msg_id
 JOIN applications a ON a.id = c.app_id
 ORDER BY c.id
 """
-CLAIM = _ROOM.replace("RECURSIVE ", "") + _DUE_BY_TIME + _LEASE_AND_READ
-CLAIM_ORDERED = _ROOM + _DUE_HEADS + _LEASE_AND_READ
+CLAIM = _ROOM + _DUE + _LEASE_AND_READ
 
 
 # A half-open circuit's probe is out until its claim ends; if that passes with no result
@@ -259,18 +251,17 @@ async def _lease(
         locked = await raw.fetch(LOCK_ENDPOINTS, sorted(plan.take))
         if not locked:
             return []
-        rows: list[Any] = []
-        for statement, eps in (
-            (CLAIM, [r[0] for r in locked if r[0] not in ordered]),
-            (CLAIM_ORDERED, [r[0] for r in locked if r[0] in ordered]),
-        ):
-            if eps:
-                pick = [
-                    {"ep": ep, "k": plan.take[ep], "cap": plan.caps[ep], "probe": ep in plan.probes}
-                    for ep in eps
-                ]
-                arg = orjson.dumps(pick).decode()
-                rows += await raw.fetch(statement, arg, now, until, lease, worker)
+        pick = [
+            {
+                "ep": ep,
+                "k": plan.take[ep],
+                "cap": plan.caps[ep],
+                "probe": ep in plan.probes,
+                "o": ep in ordered,
+            }
+            for ep in (r[0] for r in locked)
+        ]
+        rows = await raw.fetch(CLAIM, orjson.dumps(pick).decode(), now, until, lease, worker)
         probes = sorted(plan.probes.intersection(r[3] for r in rows))
         if probes:
             await raw.execute(MARK_PROBES, probes, until)
@@ -283,7 +274,9 @@ async def _lease(
 # failing no more, and its breaker's count of failures starts again. Endpoint rows are
 # locked NO KEY UPDATE, as in _track_health. What it returns: the endpoints among the
 # batch whose circuit is not closed, which this success closes (record_attempts does that
-# next, with the operational event).
+# next, with the operational event), and, unless $3, the deliveries it left alone because
+# they are an ordered key's (a head: its key's next head is marked in a later statement of
+# the same transaction, store/heads.py, so those go through record_heads).
 #
 # The batch arrives as one JSON array of rows: the driver would encode thirteen arrays
 # element by element, orjson writes the same rows at a fraction of that client CPU
@@ -295,18 +288,23 @@ WITH x AS (
            r->>8 AS response, (r->>9)::int AS duration, (r->>10)::smallint AS trig,
            (r->>11)::timestamptz AS at, (r->>12)::int AS count
     FROM jsonb_array_elements($1::jsonb) AS r
+), later AS MATERIALIZED (
+    SELECT d.id FROM deliveries d
+    WHERE NOT $3 AND d.id IN (SELECT delivery_id FROM x) AND d.ordering_key IS NOT NULL
 ), kept AS (
     INSERT INTO attempts (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
                           response, error, response_duration_ms, trigger_type, created_at)
     SELECT x.id, x.msg_id, x.endpoint_id, x.app_id, x.url, 0, x.code, x.response, NULL,
            x.duration, x.trig, x.at
     FROM x WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = x.delivery_id)
+      AND x.delivery_id NOT IN (SELECT id FROM later)
     RETURNING endpoint_id
 ), moved AS (
     UPDATE deliveries d
     SET status = 0, next_attempt_at = NULL, attempt_count = x.count, lease = NULL,
         trigger_type = 0, rate_slot = false, updated_at = $2
     FROM x WHERE d.id = x.delivery_id AND d.lease = x.lease
+      AND x.delivery_id NOT IN (SELECT id FROM later)
 ), failing AS (
     SELECT e.id FROM endpoints e
     WHERE e.id IN (SELECT endpoint_id FROM kept)
@@ -316,21 +314,55 @@ WITH x AS (
     UPDATE endpoints SET failing_since = NULL, circuit_failures = 0
     WHERE id IN (SELECT id FROM failing)
 )
-SELECT e.id FROM endpoints e
-WHERE e.id IN (SELECT endpoint_id FROM x) AND e.circuit_state <> 0
+SELECT e.id, NULL AS later FROM endpoints e
+WHERE e.id IN (SELECT endpoint_id FROM x WHERE delivery_id NOT IN (SELECT id FROM later))
+  AND e.circuit_state <> 0
+UNION ALL
+SELECT NULL, id FROM later
+"""
+
+# The keys of deliveries that finished earlier in this transaction: each key's first
+# unfinished delivery is its head (store/heads.py's PROMOTE).
+PROMOTE = """
+UPDATE deliveries SET head = true WHERE id IN (
+    SELECT (SELECT n.id FROM deliveries n
+            WHERE n.endpoint_id = f.endpoint_id AND n.ordering_key = f.ordering_key
+              AND n.ordering_key IS NOT NULL AND n.status IN (1, 3)
+            ORDER BY n.endpoint_id, n.ordering_key, n.seq, n.id LIMIT 1)
+    FROM deliveries f WHERE f.id = ANY($1::text[]) AND f.ordering_key IS NOT NULL
+) AND NOT head
 """
 
 
 async def record_successes(
     engine: AsyncEngine, done: Sequence[Success], now: datetime
 ) -> list[str]:
-    """Backend.record_successes on PostgreSQL: one statement, retried on a deadlock."""
+    """Backend.record_successes on PostgreSQL: one statement for the deliveries of
+    unordered endpoints, a transaction of two for ordered keys' heads, each retried on a
+    deadlock."""
+    rows = await _retried(engine, done, now, heads=False)
+    not_closed = [r[0] for r in rows if r[0] is not None]
+    later = {r[1] for r in rows if r[1] is not None}
+    if later:
+        heads = [d for d in done if d.delivery_id in later]
+        not_closed += [r[0] for r in await _retried(engine, heads, now, heads=True)]
+    return sorted(set(not_closed))
+
+
+async def _retried(
+    engine: AsyncEngine, done: Sequence[Success], now: datetime, *, heads: bool
+) -> list[Any]:
     # Each Success one JSON array, in RECORD_SUCCESSES's order (orjson takes plain tuples).
     batch = orjson.dumps([tuple(d) for d in done]).decode()
     for tries_left in (2, 1, 0):
         try:
             async with raw_connection(engine) as (raw, _):
-                return [r[0] for r in await raw.fetch(RECORD_SUCCESSES, batch, now)]
+                if not heads:
+                    return list(await raw.fetch(RECORD_SUCCESSES, batch, now, False))
+                async with raw.transaction():
+                    rows = await raw.fetch(RECORD_SUCCESSES, batch, now, True)
+                    await raw.execute(PROMOTE, [d.delivery_id for d in done])
+                return list(rows)
         except asyncpg.exceptions.DeadlockDetectedError:
             if not tries_left:
                 raise

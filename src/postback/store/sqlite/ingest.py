@@ -15,6 +15,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from postback import ids
+from postback.domain import MessageStatus
 from postback.store.backend import Written
 from postback.store.core import OPERATIONAL_APP_ID
 from postback.store.errors import NotFound
@@ -44,7 +45,15 @@ _LIVE_ENDPOINTS = (  # NULLIF: an unset JSON column holds JSON null (see pg/inge
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count,"
     " trigger_type, next_attempt_at, wake_at, lease, rate_slot, payload, note, ordering_key,"
-    " seq, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, NULL, 0, ?, ?, ?, ?, ?, ?)"
+    " seq, head, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, NULL, 0, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Whether an ordered key has a delivery unfinished: a new one joins it behind the head
+# (store/heads.py), else it is the head. The batch's earlier messages are seen: they are
+# written in this transaction.
+_KEY_BUSY = (
+    "SELECT 1 FROM deliveries WHERE endpoint_id = ? AND ordering_key = ?"
+    " AND ordering_key IS NOT NULL AND status IN (1, 3) LIMIT 1"
 )
 
 
@@ -119,6 +128,7 @@ def _write_one(
     live = [RoutedEndpoint(*e) for e in cur.execute(_LIVE_ENDPOINTS, (app_id,))]
     deliveries = route(row, live)
     if deliveries:
+        heads = [_is_head(cur, d) for d in deliveries]  # one endpoint each: none sees another
         cur.executemany(
             _INSERT_DELIVERY,
             [
@@ -134,10 +144,18 @@ def _write_one(
                     d["note"],
                     d["ordering_key"],
                     None if d["ordering_key"] is None else seq,
+                    head,
                     created,
                     created,
                 )
-                for d in deliveries
+                for d, head in zip(deliveries, heads, strict=True)
             ],
         )
     return any(d["next_attempt_at"] is not None for d in deliveries)
+
+
+def _is_head(cur: sqlite3.Cursor, delivery: Row) -> bool:
+    key = delivery["ordering_key"]
+    if key is None or delivery["status"] != MessageStatus.PENDING:
+        return False
+    return cur.execute(_KEY_BUSY, (delivery["endpoint_id"], key)).fetchone() is None

@@ -68,27 +68,13 @@ SELECT id FROM (
                    ORDER BY endpoint_id, status, next_attempt_at LIMIT ?3)
 ) ORDER BY next_attempt_at LIMIT ?3
 """
-# An ordered endpoint's due key heads (see pg/queue.py's _DUE_HEADS): its keys with
-# unfinished deliveries, one index probe each through ix_deliveries_ordering, then each
-# key's first unfinished delivery in (seq, id) order, taken only when due.
+# An ordered endpoint's due key heads (see pg/queue.py's _DUE_HEADS): a range of
+# ix_deliveries_heads, so keys whose head waits are not read.
 _DUE_HEADS = """
-WITH RECURSIVE keys(okey) AS (
-    SELECT (SELECT ordering_key FROM deliveries
-            WHERE endpoint_id = ?1 AND ordering_key IS NOT NULL AND status IN (1, 3)
-            ORDER BY endpoint_id, ordering_key LIMIT 1)
-    UNION ALL
-    SELECT (SELECT d.ordering_key FROM deliveries d
-            WHERE d.endpoint_id = ?1 AND d.ordering_key > k.okey AND d.status IN (1, 3)
-            ORDER BY d.endpoint_id, d.ordering_key LIMIT 1)
-    FROM keys k WHERE k.okey IS NOT NULL
-), heads AS MATERIALIZED (
-    SELECT (SELECT d.id FROM deliveries d
-            WHERE d.endpoint_id = ?1 AND d.ordering_key = k.okey AND d.status IN (1, 3)
-            ORDER BY d.endpoint_id, d.ordering_key, d.seq, d.id LIMIT 1) AS id
-    FROM keys k WHERE k.okey IS NOT NULL
-)
-SELECT d.id FROM heads h JOIN deliveries d ON d.id = h.id
-WHERE d.next_attempt_at <= ?2 ORDER BY d.next_attempt_at LIMIT ?3
+SELECT id FROM deliveries
+WHERE endpoint_id = ?1 AND head AND status IN (1, 3) AND next_attempt_at IS NOT NULL
+  AND next_attempt_at <= ?2
+ORDER BY endpoint_id, next_attempt_at LIMIT ?3
 """
 _LEASE = (
     "UPDATE deliveries SET status = 3, next_attempt_at = ?, lease = ?, worker = ?, "
@@ -111,7 +97,7 @@ WHERE d.id IN ({marks})
 ORDER BY d.id
 """
 
-_PRESENT = "SELECT id FROM deliveries WHERE id IN ({marks})"
+_PRESENT = "SELECT id, endpoint_id, ordering_key FROM deliveries WHERE id IN ({marks})"
 _INSERT_ATTEMPT = """
 INSERT INTO attempts (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
                       response, error, response_duration_ms, trigger_type, created_at)
@@ -122,6 +108,14 @@ UPDATE deliveries
 SET status = 0, next_attempt_at = NULL, attempt_count = ?, lease = NULL, trigger_type = 0,
     rate_slot = 0, updated_at = ?
 WHERE id = ? AND lease = ?
+"""
+# A finished head's key: its next delivery is the head (store/heads.py).
+_PROMOTE = """
+UPDATE deliveries SET head = 1 WHERE id = (
+    SELECT id FROM deliveries
+    WHERE endpoint_id = ?1 AND ordering_key = ?2 AND ordering_key IS NOT NULL
+      AND status IN (1, 3)
+    ORDER BY endpoint_id, ordering_key, seq, id LIMIT 1) AND NOT head
 """
 _NOT_FAILING = (
     "UPDATE endpoints SET failing_since = NULL, circuit_failures = 0 WHERE id IN ({marks}) "
@@ -214,13 +208,15 @@ def _claim(
 def _record_successes(db: sqlite3.Connection, done: Sequence[Success], now: datetime) -> list[str]:
     """A batch of plain successes in one transaction: the attempts of deliveries that still
     exist (an endpoint or message deleted in flight takes its delivery with it), each
-    delivery done under the lease that claimed it, and endpoints failing no more.
+    delivery done under the lease that claimed it, the next head of each ordered key that
+    finished, and endpoints failing no more.
 
     Returns the endpoints whose circuit these successes close."""
     now_s = stamp(now)
     with transaction(db) as cur:
         wanted = [d.delivery_id for d in done]
-        present = {r[0] for r in cur.execute(_PRESENT.format(marks=_marks(len(wanted))), wanted)}
+        found = cur.execute(_PRESENT.format(marks=_marks(len(wanted))), wanted).fetchall()
+        present = {r[0] for r in found}
         kept = [
             (
                 d.attempt_id,
@@ -240,6 +236,10 @@ def _record_successes(db: sqlite3.Connection, done: Sequence[Success], now: date
         if kept:
             cur.executemany(_INSERT_ATTEMPT, kept)
         cur.executemany(_MOVE_ON, [(d.attempt_count, now_s, d.delivery_id, d.lease) for d in done])
+        # Heads that finished: their keys' next deliveries are the heads (store/heads.py).
+        keys = sorted({(r[1], r[2]) for r in found if r[2] is not None})
+        if keys:
+            cur.executemany(_PROMOTE, keys)
         endpoints = sorted({d.endpoint_id for d in done if d.delivery_id in present})
         if endpoints:
             cur.execute(_NOT_FAILING.format(marks=_marks(len(endpoints))), endpoints)

@@ -1,7 +1,7 @@
 """PostgreSQL time partitions: ``attempts`` becomes range-partitioned by its message's id
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-03
 
 In place, without copying a row: the table as it is becomes the first partition,
@@ -28,7 +28,7 @@ from alembic import op
 from postback.store.pg import partitions as p
 
 revision: str = "0017"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
