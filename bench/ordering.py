@@ -8,11 +8,10 @@ import asyncio
 import statistics
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import harness as h
 import sqlalchemy as sa
-from scheduling import _reset_claims, _settle
+from scheduling import _reset_claims, alternated, sibling_db
 
 from postback import ids
 from postback.domain import MessageStatus, encode_json, utcnow
@@ -154,10 +153,7 @@ def bench_claim_beside_blocked(
     delivery each, and an ordered endpoint), one of them with ``keys`` blocked keys on the
     ordered endpoint; claims timed on the two in alternation, the median of the rounds'
     ratios reported (as bench/scheduling.py's claim-backlog)."""
-    if db.name == "SQLite":
-        base_db = h.sqlite_db(Path(db.url.removeprefix("sqlite:///")).parent, "blocked-base")
-    else:
-        base_db = h.pg_db("blockedbase")
+    base_db = sibling_db(db, "blocked-base")
 
     async def run() -> tuple[float, float, float]:
         stores = [await h.open_store(base_db), await h.open_store(db)]
@@ -172,20 +168,10 @@ def bench_claim_beside_blocked(
                 )
                 if n:
                     await _blocked_keys(store, app_id, ordered["id"], keys)
-            for store in stores:
-                await _settle(store)
-                await _claim_others(store, others, 3)  # warm-up
-            without, beside, ratios = [], [], []
-            for _ in range(rounds):
-                a = await _claim_others(stores[0], others, claims)
-                b = await _claim_others(stores[1], others, claims)
-                without.append(a)
-                beside.append(b)
-                ratios.append(b / a)
+            return await alternated(stores, lambda s: _claim_others(s, others, claims), rounds)
         finally:
             for store in stores:
                 await store.close()
-        return statistics.median(without), statistics.median(beside), statistics.median(ratios)
 
     try:
         without, beside, ratio = asyncio.run(run())

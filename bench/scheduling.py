@@ -16,7 +16,7 @@ import os
 import sqlite3
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -269,6 +269,32 @@ async def _settle(store: Store) -> None:
     await asyncio.to_thread(os.sync)
 
 
+def sibling_db(db: h.Database, tag: str) -> h.Database:
+    """A second database of ``db``'s kind, for a side-by-side A/B."""
+    if db.name == "SQLite":
+        return h.sqlite_db(Path(db.url.removeprefix("sqlite:///")).parent, tag)
+    return h.pg_db(tag.replace("-", ""))
+
+
+async def alternated(
+    stores: list[Store], measure: Callable[[Store], Awaitable[float]], rounds: int
+) -> tuple[float, float, float]:
+    """``measure`` on the two stores in alternation, ``rounds`` times, after the writes
+    settle and a warm-up: the median of each side and of the rounds' ratios (the second's
+    over the first's), so that the machine's drift falls on both sides of each ratio."""
+    for store in stores:
+        await _settle(store)
+        await measure(store)  # warm-up
+    without, beside, ratios = [], [], []
+    for _ in range(rounds):
+        a = await measure(stores[0])
+        b = await measure(stores[1])
+        without.append(a)
+        beside.append(b)
+        ratios.append(b / a)
+    return statistics.median(without), statistics.median(beside), statistics.median(ratios)
+
+
 def bench_claim_beside_backlog(
     db: h.Database, others: int = 100, backlog: int = 1_000_000, rounds: int = 7
 ) -> h.Row:
@@ -276,10 +302,7 @@ def bench_claim_beside_backlog(
     more endpoint), one of them with ``backlog`` deliveries due to that one endpoint; claims
     timed on the two in alternation, so that the machine's drift (a claim of 100 moves by
     2x within minutes here) falls on both sides of each ratio."""
-    if db.name == "SQLite":
-        base_db = h.sqlite_db(Path(db.url.removeprefix("sqlite:///")).parent, "claim-base")
-    else:
-        base_db = h.pg_db("claimbase")
+    base_db = sibling_db(db, "claim-base")
 
     async def run() -> tuple[float, float, float]:
         stores = [await h.open_store(base_db), await h.open_store(db)]
@@ -293,20 +316,10 @@ def bench_claim_beside_backlog(
                 bigs.append(await h.make_app(store, ["http://127.0.0.1:9/big"]))
             big_app, (big_ep,) = bigs[1]
             await _backlog(stores[1], big_app, big_ep, backlog)
-            for store in stores:
-                await _settle(store)
-                await _claim_others(store, others, 5)  # warm-up
-            without, beside, ratios = [], [], []
-            for _ in range(rounds):
-                a = await _claim_others(stores[0], others, 9)
-                b = await _claim_others(stores[1], others, 9)
-                without.append(a)
-                beside.append(b)
-                ratios.append(b / a)
+            return await alternated(stores, lambda s: _claim_others(s, others, 9), rounds)
         finally:
             for store in stores:
                 await store.close()
-        return statistics.median(without), statistics.median(beside), statistics.median(ratios)
 
     try:
         without, beside, ratio = asyncio.run(run())
