@@ -230,7 +230,9 @@ async def claim(
         heads = [QueueHead(*r) for r in await raw.fetch(HEADS, now, policy.max_in_flight)]
         plan = plan_claim(heads, now, limit, policy)
         if plan.take:
-            claimed += await _lease(raw, heads, plan, now, until, lease, worker)
+            more = await _lease(raw, heads, plan, now, until, lease, worker)
+            # In delivery id order across both leases, as each returns its own.
+            claimed = sorted(claimed + more, key=lambda c: c.id) if claimed else more
         spare.keep(heads, plan, limit, read_at)
     return claimed, plan.next_wake
 
