@@ -5,13 +5,12 @@ beside an ordered endpoint with 100,000 blocked keys (``claim-blocked``)."""
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from datetime import timedelta
 
 import harness as h
 import sqlalchemy as sa
-from scheduling import _reset_claims, alternated, sibling_db
+from scheduling import claims_side_by_side
 
 from postback import ids
 from postback.domain import MessageStatus, encode_json, utcnow
@@ -133,19 +132,6 @@ async def _blocked_keys(store: Store, app_id: str, ep_id: str, keys: int) -> Non
             )
 
 
-async def _claim_others(store: Store, others: int, claims: int) -> float:
-    """Median seconds of a claim that takes the ``others`` endpoints' one due delivery each."""
-    times = []
-    await _reset_claims(store)
-    for _ in range(claims):
-        started = time.perf_counter()
-        claimed = await store.claim_due_deliveries(others + 1, 60)
-        times.append(time.perf_counter() - started)
-        assert len(claimed) == others, (len(claimed), others)
-        await _reset_claims(store, [c.delivery_id for c in claimed])
-    return statistics.median(times)
-
-
 def bench_claim_beside_blocked(
     db: h.Database, others: int = 100, keys: int = 100_000, rounds: int = 7, claims: int = 9
 ) -> h.Row:
@@ -153,35 +139,27 @@ def bench_claim_beside_blocked(
     delivery each, and an ordered endpoint), one of them with ``keys`` blocked keys on the
     ordered endpoint; claims timed on the two in alternation, the median of the rounds'
     ratios reported (as bench/scheduling.py's claim-backlog)."""
-    base_db = sibling_db(db, "blocked-base")
 
-    async def run() -> tuple[float, float, float]:
-        stores = [await h.open_store(base_db), await h.open_store(db)]
-        try:
-            for n, store in enumerate(stores):
-                urls = [f"http://127.0.0.1:9/o{i}" for i in range(others)]
-                app_id, _ = await h.make_app(store, urls)
-                await store.create_message(app_id, {"event_type": h.EVENT, "payload": b"{}"})
-                ordered = await store.create_endpoint(  # after the message: none of it
-                    app_id,
-                    {"url": "http://127.0.0.1:9/ordered", "secret": SECRET, "ordered": True},
-                )
-                if n:
-                    await _blocked_keys(store, app_id, ordered["id"], keys)
-            return await alternated(stores, lambda s: _claim_others(s, others, claims), rounds)
-        finally:
-            for store in stores:
-                await store.close()
+    async def prepare(stores: list[Store]) -> None:
+        for n, store in enumerate(stores):
+            urls = [f"http://127.0.0.1:9/o{i}" for i in range(others)]
+            app_id, _ = await h.make_app(store, urls)
+            await store.create_message(app_id, {"event_type": h.EVENT, "payload": b"{}"})
+            ordered = await store.create_endpoint(  # after the message: none of it
+                app_id,
+                {"url": "http://127.0.0.1:9/ordered", "secret": SECRET, "ordered": True},
+            )
+            if n:
+                await _blocked_keys(store, app_id, ordered["id"], keys)
 
-    try:
-        without, beside, ratio = asyncio.run(run())
-    finally:
-        base_db.drop()
-    return h.Row(
-        f"claim 1 each for {others} endpoints beside {keys:,} blocked keys, {db.name}",
-        f"{beside * 1000:.2f} ms",
-        f"no blocked keys {without * 1000:.2f} ms (median of {rounds} alternated rounds' ratios)",
-        ratio,
-        "≤ 1.3x",
-        ratio <= 1.3,
+    return claims_side_by_side(
+        db,
+        "blocked-base",
+        prepare,
+        f"claim 1 each for {others} endpoints beside {keys:,} blocked keys",
+        "no blocked keys",
+        others=others,
+        rounds=rounds,
+        claims=claims,
+        exact=True,
     )
