@@ -9,32 +9,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import orjson
-import pytest
 import sqlalchemy as sa
 
 from postback.domain import AttemptResult, ClaimedDelivery, RetrySchedule, utcnow
-from postback.signing import generate_secret
 from postback.store import schema as t
 from postback.store.blocked import ENDPOINT_ORDERING_BLOCKED
 from postback.store.core import OPERATIONAL_APP_ID
 from postback.store.store import Store
+from tests.support.ordering import ordered_endpoint
 
 NOW = utcnow().replace(microsecond=0)
 SCHEDULE = RetrySchedule((600, 600), jitter=0)  # retries ten minutes apart
-
-
-@pytest.fixture
-def clock(store: Store) -> list[datetime]:
-    now = [NOW]
-    store.clock = lambda: now[0]
-    return now
-
-
-async def _endpoint(store: Store) -> tuple[str, str]:
-    app = await store.create_app({"name": "Billing"})
-    values = {"url": "http://127.0.0.1:9/hook", "secret": generate_secret(), "ordered": True}
-    ep = await store.create_endpoint(app["id"], values)
-    return app["id"], ep["id"]
 
 
 async def _send(store: Store, app_id: str, key: str, n: int) -> str:
@@ -65,7 +50,7 @@ async def _announced(store: Store) -> list[dict]:
 async def test_a_tried_head_blocks_its_key_since_its_first_attempt(
     store: Store, clock: list[datetime]
 ) -> None:
-    app_id, ep_id = await _endpoint(store)
+    app_id, ep_id = await ordered_endpoint(store)
     a1 = await _send(store, app_id, "A", 1)
     await _send(store, app_id, "A", 2)
     assert await store.blocked_keys(app_id, ep_id) == []  # not tried yet: on its way
@@ -95,7 +80,7 @@ async def test_a_tried_head_blocks_its_key_since_its_first_attempt(
 async def test_a_head_blocked_past_the_setting_is_announced_once(
     store: Store, clock: list[datetime]
 ) -> None:
-    app_id, ep_id = await _endpoint(store)
+    app_id, ep_id = await ordered_endpoint(store)
     a1 = await _send(store, app_id, "A", 1)
     await _fail_heads(store)
     assert await store.announce_blocked_keys(60, every=0) == 0  # blocked for 0 s
@@ -121,7 +106,7 @@ async def test_a_head_blocked_past_the_setting_is_announced_once(
 
 
 async def test_the_chore_runs_in_one_process_at_a_time(store: Store, clock: list[datetime]) -> None:
-    app_id, _ = await _endpoint(store)
+    app_id, _ = await ordered_endpoint(store)
     await _send(store, app_id, "A", 1)
     await _fail_heads(store)
     clock[0] = NOW + timedelta(seconds=120)

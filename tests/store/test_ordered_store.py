@@ -21,13 +21,6 @@ NOW = utcnow().replace(microsecond=0)
 SCHEDULE = RetrySchedule((5, 5), jitter=0)  # three attempts, 5 s apart
 
 
-@pytest.fixture
-def clock(store: Store) -> list[datetime]:
-    now = [NOW]
-    store.clock = lambda: now[0]
-    return now
-
-
 async def _endpoint(store: Store, *, ordered: bool = True) -> tuple[str, str]:
     app = await store.create_app({"name": "Billing"})
     ep = await store.create_endpoint(

@@ -18,26 +18,12 @@ from postback.signing import generate_secret
 from postback.store import schema as t
 from postback.store.migrate import migrate
 from postback.store.store import Store
+from tests.support.ordering import ordered_endpoint
 from tests.support.server import SECRET_BOX
 
 NOW = utcnow().replace(microsecond=0)
 SCHEDULE = RetrySchedule((5, 5), jitter=0)  # three attempts, 5 s apart
 _d, _m = t.deliveries.c, t.messages.c
-
-
-@pytest.fixture
-def clock(store: Store) -> list[datetime]:
-    now = [NOW]
-    store.clock = lambda: now[0]
-    return now
-
-
-async def _endpoint(store: Store) -> tuple[str, str]:
-    app = await store.create_app({"name": "Billing"})
-    ep = await store.create_endpoint(
-        app["id"], {"url": "http://127.0.0.1:9/hook", "secret": generate_secret(), "ordered": True}
-    )
-    return app["id"], ep["id"]
 
 
 async def _send(store: Store, app_id: str, key: str, n: int = 0) -> str:
@@ -61,7 +47,7 @@ async def _heads(store: Store) -> dict[str, bool]:
 async def test_a_claim_takes_the_due_head_beside_many_blocked_keys(
     store: Store, clock: list[datetime]
 ) -> None:
-    app_id, _ = await _endpoint(store)
+    app_id, _ = await ordered_endpoint(store)
     blocked = [await _send(store, app_id, f"k{n}") for n in range(60)]
     claims = await store.claim_due_deliveries(50, 30)
     assert len(claims) == 50
@@ -83,7 +69,7 @@ async def test_a_claim_takes_the_due_head_beside_many_blocked_keys(
 async def test_a_finished_head_marks_the_next_one_of_its_key(
     store: Store, clock: list[datetime]
 ) -> None:
-    app_id, ep_id = await _endpoint(store)
+    app_id, ep_id = await ordered_endpoint(store)
     first, second, third = [await _send(store, app_id, "k", n) for n in range(3)]
     (head,) = await store.claim_due_deliveries(10, 30)
     assert head.msg_id == first
@@ -106,7 +92,7 @@ async def test_a_finished_head_marks_the_next_one_of_its_key(
 async def test_recover_puts_an_old_failed_delivery_back_at_its_keys_head(
     store: Store, clock: list[datetime]
 ) -> None:
-    app_id, ep_id = await _endpoint(store)
+    app_id, ep_id = await ordered_endpoint(store)
     old, later = await _send(store, app_id, "k"), await _send(store, app_id, "k", 1)
     for _ in range(3):  # three attempts: failed for good, the next one is the head
         (head,) = await store.claim_due_deliveries(10, 30)
@@ -145,7 +131,7 @@ async def test_a_message_written_while_its_keys_head_finishes_is_the_head(
 ) -> None:
     """The two orders of a recorder finishing a key's head and a writer adding to the key,
     on PostgreSQL where they run at once: whichever commits second sees the other."""
-    app_id, _ = await _endpoint(store)
+    app_id, _ = await ordered_endpoint(store)
     await _send(store, app_id, "k")
     (head,) = await store.claim_due_deliveries(10, 30)
     # The recorder first: the head is finished, not committed, when the message arrives.
@@ -199,7 +185,7 @@ async def test_migration_0016_marks_the_heads_of_queued_deliveries(
     try:
         await migrate(store.engine)
         store.clock = lambda: NOW
-        app_id, _ = await _endpoint(store)
+        app_id, _ = await ordered_endpoint(store)
         done, k1, k2 = [await _send(store, app_id, "k", n) for n in range(3)]
         j1, j2 = await _send(store, app_id, "j"), await _send(store, app_id, "j", 1)
         first = {c.msg_id: c for c in await store.claim_due_deliveries(10, 30)}

@@ -21,14 +21,6 @@ from tests.support.server import SECRET_BOX
 NOW = utcnow().replace(microsecond=0)
 
 
-@pytest.fixture
-def clock(store: Store) -> list[datetime]:
-    """The store's clock, settable: ``clock[0] = …``."""
-    now = [NOW]
-    store.clock = lambda: now[0]
-    return now
-
-
 async def _setup(store: Store) -> tuple[str, str]:
     app = await store.create_app({"name": "Billing"})
     ep = await store.create_endpoint(

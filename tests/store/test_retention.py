@@ -32,13 +32,6 @@ DAY = 86400.0
 DEFAULT = 90 * DAY
 
 
-@pytest.fixture
-def clock(store: Store) -> list[datetime]:
-    now = [NOW]
-    store.clock = lambda: now[0]
-    return now
-
-
 async def _app(store: Store, **values: Any) -> tuple[str, str]:
     app = await store.create_app({"name": "Billing", **values})
     ep = await store.create_endpoint(

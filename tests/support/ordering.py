@@ -10,6 +10,8 @@ import httpx
 import orjson
 from aiohttp import web
 
+from postback.signing import generate_secret
+from postback.store.store import Store
 from tests.support.receivers import Behaviour
 
 # Five attempts in all, half a second apart: the first message of key A needs four.
@@ -73,3 +75,11 @@ def check_order(got: list[bytes]) -> None:
     a1_done = len(seen) - seen[::-1].index("A1") - 1
     for key in KEYS[1:]:
         assert seen.index(f"{key}{PER_KEY}") < a1_done, seen  # no waiting behind A's head
+
+
+async def ordered_endpoint(store: Store) -> tuple[str, str]:
+    """An application "Billing" with one ordered endpoint (nothing listens there): the ids."""
+    app = await store.create_app({"name": "Billing"})
+    values = {"url": "http://127.0.0.1:9/hook", "secret": generate_secret(), "ordered": True}
+    ep = await store.create_endpoint(app["id"], values)
+    return app["id"], ep["id"]
