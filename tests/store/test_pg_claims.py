@@ -1,5 +1,6 @@
-"""PostgreSQL's claim: the heads a full claim leaves for the next one (SpareHeads), and the
-lease, not the plan, deciding every endpoint's room, circuit and pause."""
+"""PostgreSQL's claim: the heads a full claim leaves for the next one (SpareHeads), the
+lease, not the plan, deciding every endpoint's room, circuit and pause, and the lease
+function (made once per version, skipping endpoints another claim holds)."""
 
 from __future__ import annotations
 
@@ -110,3 +111,48 @@ async def test_live_claims_are_counted_through_the_endpoints_index(store: Store)
             )
         )
     assert "ix_deliveries_worker" not in plan, plan
+
+
+async def _lease_functions(store: Store) -> list[str]:
+    async with store.engine.connect() as conn:
+        query = "SELECT proname FROM pg_proc WHERE proname LIKE 'postback\\_lease\\_%'"
+        return list(await conn.scalars(sa.text(query)))
+
+
+async def test_the_lease_is_one_function_made_once_and_made_again_if_lost(
+    store: Store, database_url: str
+) -> None:
+    app_id, _ = await _endpoints(store, 4)
+    for _ in range(3):
+        await store.create_message(app_id, {"event_type": "a", "payload": b"{}"})
+    assert await _lease_functions(store) == []  # a migrated database has none
+    assert len(await store.claim_due_deliveries(4, 30, policy=POLICY)) == 4
+    (made,) = await _lease_functions(store)
+    # Another process of the same code calls the same one.
+    other = Store.connect(database_url, secret_box=SECRET_BOX)
+    try:
+        assert len(await other.claim_due_deliveries(4, 30, policy=POLICY)) == 4
+    finally:
+        await other.close()
+    assert await _lease_functions(store) == [made]
+    # Dropped under a running worker (a restore, say): its next claim makes it again.
+    async with store.engine.begin() as conn:
+        await conn.execute(sa.text(f"DROP FUNCTION {made}"))
+    assert len(await store.claim_due_deliveries(4, 30, policy=POLICY)) == 4
+    assert await _lease_functions(store) == [made]
+
+
+async def test_an_endpoint_another_claim_is_leasing_from_is_skipped(store: Store) -> None:
+    app_id, eps = await _endpoints(store, 3)
+    await store.create_message(app_id, {"event_type": "a", "payload": b"{}"})
+    busy = sorted(eps)[1]
+    async with store.engine.connect() as conn:
+        # Another claimer holds the endpoint's lock: its lease of that room is not
+        # committed yet, so this claim cannot know what is left of it and leaves it.
+        held = "SELECT pg_try_advisory_xact_lock(hashtextextended(:ep, 7160))"
+        assert (await conn.execute(sa.text(held), {"ep": busy})).scalar() is True
+        claimed = await store.claim_due_deliveries(10, 30, policy=POLICY)
+        assert sorted(c.endpoint_id for c in claimed) == sorted(set(eps) - {busy})
+        await conn.rollback()
+    claimed = await store.claim_due_deliveries(10, 30, policy=POLICY)
+    assert [c.endpoint_id for c in claimed] == [busy]

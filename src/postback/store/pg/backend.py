@@ -40,6 +40,7 @@ class PostgresBackend:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._spare = queue.SpareHeads()
+        self._lease = queue.LeaseFunction()
 
     async def write_messages(self, items: list[tuple[Row, bool]]) -> Written:
         return await ingest.write_messages(self.engine, items)
@@ -53,7 +54,9 @@ class PostgresBackend:
         worker: str,
         policy: SchedulerPolicy,
     ) -> tuple[list[Claimed], datetime | None]:
-        return await queue.claim(self.engine, now, limit, until, lease, worker, policy, self._spare)
+        return await queue.claim(
+            self.engine, now, limit, until, lease, worker, policy, self._spare, self._lease
+        )
 
     async def record_successes(self, done: Sequence[Success], now: datetime) -> list[str]:
         return await queue.record_successes(self.engine, done, now)
