@@ -230,33 +230,41 @@ def plan_claim(
     caps: dict[str, int] = {}
     probes: set[str] = set()
     next_wake: datetime | None = None
-    for h in heads:
-        due = min((t for t in (h.pending_at, h.claim_end) if t is not None), default=None)
-        if due is None:
-            continue
+    # One pass over every endpoint with queued work (a thousand in a fan-out, each claim):
+    # the head is unpacked once, not read field by field.
+    closed = Circuit.CLOSED
+    for ep, app, pending, claim_end, max_in_flight, circuit, probe_at, paused, live, _ in heads:
+        if pending is None:
+            if claim_end is None:
+                continue
+            due = claim_end
+        else:
+            due = claim_end if claim_end is not None and claim_end < pending else pending
         ready = due
-        if h.paused_until is not None and h.paused_until > ready:
-            ready = h.paused_until
-        probe = False
-        if h.circuit_state != Circuit.CLOSED:
-            # Open: the probe may go at probe_at. Half-open: the probe is out until
-            # probe_at (its claim's end); past that, its worker is gone: probe again.
-            if h.probe_at is not None and h.probe_at > ready:
-                ready = h.probe_at
-            probe = True
+        if paused is not None and paused > ready:
+            ready = paused
+        probe = circuit != closed
+        # Open: the probe may go at probe_at. Half-open: the probe is out until probe_at
+        # (its claim's end); past that, its worker is gone: probe again.
+        if probe and probe_at is not None and probe_at > ready:
+            ready = probe_at
         if ready > now:
             if next_wake is None or ready < next_wake:
                 next_wake = ready
             continue
-        cap = h.max_in_flight or policy.max_in_flight
-        # A probe goes alone: attempts still out from before the circuit opened finish
-        # first (they come back as failures or as the success that closes it).
-        room = (1 if h.in_flight == 0 else 0) if probe else cap - h.in_flight
-        if room <= 0:
-            continue  # at its cap: a recorded attempt frees room and wakes the worker
-        caps[h.endpoint_id] = 1 if probe else cap
         if probe:
-            probes.add(h.endpoint_id)
-        candidates.append(Candidate(h.endpoint_id, h.app_id, due, room))
+            # A probe goes alone: attempts still out from before the circuit opened
+            # finish first (they come back as failures or as the success that closes it).
+            if live:
+                continue
+            caps[ep] = 1
+            probes.add(ep)
+            candidates.append(Candidate(ep, app, due, 1))
+            continue
+        cap = max_in_flight or policy.max_in_flight
+        if live >= cap:
+            continue  # at its cap: a recorded attempt frees room and wakes the worker
+        caps[ep] = cap
+        candidates.append(Candidate(ep, app, due, cap - live))
     take = allocate(candidates, limit)
     return ClaimPlan(take, caps, frozenset(p for p in probes if p in take), next_wake)
