@@ -191,13 +191,13 @@ _FUNCTION_LOCK = 0x6C656173  # one process at a time creates it
 
 class SpareHeads:
     """The heads a claim read but did not take from because its batch was full, kept for
-    the claims that follow at once: a worker with many free senders claims a quarter of
-    them at a time, and without this each of those claims walks every endpoint with queued
-    work again (10 µs an endpoint: 40 % of a claim's cost in a fan-out to 1,000 endpoints,
-    docs/performance.md). Kept for ``SPARE_FOR`` seconds at most, and only while they
-    yield: a claim that cannot fill its batch from them walks the queue in the same call,
-    so a claim comes back short only when the queue itself is short, and work queued
-    meanwhile for other endpoints waits for the spare at most that long. Staleness is
+    the claims that follow at once: a worker with more free senders than one claim takes
+    (delivery/worker.py's CLAIM_MOST) claims several times in a row, and without this each
+    of those claims walks every endpoint with queued work again (10 µs an endpoint). Kept
+    for ``SPARE_FOR`` seconds at most, and only while they yield: a claim that cannot fill
+    its batch from them walks the queue in the same call, so a claim comes back short only
+    when the queue itself is short, and work queued meanwhile for other endpoints waits for
+    the spare at most that long. Staleness is
     harmless: the lease settles every endpoint's room, circuit and pause again (_ROOM)."""
 
     SPARE_FOR = 0.1
