@@ -76,7 +76,8 @@ $(PODMAN) $(MMDEBSTRAP) &:
 
 # The page of tests/web/test_browser_embed.py: `npm ci` of tests/web/embed/package-lock.json
 # into .cache/embed/ (again only when the lock file changes) and an esbuild bundle. If npm
-# cannot reach its registry the suite still runs, and that test says why it skipped.
+# cannot reach its registry the suite still runs, and that test fails saying why (it skips
+# only where node and npm are absent, which `make test` installs).
 embed-page: $(STAMP) $(NPM)
 	-$(BIN)/python -m tests.support.embed_build
 

@@ -126,13 +126,18 @@ def seed(api: httpx.Client, hook: str) -> tuple[str, str, str]:
             "descriptions": {"es": "Se aprobó una compra", "pt-BR": "Uma compra foi aprovada"},
             "groupName": "purchase",
             "schemas": {"1": PURCHASE_SCHEMA},
+            "productPath": "product.id",  # "One product" endpoints need nothing of the sender
         },
     ).raise_for_status()
     for name, text in (
         ("purchase.refunded", "A purchase was refunded"),
         ("subscription.canceled", "A subscription was canceled"),
     ):
-        api.post("/api/v1/event-type/", json={"name": name, "description": text})
+        body = {"name": name, "description": text, "productPath": "product.id"}
+        api.post("/api/v1/event-type/", json=body)
+    # The operator is told when an endpoint stops (the dashboard lists these webhooks).
+    ops = {"url": f"{hook}/ok", "filterTypes": ["endpoint.disabled", "endpoint.created"]}
+    api.post("/api/v1/operational-webhook/endpoint/", json=ops).raise_for_status()
     app = api.post("/api/v1/app/", json={"name": "Loja da Ana", "uid": "loja-ana"}).json()
     api.post("/api/v1/app/", json={"name": "Escuela Nube", "uid": "escuela-nube"})
     good = api.post(
@@ -145,8 +150,13 @@ def seed(api: httpx.Client, hook: str) -> tuple[str, str, str]:
     ).json()
     api.post(
         f"/api/v1/app/{app['id']}/endpoint/",
-        json={"url": f"{hook}/down", "description": "Old CRM", "channels": ["213344"]},
+        json={"url": f"{hook}/down", "description": "Old CRM", "product": "213344"},
     )
+    legacy = api.post(
+        f"/api/v1/app/{app['id']}/endpoint/",
+        json={"url": f"{hook}/down?legacy=1", "description": "Legacy ERP"},
+    ).json()
+    api.patch(f"/api/v1/app/{app['id']}/endpoint/{legacy['id']}/", json={"disabled": True})
     example = PURCHASE_SCHEMA["examples"][0]
     last = ""
     for i in range(12):
@@ -154,7 +164,6 @@ def seed(api: httpx.Client, hook: str) -> tuple[str, str, str]:
             "eventType": "purchase.approved" if i % 3 else "purchase.refunded",
             "eventId": f"HP160154792{i:02d}",
             "payload": example | {"purchase_id": f"HP160154792{i:02d}"},
-            "channels": ["213344"],
         }
         last = api.post(f"/api/v1/app/{app['id']}/msg/", json=body).json()["id"]
     return app["id"], good["id"], last

@@ -48,6 +48,11 @@ class TriggerType(enum.IntEnum):
     def wire(self) -> int:
         return int(TriggerType.MANUAL if self is TriggerType.MANUAL else TriggerType.SCHEDULED)
 
+    @property
+    def text(self) -> str:
+        """postback's own name of it, recovery included (an attempt's ``trigger``)."""
+        return "recovery" if self is TriggerType.RECOVER else self.name.lower()
+
 
 # A delivery due further ahead than this is parked (store/schema.py, deliveries): it waits
 # out of the index claims walk until a worker moves it back, PARK_AHEAD before it is due.

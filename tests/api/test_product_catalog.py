@@ -104,6 +104,13 @@ def test_a_strict_catalog_refuses_unknown_event_types_naming_the_closest(
         assert "'purchase.aproved'" in problem["msg"] and "'purchase.approved'" in problem["msg"]
         assert endpoint.status_code == 422
         assert endpoint.json()["detail"][0]["loc"] == ["body", "filterTypes", "1"]
+        # Changing an endpoint is held to the same catalog.
+        ep = api.post(f"/app/{app}/endpoint", json={"url": "https://a.example/"}).json()["id"]
+        typo_patch = api.patch(
+            f"/app/{app}/endpoint/{ep}", json={"filterTypes": ["purchase.aproved"]}
+        )
+        assert typo_patch.status_code == 422
+        assert "did you mean 'purchase.approved'?" in typo_patch.json()["detail"][0]["msg"]
         nothing_close = api.post(f"/app/{app}/msg", json={"eventType": "zzz", "payload": {}})
         assert "no such event type" in nothing_close.json()["detail"][0]["msg"]
         known = api.post(f"/app/{app}/msg", json={"eventType": "purchase.approved", "payload": {}})

@@ -1,4 +1,5 @@
-"""The scheduler's side of the API: an endpoint's cap, its circuit state, bad input."""
+"""The scheduler's side of the API: an endpoint's cap, its circuit state (and the operator
+told when it opens: a log warning, an operational webhook), bad input."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import time
 
 import httpx
 import pytest
-from svix.api import ApplicationIn, EndpointIn, MessageIn
+import standardwebhooks
+from svix.api import ApplicationIn, EndpointIn, MessageIn, OperationalWebhookEndpointIn
 
 from tests.support.polling import eventually
 from tests.support.receivers import Receiver, fail, ok
@@ -60,6 +62,12 @@ def test_the_circuit_state_shows_in_the_endpoint(
         circuit_failure_threshold=2, circuit_cooldown=30.0, circuit_max_cooldown=60.0
     )
     svix = server.svix()
+    ops = svix.operational_webhook.endpoint.create(
+        OperationalWebhookEndpointIn(
+            url=receiver.route("/ops", ok()), event_types=["endpoint.circuit.opened"]
+        )
+    )
+    ops_secret = svix.operational_webhook.endpoint.get_secret(ops.id).key
     app = svix.application.create(ApplicationIn(name="shop"))
     ep = svix.endpoint.create(app.id, EndpointIn(url=receiver.route("/down", fail(503))))
     for n in range(3):
@@ -76,6 +84,12 @@ def test_the_circuit_state_shows_in_the_endpoint(
     assert line.levelname == "WARNING" and "circuit opened" in line.getMessage()
     assert (line.app_id, line.endpoint_id) == (app.id, ep.id)  # type: ignore[attr-defined]
     assert line.reason["code"] == "failed_in_a_row"  # type: ignore[attr-defined]
+    # ... and by an operational webhook, signed like any delivery.
+    (told,) = receiver.wait_for(1, "/ops")
+    event = standardwebhooks.Webhook(ops_secret).verify(told.body, told.headers)
+    assert event["type"] == "endpoint.circuit.opened"
+    assert (event["data"]["appId"], event["data"]["endpointId"]) == (app.id, ep.id)
+    assert event["data"]["failures"] >= 2
     # Open for 30 s: nothing more is sent meanwhile.
     seen = len(receiver.received("/down"))
     time.sleep(0.6)

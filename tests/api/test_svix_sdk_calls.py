@@ -1,25 +1,35 @@
 """The svix SDK calls that used to answer 404, served with Svix's shapes: an attempt's
-content expunged, the health check, replaying an endpoint's missing messages, and the usage
-statistics (application stats, event-type aggregate), each through the Python SDK."""
+content expunged, the health check, replaying an endpoint's missing messages, an endpoint's
+attempt statistics and the usage statistics (application stats, event-type aggregate), each
+through the Python SDK; and those not supported, answered in Svix's error shape and listed
+in the README."""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
+import pytest
 from svix.api import (
     ApplicationIn,
     AppUsageStatsIn,
+    BulkReplayIn,
+    EndpointGetAttemptStatsOptions,
     EndpointIn,
     MessageIn,
     ReplayIn,
 )
+from svix.exceptions import HttpError
 
+from postback.api.routes.unsupported import UNSUPPORTED
 from postback.domain import utcnow
 from tests.support.polling import eventually
-from tests.support.receivers import Receiver, ok
+from tests.support.receivers import Receiver, fail, ok
 from tests.support.server import ServerHandle
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _finished(server: ServerHandle, task_id: str) -> dict:
@@ -75,6 +85,42 @@ def test_replay_missing_sends_what_the_endpoint_never_got(
     assert len(receiver.received("/first")) == 4
 
 
+def test_an_endpoints_attempt_statistics(server: ServerHandle, receiver: Receiver) -> None:
+    svix = server.svix()
+    start = utcnow()
+    app = svix.application.create(ApplicationIn(name="shop")).id
+    flaky = svix.endpoint.create(app, EndpointIn(url=receiver.route("/flaky", fail(503)))).id
+    other = svix.endpoint.create(app, EndpointIn(url=receiver.route("/other", ok()))).id
+    svix.message.create(app, MessageIn(event_type="a.b", payload={}))
+    # The test schedule: three attempts, all failed; then one that succeeds.
+    receiver.wait_for(3, "/flaky")
+    receiver.route("/flaky", ok())
+    svix.message.create(app, MessageIn(event_type="a.b", payload={}))
+    receiver.wait_for(4, "/flaky")
+
+    def counted(**window: object) -> tuple[int, int, int]:
+        options = EndpointGetAttemptStatsOptions(**window)  # type: ignore[arg-type]
+        got = svix.endpoint.get_attempt_stats(app, flaky, options)
+        return got.success, got.fail, got.canceled
+
+    assert eventually(lambda: counted() == (1, 3, 0) or None, what="the four attempts")
+    now = utcnow()
+    assert counted(since=start, until=now) == (1, 3, 0)
+    # The window is whole hours: one from now back into this hour holds them all (when the
+    # hour has not turned since the test began), one that ended two hours ago none.
+    if start.replace(minute=0, second=0, microsecond=0) == now.replace(
+        minute=0, second=0, microsecond=0
+    ):
+        assert counted(since=now, until=now) == (1, 3, 0)
+    assert counted(until=now - timedelta(hours=2)) == (0, 0, 0)
+    assert svix.endpoint.get_attempt_stats(app, other).success == 2
+    missing = httpx.get(
+        f"{server.url}/api/v1/app/{app}/endpoint/ep_nope/attempt-stats",
+        headers={"authorization": f"Bearer {server.token}"},
+    )
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+
+
 def test_usage_statistics_as_background_tasks(server: ServerHandle, receiver: Receiver) -> None:
     svix = server.svix()
     since = utcnow() - timedelta(minutes=1)
@@ -115,17 +161,35 @@ def test_usage_statistics_as_background_tasks(server: ServerHandle, receiver: Re
 
 
 def test_calls_not_supported_answer_404_in_svix_error_shape(server: ServerHandle) -> None:
+    """Each call the README lists as not supported, and the families of Svix's API postback
+    has none of, answer 404 as Svix's server answers an unknown resource."""
     svix = server.svix()
     app = svix.application.create(ApplicationIn(name="shop")).id
+    ep = svix.endpoint.create(app, EndpointIn(url="https://hooks.example/h")).id
     auth = {"authorization": f"Bearer {server.token}"}
-    for method, path in [
-        ("POST", f"/api/v1/app/{app}/msg/expunge-all-contents"),
-        ("POST", f"/api/v1/app/{app}/msg/precheck/active"),
-        ("POST", "/api/v1/event-type/import/openapi"),
-    ]:
+    readme = (ROOT / "README.md").read_text()
+    not_supported = readme[readme.index("**Not supported**") : readme.index("## Web UI")]
+    calls = [
+        (method, path.format(app_id=app, endpoint_id=ep), name)
+        for method, path, name in UNSUPPORTED
+    ]
+    families = [
+        ("GET", "/api/v1/stream", "streams"),
+        ("POST", f"/api/v1/app/{app}/integration", "integrations"),
+        ("GET", "/api/v1/ingest/source", "ingest"),
+        ("GET", "/api/v1/connector", "connectors"),
+        ("GET", "/api/v1/environment", "environments"),
+        ("GET", f"/api/v1/app/{app}/endpoint/{ep}/transformation", "transformations"),
+    ]
+    for method, path, name in [*calls, *families]:
+        assert f"`{name}`" in not_supported or name in not_supported, name
         answer = httpx.request(method, server.url + path, headers=auth, json={}, timeout=10)
-        assert answer.status_code == 404, path
+        assert answer.status_code == 404, (path, answer.status_code)
         assert set(answer.json()) == {"code", "detail"} and answer.json()["code"] == "not_found"
+    # The SDK sees an HTTP error it can tell from any other: a 404, with Svix's body.
+    with pytest.raises(HttpError) as raised:
+        svix.endpoint.bulk_replay(app, ep, BulkReplayIn(since=utcnow()))
+    assert raised.value.status_code == 404 and raised.value.code == "not_found"
 
 
 def test_usage_statistics_of_no_known_application_are_a_422_and_start_no_task(

@@ -4,7 +4,8 @@ npm (versions locked in tests/web/embed/package-lock.json), bundled with esbuild
 Installed and built once into .cache/embed/ (ignored by git) and reused while the lock
 file and the page's source are unchanged. `make test` runs this module first
 (`python -m tests.support.embed_build`), so the suite itself needs no network; a test
-that finds no bundle and cannot make one skips with npm's own words."""
+that finds no bundle and cannot make one fails with npm's own words (it skips only where
+node or npm is absent)."""
 
 from __future__ import annotations
 

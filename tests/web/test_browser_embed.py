@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Frame, Page, Route, expect
 
 from tests.support import embed_build
+from tests.support.node_sdks import NO_NODE, node_missing
 from tests.support.polling import eventually
 from tests.support.server import ServerHandle, server_settings
 from tests.web import test_browser, test_web_http
@@ -77,10 +78,12 @@ class PlatformSite:
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[PlatformSite]:
+    if node_missing():
+        pytest.skip(f"{NO_NODE} (svix-react's page is built with them)")
     try:
         page_dir = embed_build.build()
-    except embed_build.Unavailable as exc:
-        pytest.skip(f"the svix-react page could not be built: {exc}")
+    except embed_build.Unavailable as exc:  # node and npm are here: a skip would hide it
+        pytest.fail(f"the svix-react page could not be built: {exc}")
     platform = PlatformSite(page_dir)
     yield platform
     platform.close()

@@ -1,10 +1,12 @@
 """Every page of the portal and the dashboard on a phone (390 x 844), in English, Spanish
 and Brazilian Portuguese, with real data: the commerce catalog, an application with a
-working, a disabled and an open-circuit endpoint (long URLs, payload rules), messages with
-long eventIds, scheduled, manual and recovery attempts. On each page nothing pushes the
-page sideways, and every control (link, button, field, summary) can be reached by
-scrolling down alone: after scrolling to it, it lies inside the screen's width and inside
-every box that clips it (a table's scrolling wrapper included)."""
+working, a disabled and an open-circuit endpoint (long URLs, payload rules) and an ordered
+one whose key is blocked, messages with long eventIds, scheduled, manual and recovery
+attempts, an operational-webhook endpoint and the events it was sent (every table of the
+dashboard has rows). On each page nothing pushes the page sideways, and every control
+(link, button, field, summary) can be reached by scrolling down alone: after scrolling to
+it, it lies inside the screen's width and inside every box that clips it (a table's
+scrolling wrapper included)."""
 
 from __future__ import annotations
 
@@ -19,11 +21,14 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from postback import reasons
+from postback.store import schema
+from postback.store.blocked import CHORE
+from postback.store.store import Store
 from postback.web import describe
 from postback.web.i18n import LANGUAGES, translator
 from postback.web.session import LANG_COOKIE
 from tests.support.polling import eventually
-from tests.support.receivers import Receiver, fail, ok
+from tests.support.receivers import Receiver, fail, hang, ok
 from tests.support.server import ServerHandle
 from tests.web import test_browser, test_web_http
 from tests.web.test_web_circuit import OPEN, set_columns
@@ -42,6 +47,7 @@ def receiver() -> Iterator[Receiver]:
     with Receiver() as r:
         r.route("/ok", ok(200, '{"received": true}'))
         r.route("/down", fail(503, "Service Unavailable"))
+        r.route("/slow", hang(5))  # each attempt times out (2 s): an ordered key stays blocked
         yield r
 
 
@@ -62,6 +68,9 @@ def shop(web_server: ServerHandle, receiver: Receiver) -> dict[str, str]:
     api = _api(web_server)
     for et in json.loads(CATALOG.read_text())["eventTypes"]:
         api.post("/api/v1/event-type/", json=et).raise_for_status()
+    # The operator's endpoint first: the endpoints made below are announced to it.
+    ops = {"url": f"{receiver.url}/ok?ops={LONG}", "filterTypes": ["endpoint.created"]}
+    api.post("/api/v1/operational-webhook/endpoint/", json=ops).raise_for_status()
     app = api.post("/api/v1/app/", json={"name": "Loja da Ana Cursos Online", "uid": "ana"})
     app_id = app.json()["id"]
     good = api.post(
@@ -85,6 +94,7 @@ def shop(web_server: ServerHandle, receiver: Receiver) -> dict[str, str]:
         json={"url": f"http://127.0.0.1:9/{LONG}{LONG}", "filterTypes": ["purchase.expired"]},
     ).json()["id"]
     set_columns(web_server, tripped, **OPEN)
+    _blocked_key(web_server, api, app_id, receiver)
     example = json.loads(CATALOG.read_text())["eventTypes"][0]["schemas"]["1"]["examples"][0]
     msg_id = ""
     for i in range(3):
@@ -117,6 +127,33 @@ def shop(web_server: ServerHandle, receiver: Receiver) -> dict[str, str]:
         "token": token,
         "reason": reason or "",
     }
+
+
+def _blocked_key(server: ServerHandle, api: httpx.Client, app_id: str, receiver: Receiver) -> None:
+    """An ordered endpoint whose key's head failed (timed out) and is tried again, and the
+    blocked-keys pass run while it is: the dashboard lists it."""
+    kind = "purchase.delayed"  # of this endpoint alone: the shop's messages are not for it
+    ordered = {"url": f"{receiver.url}/slow?{LONG}", "ordered": True, "filterTypes": [kind]}
+    ep = api.post(f"/api/v1/app/{app_id}/endpoint/", json=ordered).json()["id"]
+    body = {"eventType": kind, "payload": {}, "orderingKey": "sub-" + LONG}
+    api.post(f"/api/v1/app/{app_id}/msg/", json=body).raise_for_status()
+
+    def tried() -> bool:
+        heads = api.get(f"/api/v1/app/{app_id}/endpoint/{ep}/ordering").json()["data"]
+        return bool(heads) and heads[0]["attempts"] >= 1
+
+    async def pass_now(store: Store) -> Any:
+        # Due now, whenever the worker's own pass last ran, and not again for the test's
+        # length (the worker's, with the 1 h alert, would find nothing blocked that long).
+        async with store.engine.begin() as conn:
+            chore = schema.housekeeping.c.name == CHORE
+            await conn.execute(schema.housekeeping.update().where(chore).values(due_at=None))
+        await store.announce_blocked_keys(0, every=3600)
+        return await store.blocked_too_long()
+
+    eventually(tried, what="the ordered key's first failed attempt")
+    shown = server.call(pass_now)
+    assert shown and shown["blocked"], "the blocked-keys pass ran after the head was given up"
 
 
 def _pages(ids: dict[str, str]) -> list[str]:
@@ -216,6 +253,10 @@ def test_every_page_fits_a_phone(
         for path in ("/dashboard/", f"/portal/endpoints/{shop['down']}"):
             page.goto(web_server.url + path)
             assert page.get_by_text(said).first.is_visible(), (path, said)
+        # The dashboard checked above had a row in each of its tables.
+        page.goto(web_server.url + "/dashboard/")
+        for table in ("#circuits", "#blocked-keys", "#ops-endpoints", "#ops-events"):
+            assert page.locator(table).count() == 1, f"the dashboard has no {table}"
     finally:
         ctx.close()
     assert not problems, f"{lang} at 390 px:\n" + "\n".join(problems)

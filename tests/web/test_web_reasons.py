@@ -1,11 +1,14 @@
 """What an endpoint gets and why it stopped, in the reader's words (en, es, pt-BR): the
 portal's endpoint pages and message page, and the dashboard's disabled endpoints and
-operational webhooks."""
+operational webhooks; the portal's "One product" routed by the event type's productPath."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
+
+import httpx
 
 from postback import reasons
 from postback.domain import encode_json
@@ -13,6 +16,7 @@ from postback.signing import generate_secret
 from postback.store import schema
 from postback.store.core import OPERATIONAL_APP_ID
 from postback.store.store import Store
+from tests.support.receivers import Receiver, ok
 from tests.support.server import ServerHandle
 from tests.web import test_web_http
 from tests.web.test_web_http import _app, csrf_of, dashboard_client, portal_client
@@ -194,3 +198,61 @@ def test_the_operator_declares_the_product_path_on_the_event_type_form(
     cleared = dash.post("/dashboard/event-types/sale.made", data={"csrf": csrf, "product_path": ""})
     assert cleared.status_code == 303
     assert web_server.call(lambda s: s.get_event_type("sale.made"))["product_path"] is None
+
+
+def test_the_portals_one_product_gets_that_product_without_channels(
+    web_server: ServerHandle, receiver: Receiver
+) -> None:
+    """The portal's "One product" with the product path the operator declared on the
+    event type: a sender that sends no channels reaches it, and only it (issue 21, item 1)."""
+    api = {"authorization": f"Bearer {web_server.token}"}
+    made = httpx.post(
+        f"{web_server.url}/api/v1/event-type/",
+        json={"name": "course.bought", "productPath": "data.course.id"},
+        headers=api,
+    )
+    assert made.status_code == 201, made.text
+    app_id = _app(web_server, "one product from the portal")
+    portal = portal_client(web_server, app_id)
+    made_ids = {}
+    for path, scope, product in (
+        ("/p-all", "all", ""),
+        ("/p-course", "one", "curso-77"),
+        ("/p-other", "one", "curso-88"),
+    ):
+        receiver.route(path, ok())
+        form = {
+            "csrf": csrf_of(portal.get("/portal/endpoints/new").text),
+            "url": receiver.url + path,
+            "description": "",
+            "scope": scope,
+            "product": product,
+        }
+        answer = portal.post("/portal/endpoints/new", data=form)
+        assert answer.status_code == 303, answer.text[:2000]
+        made_ids[path] = answer.headers["location"].split("/")[-1].split("?")[0]
+    stored = httpx.get(
+        f"{web_server.url}/api/v1/app/{app_id}/endpoint/{made_ids['/p-course']}", headers=api
+    ).json()
+    assert (stored["product"], stored["channels"]) == ("curso-77", None)  # not a channel
+
+    # The sender names the product in the payload only, where the event type says it is.
+    body = {"eventType": "course.bought", "payload": {"data": {"course": {"id": "curso-77"}}}}
+    sent = httpx.post(f"{web_server.url}/api/v1/app/{app_id}/msg/", json=body, headers=api)
+    assert sent.status_code == 202, sent.text
+    receiver.wait_for(1, "/p-course")
+    receiver.wait_for(1, "/p-all")
+    assert receiver.received("/p-other") == []
+
+    page = portal.get(
+        f"/portal/endpoints/{made_ids['/p-course']}", headers={"accept-language": "pt-BR"}
+    ).text
+    assert _text(page, "endpoint-products") == "Só o produto curso-77."
+    message = portal.get(
+        f"/portal/messages/{sent.json()['id']}", headers={"accept-language": "pt-BR"}
+    ).text
+    other = re.search(rf'{made_ids["/p-other"]}">.*?</tr>', message, re.S)
+    assert other and (
+        "Não enviado: a mensagem é do produto curso-77; o endpoint, do produto curso-88."
+        in html.unescape(other.group(0))
+    )

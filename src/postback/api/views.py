@@ -106,6 +106,7 @@ def attempt(row: Row) -> MessageAttemptOut:
         status=row["status"],
         status_text=MessageStatus(row["status"]).text,
         trigger_type=TriggerType(row["trigger_type"]).wire,
+        trigger=TriggerType(row["trigger_type"]).text,
         timestamp=row["created_at"],
     )
 

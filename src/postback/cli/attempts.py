@@ -1,6 +1,6 @@
 """Client commands for delivery attempts: list them (with what the receiver answered), one
-in full, send a message to an endpoint again, the messages an endpoint got, and ``tail``
-(follow attempts as they happen)."""
+in full (or its answer erased), send a message to an endpoint again, the messages an
+endpoint got, and ``tail`` (follow attempts as they happen)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,10 @@ attempt_cli = typer.Typer(help="One delivery attempt in full.", no_args_is_help=
 RESPONSE_SHOWN = 120  # characters of the receiver's answer in a listing; `attempt get` has all
 
 
+# An attempt's trigger where the server names none (Svix's two values).
+_SVIX_TRIGGERS = {0: "scheduled", 1: "manual"}
+
+
 def _code(attempt: dict) -> str:
     code = attempt.get("responseStatusCode") or 0
     return str(code) if code else "no answer"
@@ -55,7 +59,7 @@ ATTEMPT_COLUMNS = (
     Column("code", _code),
     Column("status", lambda r: r.get("statusText") or r["status"]),
     Column("ms", lambda r: r.get("responseDurationMs")),
-    Column("trigger", lambda r: "manual" if r.get("triggerType") == 1 else "scheduled"),
+    Column("trigger", lambda r: r.get("trigger") or _SVIX_TRIGGERS.get(r.get("triggerType"))),
     Column("response", _response),
 )
 
@@ -137,6 +141,22 @@ def attempt_get(
     print(f"url: {row['url']}")
     print("response:")
     print(row.get("response") or "(empty)")
+
+
+@attempt_cli.command("expunge")
+@client_command
+def attempt_expunge(
+    app: AppArg,
+    msg: MsgArg,
+    attempt: Annotated[str, typer.Argument(help="the attempt's id (atmpt_…)")],
+    *,
+    client: Client,
+    out: Out,
+) -> None:
+    """Erase what the receiver answered to one attempt (the attempt stays, its response
+    reads EXPUNGED)."""
+    client.delete(f"/api/v1/app/{quote(app)}/msg/{quote(msg)}/attempt/{quote(attempt)}/content")
+    out.said(f"response of {attempt} erased", {"id": attempt, "msgId": msg, "expunged": True})
 
 
 @client_command

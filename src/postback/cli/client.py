@@ -83,6 +83,36 @@ class Api:
             raise ApiError(0, f"cannot reach {self.base}: {reason}") from None
         return json.loads(payload) if payload else None
 
+    def events(self, path: str, **params: Any) -> Iterator[tuple[str, str]]:
+        """A Server-Sent Events stream as ``(id, data)`` pairs, for as long as the server
+        keeps it open (comments and keep-alives are skipped)."""
+        query = {k: v for k, v in params.items() if v is not None}
+        url = self.base + path + ("?" + urllib.parse.urlencode(query, doseq=True) if query else "")
+        request = urllib.request.Request(url, method="GET")
+        request.add_header("accept", "text/event-stream")
+        if self.token:
+            request.add_header("authorization", f"Bearer {self.token}")
+        try:
+            # No read timeout: a quiet feed sends a keep-alive now and then, nothing more.
+            response = urllib.request.urlopen(request, timeout=None)
+        except urllib.error.HTTPError as exc:
+            raise ApiError(exc.code, error_detail(exc.read())) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ApiError(0, f"cannot reach {self.base}: {reason}") from None
+        with response:
+            event_id, data = "", []
+            for raw in response:
+                line = raw.decode().rstrip("\r\n")
+                if not line:
+                    if data:
+                        yield event_id, "\n".join(data)
+                    event_id, data = "", []
+                elif line.startswith("id:"):
+                    event_id = line[3:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].removeprefix(" "))
+
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params)
 

@@ -59,9 +59,16 @@ class Client(Api):
     arguments come first)."""
 
     def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        self._need_token()
+        return super().request(method, path, body, **kwargs)
+
+    def events(self, path: str, **params: Any) -> Iterator[tuple[str, str]]:
+        self._need_token()
+        return super().events(path, **params)
+
+    def _need_token(self) -> None:
         if not self.token:
             fail("no token: set POSTBACK_TOKEN or pass --token")
-        return super().request(method, path, body, **kwargs)
 
 
 class Out:

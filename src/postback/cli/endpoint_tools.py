@@ -172,6 +172,7 @@ def endpoint_test(
 
 
 STATS = ("success", "pending", "sending", "fail", "canceled")
+ATTEMPT_STATS = ("success", "fail", "canceled")
 
 
 @endpoint_cli.command("stats")
@@ -181,12 +182,21 @@ def endpoint_stats(
     endpoint: EndpointArg,
     since: Annotated[str | None, typer.Option(help="from: 2h, 3d, or an ISO time")] = None,
     until: Annotated[str | None, typer.Option(help="up to (default: now)")] = None,
+    attempts: Annotated[
+        bool, typer.Option(help="count attempts instead, by outcome (the window in whole hours)")
+    ] = False,
     *,
     client: Client,
     out: Out,
 ) -> None:
-    """How many deliveries to the endpoint succeeded, wait, are being sent, failed."""
+    """How many deliveries to the endpoint succeeded, wait, are being sent, failed
+    (--attempts: how many attempts succeeded, failed, were canceled)."""
     window = {"since": when(since) if since else None, "until": when(until) if until else None}
+    if attempts:
+        row = client.get(f"{endpoint_path(app, endpoint)}/attempt-stats", **window)
+        columns = [Column(k, lambda r, k=k: r.get(k)) for k in ATTEMPT_STATS]
+        out.one(row, columns, title=f"attempts to {endpoint}")
+        return
     row = client.get(f"{endpoint_path(app, endpoint)}/stats", **window)
     columns = [Column(k, lambda r, k=k: r.get(k)) for k in STATS]
     out.one(row, columns, title=f"deliveries to {endpoint}")

@@ -41,9 +41,24 @@ ENDPOINT_COLUMNS = (
     Column("product", lambda r: r.get("product") or ""),
     Column("filter", lambda r: r.get("filter")),
     Column("projection", lambda r: r.get("projection")),
+    Column("credentials", lambda r: _credentials(r)),
     Column("disabled", lambda r: "DISABLED" if r.get("disabled") else ""),
     Column("description", lambda r: r.get("description")),
 )
+
+
+def _credentials(row: dict[str, Any]) -> str:
+    """The client certificate and OAuth2 token endpoint deliveries use, if any."""
+    shown = []
+    mtls = (row.get("mtls") or {}).get("config") or {}
+    if mtls.get("subject"):
+        shown.append(f"mTLS {mtls['subject']}")
+    elif mtls.get("caBundle"):
+        shown.append("mTLS CA bundle")
+    oauth = (row.get("oauth") or {}).get("config") or {}
+    if oauth.get("tokenUrl"):
+        shown.append(f"OAuth2 {oauth['tokenUrl']}")
+    return ", ".join(shown)
 
 
 # In place of an application: the operator's own endpoints for operational webhooks
@@ -91,6 +106,27 @@ OrderedOpt = Annotated[
         "--ordered/--unordered", help="one delivery at a time per message orderingKey, in order"
     ),
 ]
+
+
+# How deliveries prove who sends them (docs/credentials.md): on create and update.
+ClientCertOpt = Annotated[
+    Path | None, typer.Option(help="mTLS: PEM certificate (key inside, or --client-key)")
+]
+ClientKeyOpt = Annotated[Path | None, typer.Option(help="mTLS: PEM private key")]
+CaBundleOpt = Annotated[
+    Path | None, typer.Option(help="PEM CA certificates trusted for the receiver")
+]
+TokenUrlOpt = Annotated[
+    str | None, typer.Option(help="OAuth2 client credentials: the token endpoint (https)")
+]
+ClientIdOpt = Annotated[str | None, typer.Option(help="OAuth2 client id")]
+ClientSecretOpt = Annotated[
+    str | None,
+    typer.Option(help="OAuth2 client secret", envvar="POSTBACK_OAUTH_CLIENT_SECRET"),
+]
+ScopeOpt = Annotated[list[str] | None, typer.Option(help="OAuth2 scope (repeat)")]
+AudienceOpt = Annotated[str | None, typer.Option(help="OAuth2 audience parameter")]
+AuthMethodOpt = Annotated[str, typer.Option(help="how the client secret is sent: basic or body")]
 
 
 def endpoint_body(
@@ -154,26 +190,15 @@ def endpoint_create(
     max_in_flight: InFlightOpt = None,
     meta: MetadataOpt = None,
     ordered: OrderedOpt = None,
-    client_cert: Annotated[
-        Path | None, typer.Option(help="mTLS: PEM certificate (key inside, or --client-key)")
-    ] = None,
-    client_key: Annotated[Path | None, typer.Option(help="mTLS: PEM private key")] = None,
-    ca_bundle: Annotated[
-        Path | None, typer.Option(help="PEM CA certificates trusted for the receiver")
-    ] = None,
-    oauth_token_url: Annotated[
-        str | None, typer.Option(help="OAuth2 client credentials: the token endpoint (https)")
-    ] = None,
-    oauth_client_id: Annotated[str | None, typer.Option(help="OAuth2 client id")] = None,
-    oauth_client_secret: Annotated[
-        str | None,
-        typer.Option(help="OAuth2 client secret", envvar="POSTBACK_OAUTH_CLIENT_SECRET"),
-    ] = None,
-    oauth_scope: Annotated[list[str] | None, typer.Option(help="OAuth2 scope (repeat)")] = None,
-    oauth_audience: Annotated[str | None, typer.Option(help="OAuth2 audience parameter")] = None,
-    oauth_auth_method: Annotated[
-        str, typer.Option(help="how the client secret is sent: basic or body")
-    ] = "basic",
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    oauth_token_url: TokenUrlOpt = None,
+    oauth_client_id: ClientIdOpt = None,
+    oauth_client_secret: ClientSecretOpt = None,
+    oauth_scope: ScopeOpt = None,
+    oauth_audience: AudienceOpt = None,
+    oauth_auth_method: AuthMethodOpt = "basic",
     *,
     client: Client,
     out: Out,
@@ -235,6 +260,8 @@ class Clearable(StrEnum):
     projection = "projection"
     rate = "rate"
     max_in_flight = "max-in-flight"
+    mtls = "mtls"
+    oauth = "oauth"
 
 
 _CLEARED = {
@@ -245,6 +272,8 @@ _CLEARED = {
     Clearable.projection: "projection",
     Clearable.rate: "throttleRate",
     Clearable.max_in_flight: "maxInFlight",
+    Clearable.mtls: "mtls",
+    Clearable.oauth: "oauth",
 }
 
 
@@ -265,8 +294,18 @@ def endpoint_update(
     max_in_flight: InFlightOpt = None,
     meta: MetadataOpt = None,
     ordered: OrderedOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    oauth_token_url: TokenUrlOpt = None,
+    oauth_client_id: ClientIdOpt = None,
+    oauth_client_secret: ClientSecretOpt = None,
+    oauth_scope: ScopeOpt = None,
+    oauth_audience: AudienceOpt = None,
+    oauth_auth_method: AuthMethodOpt = "basic",
     clear: Annotated[
-        list[Clearable] | None, typer.Option(help="remove this restriction or limit (repeat)")
+        list[Clearable] | None,
+        typer.Option(help="remove this restriction, limit or credential (repeat)"),
     ] = None,
     *,
     client: Client,
@@ -274,6 +313,18 @@ def endpoint_update(
 ) -> None:
     """Change an endpoint (what is not given stays; --clear removes a restriction)."""
     body: dict[str, Any] = {"url": endpoint_url} if endpoint_url else {}
+    given = {
+        "mtls": credentials.mtls_body(client_cert, client_key, ca_bundle),
+        "oauth": credentials.oauth_body(
+            oauth_token_url,
+            oauth_client_id,
+            oauth_client_secret,
+            oauth_scope,
+            oauth_audience,
+            oauth_auth_method,
+        ),
+    }
+    body |= {k: v for k, v in given.items() if v is not None}
     body |= endpoint_body(
         description=description,
         uid=uid,

@@ -248,14 +248,24 @@ def events(
     ] = None,
     channel: Annotated[str | None, typer.Option(help="only this channel")] = None,
     limit: Annotated[int, typer.Option(min=1, max=250, help="at most this many")] = 50,
+    follow: Annotated[
+        bool, typer.Option(help="keep following the feed as messages arrive (Ctrl-C stops)")
+    ] = False,
+    count: Annotated[
+        int | None, typer.Option(min=1, help="with --follow: stop after this many")
+    ] = None,
     *,
     client: Client,
     out: Out,
 ) -> None:
     """Pull an application's messages from a cursor, oldest first (the feed to poll).
 
-    Prints the next cursor: pass it as --after to carry on where this call stopped."""
+    Prints the next cursor: pass it as --after to carry on where this call stopped.
+    --follow stays on the feed (its Server-Sent Events stream), one message a line."""
     params = {"after": after, "event_types": event_type or None, "channel": channel}
+    if follow:
+        _follow(client, app, params, count, as_json=out.json)
+        return
     page = client.get(f"/api/v1/app/{quote(app)}/events", limit=limit, **params)
     if out.json:
         print_json(page)
@@ -263,3 +273,29 @@ def events(
     show(page["data"], MESSAGE_COLUMNS, title="events", as_json=False)
     if page.get("iterator"):
         print(f"next: --after {page['iterator']}")
+
+
+def _follow(client: Client, app: str, params: dict, count: int | None, *, as_json: bool) -> None:
+    """The feed's stream, a message a line (a JSON object with its ``cursor`` in --json);
+    on stopping, the cursor to carry on from goes to stderr."""
+    cursor, shown = params.get("after"), 0
+    errors.print("following the events feed; Ctrl-C stops")
+    try:
+        for event_id, data in client.events(f"/api/v1/app/{quote(app)}/events/stream", **params):
+            message = json.loads(data)
+            cursor = event_id or cursor
+            if as_json:
+                print(json.dumps(message | {"cursor": event_id}), flush=True)
+            else:
+                print(
+                    f"{short_time(message['timestamp'])}  {message['id']}  "
+                    f"{message['eventType']}  {message.get('eventId') or ''}".rstrip(),
+                    flush=True,
+                )
+            shown += 1
+            if count is not None and shown >= count:
+                break
+    except KeyboardInterrupt:
+        pass
+    if cursor:
+        errors.print(f"next: --after {cursor}", highlight=False, soft_wrap=True)

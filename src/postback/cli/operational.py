@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from postback.cli import endpoint_tools, endpoints
+from postback.cli import endpoint_tools, endpoints, tasks
 from postback.cli.endpoints import OPERATIONAL
 
 operational_cli = typer.Typer(
@@ -21,8 +21,13 @@ operational_cli = typer.Typer(
 )
 secret_cli = typer.Typer(help="An operational endpoint's signing secret.", no_args_is_help=True)
 headers_cli = typer.Typer(help="Headers sent with every operational webhook to an endpoint.")
+ordering_cli = typer.Typer(
+    help="An ordered operational endpoint's heads: what its later webhooks wait for.",
+    no_args_is_help=True,
+)
 operational_cli.add_typer(secret_cli, name="secret")
 operational_cli.add_typer(headers_cli, name="headers")
+operational_cli.add_typer(ordering_cli, name="ordering")
 
 
 def without_app(command: Callable[..., None]) -> Callable[..., None]:
@@ -55,3 +60,6 @@ secret_cli.command("show")(without_app(endpoint_tools.secret_show))
 secret_cli.command("rotate")(without_app(endpoint_tools.secret_rotate))
 headers_cli.command("show")(without_app(endpoint_tools.headers_show))
 headers_cli.command("set")(without_app(endpoint_tools.headers_set))
+ordering_cli.command("list")(without_app(tasks.ordering_list))
+ordering_cli.command("retry")(without_app(tasks.ordering_retry))
+ordering_cli.command("skip")(without_app(tasks.ordering_skip))

@@ -7,7 +7,7 @@ customer endpoints only."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request, Response
@@ -35,6 +35,7 @@ from postback.api.tasks import run_in_background
 from postback.api.wire.background_tasks import RecoverIn, RecoverOut, ReplayIn, ReplayOut
 from postback.api.wire.common import SENSITIVE_HEADERS, ListResponse, check_headers
 from postback.api.wire.endpoints import (
+    EndpointAttemptStats,
     EndpointFields,
     EndpointHeadersIn,
     EndpointHeadersOut,
@@ -347,6 +348,28 @@ async def get_endpoint_stats(
     until: Annotated[datetime | None, Query()] = None,
 ) -> dict:
     return await store.endpoint_stats(app["id"], endpoint_id, since, until)
+
+
+@router.get("/{endpoint_id}/attempt-stats", response_model=EndpointAttemptStats)
+async def get_endpoint_attempt_stats(
+    app: EndpointApp,
+    endpoint_id: str,
+    store: StoreDep,
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+) -> dict:
+    """The endpoint's delivery attempts by outcome (``v1.endpoint.get-attempt-stats``);
+    the window is widened to whole hours, as Svix's is."""
+    start = _hour_floor(since) if since else None
+    end = _hour_floor(until - HOUR_TICK) + timedelta(hours=1) if until else None
+    return await store.endpoint_attempt_stats(app["id"], endpoint_id, start, end)
+
+
+HOUR_TICK = timedelta(microseconds=1)  # an until already on the hour stays there
+
+
+def _hour_floor(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
 
 
 operational_router = _with_shared(

@@ -24,6 +24,9 @@ class MessageAttemptOut(Wire):
     trigger_type: int
     timestamp: datetime
     msg: MessageOut | None = None
+    # postback's own: "scheduled", "manual" or "recovery" (an attempt of a recover, which
+    # triggerType shows as scheduled: Svix's enum has only 0 and 1).
+    trigger: str | None = None
 
 
 class MessageEndpointOut(EndpointOut):

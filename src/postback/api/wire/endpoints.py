@@ -148,3 +148,11 @@ class EndpointStats(Wire):
     sending: int
     fail: int
     canceled: int
+
+
+class EndpointAttemptStats(Wire):
+    """Svix's attempt-stats: the endpoint's attempts in the window, by outcome."""
+
+    success: int
+    fail: int
+    canceled: int
