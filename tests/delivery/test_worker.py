@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -79,6 +80,59 @@ async def test_new_work_wakes_the_worker_long_before_the_poll(
     worker.stop()
     await running
     assert latency < 1.0, latency
+
+
+async def test_results_wake_the_claim_only_where_they_can_free_work(
+    database_url: str, store: Store, receiver: Receiver
+) -> None:
+    """A fan-out's successes make no new claim (each would walk all its endpoints), while
+    an endpoint held at its cap is claimed from again as soon as a result frees room, not
+    at the next poll (30 s here)."""
+    app = await store.create_app({"name": "shop"})
+    for i in range(30):  # their answers come back over 0.6 s, in many recorded batches
+        url = receiver.route(f"/fan{i}", hang(0.02 * i))
+        await store.create_endpoint(app["id"], {"url": url, "secret": generate_secret()})
+    claims = 0
+    real_claim = store.claim
+
+    async def counted(*args: Any, **kw: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        return await real_claim(*args, **kw)
+
+    store.claim = counted  # type: ignore[method-assign]
+    worker = Worker(store, _settings(database_url, poll_interval=30.0))
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.2)
+        before = claims
+        await _send(store, app["id"])
+        fanned = [f"/fan{i}" for i in range(30)]
+        await eventually_async(lambda: all(receiver.received(f) for f in fanned))
+        await asyncio.sleep(0.3)  # every result recorded
+        # The claim that took the fan-out, and perhaps one that found the rest in flight.
+        assert claims - before <= 3, claims - before
+        # Twelve messages for an endpoint that may have two in flight, each answer taking
+        # 0.2 s: all are queued before the second pair could go, so each later pair is
+        # claimed because the last pair's results were recorded.
+        capped = await store.create_endpoint(
+            app["id"],
+            {
+                "url": receiver.route("/capped", hang(0.2)),
+                "secret": generate_secret(),
+                "max_in_flight": 2,
+            },
+        )
+        for i in range(12):
+            await store.create_message(
+                app["id"],
+                {"event_type": "purchase.approved", "payload": b'{"n":%d}' % i},
+                only_endpoint=capped["id"],
+            )
+        await eventually_async(lambda: len(receiver.received("/capped")) == 12, timeout=20)
+    finally:
+        worker.stop()
+        await running
 
 
 async def test_two_workers_share_the_queue_without_duplicates(

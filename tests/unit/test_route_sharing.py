@@ -14,6 +14,7 @@ CUSTOMER_ONLY = {
     "recover_failed_webhooks",
     "replay_missing_webhooks",
     "get_endpoint_stats",
+    "get_endpoint_attempt_stats",
 }
 
 

@@ -91,6 +91,26 @@ def test_plan_respects_caps_circuits_and_pauses() -> None:
     assert plan.next_wake == _at(3)  # ep_later, before the pause (7 s) and the probe (20 s)
 
 
+def test_the_plan_watches_only_endpoints_a_recorded_attempt_can_unblock() -> None:
+    heads = [
+        _head("ep_free"),
+        _head("ep_full", in_flight=10),  # at its cap: a result frees room
+        _head("ep_probe_busy", circuit_state=1, probe_at=_at(-1), in_flight=2),
+        _head("ep_probe", circuit_state=1, probe_at=_at(-1)),  # its success closes it
+        _head("ep_keys", ordered=True),  # a head's success makes the next head
+        _head("ep_later", pending_at=_at(3)),  # its time wakes the worker, not a result
+    ]
+    plan = plan_claim(heads, T0, 100, POLICY)
+    # ep_free and ep_keys are taken up to their cap of 10: leased, they are at it.
+    assert plan.watch == {"ep_free", "ep_full", "ep_probe_busy", "ep_probe", "ep_keys"}
+    # A fan-out: each endpoint takes one of its ten, and none is watched.
+    fan = [_head(f"ep_{i}") for i in range(100)]
+    fanned = plan_claim(fan, T0, 100, POLICY)
+    assert sum(fanned.take.values()) == 100 and fanned.watch == set()
+    # An ordered endpoint the batch did not reach is not watched: the claim was full.
+    assert plan_claim([*fan, _head("ep_keys", ordered=True)], T0, 100, POLICY).watch == set()
+
+
 def test_half_open_with_its_probe_out_waits_then_probes_again() -> None:
     out = _head(circuit_state=2, probe_at=_at(30), in_flight=1)
     assert plan_claim([out], T0, 10, POLICY).take == {}

@@ -210,14 +210,22 @@ class ClaimPlan(NamedTuple):
     caps: dict[str, int]  # endpoint id -> its cap, checked again under its lock
     probes: frozenset[str]  # endpoints whose claim is a half-open circuit's probe
     next_wake: datetime | None  # when the next endpoint not claimable now becomes so
+    # Endpoints whose recorded attempts may make more of their work claimable at once: due
+    # but at their cap, or filled to it by this claim; a probe waiting for the attempts
+    # still out, or taken (its success closes the circuit); an ordered endpoint taken (a
+    # head's success makes the next one). Another endpoint's recorded success changes
+    # nothing a claim would see.
+    watch: frozenset[str] = frozenset()
 
 
 class ClaimBatch(NamedTuple):
     """What one claim took, and when the next endpoint not claimable now becomes so (a
-    future retry, a circuit's probe, the end of a Retry-After pause)."""
+    future retry, a circuit's probe, the end of a Retry-After pause), and the endpoints
+    whose recorded attempts are worth claiming again for (ClaimPlan.watch)."""
 
     claims: list[ClaimedDelivery]
     next_wake: datetime | None
+    watch: frozenset[str] = frozenset()
 
 
 def plan_claim(
@@ -233,7 +241,9 @@ def plan_claim(
     # One pass over every endpoint with queued work (a thousand in a fan-out, each claim):
     # the head is unpacked once, not read field by field.
     closed = Circuit.CLOSED
-    for ep, app, pending, claim_end, max_in_flight, circuit, probe_at, paused, live, _ in heads:
+    watch: set[str] = set()
+    ordered: set[str] = set()
+    for ep, app, pending, claim_end, max_in_flight, circuit, probe_at, paused, live, o in heads:
         if pending is None:
             if claim_end is None:
                 continue
@@ -255,6 +265,7 @@ def plan_claim(
         if probe:
             # A probe goes alone: attempts still out from before the circuit opened
             # finish first (they come back as failures or as the success that closes it).
+            watch.add(ep)
             if live:
                 continue
             caps[ep] = 1
@@ -263,8 +274,16 @@ def plan_claim(
             continue
         cap = max_in_flight or policy.max_in_flight
         if live >= cap:
-            continue  # at its cap: a recorded attempt frees room and wakes the worker
+            watch.add(ep)  # at its cap: a recorded attempt frees room and wakes the worker
+            continue
+        if o:
+            ordered.add(ep)
         caps[ep] = cap
         candidates.append(Candidate(ep, app, due, cap - live))
     take = allocate(candidates, limit)
-    return ClaimPlan(take, caps, frozenset(p for p in probes if p in take), next_wake)
+    watch.update(ep for ep in ordered if ep in take)
+    # Those this claim fills to their cap: once it is leased they are at it too.
+    watch.update(c.endpoint_id for c in candidates if take.get(c.endpoint_id, 0) >= c.room)
+    return ClaimPlan(
+        take, caps, frozenset(p for p in probes if p in take), next_wake, frozenset(watch)
+    )

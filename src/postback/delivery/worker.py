@@ -68,6 +68,7 @@ class Worker:
         # Claims carry this id; its heartbeats keep them, and its silence hands them on.
         self.worker_id = secrets.token_hex(6)
         self._next_wake: datetime | None = None
+        self._watch: frozenset[str] = frozenset()  # the last claim's (ClaimBatch.watch)
         # Claims held at once: one per sender, plus a batch claimed ahead, so a sender that
         # finishes finds its next delivery waiting instead of waiting for a claim's round
         # trip. A claim is kept by the worker's heartbeats (store/liveness.py), however long
@@ -146,7 +147,7 @@ class Worker:
                 batch = await self.store.claim(
                     want, self.lease_seconds, policy=self.policy, worker=self.worker_id
                 )
-                claimed, self._next_wake = batch.claims, batch.next_wake
+                claimed, self._next_wake, self._watch = batch.claims, batch.next_wake, batch.watch
                 backoff = 0.0
             except Exception as exc:  # the database is down or restarting: keep trying
                 backoff = min(MAX_BACKOFF, backoff * 2 or 0.2)
@@ -307,8 +308,15 @@ class Worker:
                     if self.tracer is not None:
                         self.tracer.recorded(batch, started)
                     self.slots.give_back(len(batch))
-                    # Their endpoints have room again: claim now, not at the next poll.
-                    self.store.work_queued.set()
+                    # Claim again now, not at the next poll, if that may find work: a
+                    # failure was rescheduled, or an endpoint the last claim watches (at its
+                    # cap, a circuit's probe, an ordered key's head) has room or a new head.
+                    # A success elsewhere changes nothing a claim would see, and a claim
+                    # walks every endpoint with queued work: in a fan-out to 1,000
+                    # endpoints, waking on every batch made a walk of all 1,000 per batch.
+                    watch = self._watch
+                    if any(not r.ok or r.delivery.endpoint_id in watch for r in batch):
+                        self.store.work_queued.set()
                     backoff = 0.0
                 except Exception as exc:
                     # Keep the results and try again; if this process dies first the

@@ -115,15 +115,16 @@ class Backend(Protocol):
         lease: str,
         worker: str,
         policy: SchedulerPolicy,
-    ) -> tuple[list[Claimed], datetime | None]:
+    ) -> tuple[list[Claimed], datetime | None, frozenset[str]]:
         """Lease up to ``limit`` due deliveries as planned by
         ``postback.delivery.scheduler.plan_claim`` from the queue's heads, in one
         transaction: each becomes status sending, due again at ``until`` (the lease's end),
         marked with ``lease`` and ``worker``. The plan's caps hold across every worker
         process: the endpoint's room is counted under a lock no other claimer of that
         endpoint holds at the same time. Half-open circuits' probes are marked out until
-        ``until``. Returns the claims in delivery id order, and when the next endpoint not
-        claimable now becomes claimable (None: nothing waits)."""
+        ``until``. Returns the claims in delivery id order, when the next endpoint not
+        claimable now becomes claimable (None: nothing waits), and the plan's ``watch``
+        (the endpoints whose recorded attempts may make more work claimable at once)."""
         ...
 
     async def record_successes(self, done: Sequence[Success], now: datetime) -> list[str]:

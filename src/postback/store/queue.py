@@ -107,7 +107,9 @@ class QueueMixin(StoreCore):
         now = self.clock()
         lease = _secrets.token_hex(8)
         until = now + timedelta(seconds=lease_seconds)
-        details, next_wake = await self.backend.claim(now, limit, until, lease, worker, policy)
+        details, next_wake, watch = await self.backend.claim(
+            now, limit, until, lease, worker, policy
+        )
         postponed: set[str] = set()
         if any((r.throttle_rate or r.app_throttle_rate) and not r.rate_slot for r in details):
             async with self.engine.begin() as conn:
@@ -132,7 +134,11 @@ class QueueMixin(StoreCore):
             for r in details
             if r.id not in postponed
         ]
-        return ClaimBatch(claims, next_wake)
+        if postponed:
+            # Rate limits moved these on to their slots, which the plan did not know of:
+            # their endpoints' recorded attempts bring the next claim forward, as before.
+            watch |= {r.endpoint_id for r in details if r.throttle_rate or r.app_throttle_rate}
+        return ClaimBatch(claims, next_wake, watch)
 
     def _signing_keys(self, row: Any, now: datetime) -> tuple[SigningKey, ...]:
         """The current secret, then rotated-out ones still inside their grace period."""

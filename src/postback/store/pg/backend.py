@@ -53,7 +53,7 @@ class PostgresBackend:
         lease: str,
         worker: str,
         policy: SchedulerPolicy,
-    ) -> tuple[list[Claimed], datetime | None]:
+    ) -> tuple[list[Claimed], datetime | None, frozenset[str]]:
         return await queue.claim(
             self.engine, now, limit, until, lease, worker, policy, self._spare, self._lease
         )

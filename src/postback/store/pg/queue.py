@@ -230,11 +230,12 @@ async def claim(
     policy: SchedulerPolicy,
     spare: SpareHeads,
     function: LeaseFunction,
-) -> tuple[list[Claimed], datetime | None]:
+) -> tuple[list[Claimed], datetime | None, frozenset[str]]:
     """Backend.claim on PostgreSQL: the heads read outside a transaction (or what the last
     claim left of its read, ``spare``), then the plan leased by the lease function in one
     round trip, where every endpoint's room is settled again under its lock."""
     claimed: list[Claimed] = []
+    watch: frozenset[str] = frozenset()
     async with raw_connection(engine) as (raw, _):
         kept = spare.take()
         if kept is not None:
@@ -244,8 +245,9 @@ async def claim(
                 claimed = await _lease(raw, heads, plan, now, until, lease, worker, function)
             if len(claimed) >= limit:
                 spare.keep(heads, plan, limit, read_at)
-                return claimed, plan.next_wake
+                return claimed, plan.next_wake, plan.watch
             limit -= len(claimed)
+            watch = plan.watch
         read_at = time.monotonic()
         heads = [QueueHead(*r) for r in await raw.fetch(HEADS, now, policy.max_in_flight)]
         plan = plan_claim(heads, now, limit, policy)
@@ -254,7 +256,7 @@ async def claim(
             # In delivery id order across both leases, as each returns its own.
             claimed = sorted(claimed + more, key=lambda c: c.id) if claimed else more
         spare.keep(heads, plan, limit, read_at)
-    return claimed, plan.next_wake
+    return claimed, plan.next_wake, watch | plan.watch
 
 
 class LeaseFunction:

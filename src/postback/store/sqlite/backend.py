@@ -46,7 +46,7 @@ class SqliteBackend:
         lease: str,
         worker: str,
         policy: SchedulerPolicy,
-    ) -> tuple[list[Claimed], datetime | None]:
+    ) -> tuple[list[Claimed], datetime | None, frozenset[str]]:
         return await queue.claim(self.engine, now, limit, until, lease, worker, policy)
 
     async def record_successes(self, done: Sequence[Success], now: datetime) -> list[str]:

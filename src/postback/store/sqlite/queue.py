@@ -140,7 +140,7 @@ async def claim(
     lease: str,
     worker: str,
     policy: SchedulerPolicy,
-) -> tuple[list[Claimed], datetime | None]:
+) -> tuple[list[Claimed], datetime | None, frozenset[str]]:
     """Backend.claim on SQLite: planned and leased in one transaction in the connection's
     thread (one writer at a time: the plan cannot go stale under it)."""
     async with sqlite_thread(engine) as run:
@@ -163,7 +163,7 @@ def _claim(
     lease: str,
     worker: str,
     policy: SchedulerPolicy,
-) -> tuple[list[Claimed], datetime | None]:
+) -> tuple[list[Claimed], datetime | None, frozenset[str]]:
     """Plan (postback.delivery.scheduler.plan_claim) and lease up to ``limit`` due
     deliveries in one transaction, and read what sending them needs, in message order
     (rate-limit slots go out in it). Also: when the next endpoint that cannot be claimed
@@ -192,7 +192,7 @@ def _claim(
             for row in cur.execute(_DUE_HEADS if ep in ordered else _DUE, (ep, now_s, k)).fetchall()
         ]
         if not taken:
-            return [], plan.next_wake
+            return [], plan.next_wake, plan.watch
         cur.executemany(_LEASE, [(until_s, lease, worker, now_s, i) for i in taken])
         if plan.probes:
             probes = sorted(plan.probes)
@@ -202,7 +202,7 @@ def _claim(
         Claimed(*r[:8], json_value(r[8]), json_value(r[9]) or {}, r[10], bool(r[11]), *r[12:])
         for r in rows
     ]
-    return claimed, plan.next_wake
+    return claimed, plan.next_wake, plan.watch
 
 
 def _record_successes(db: sqlite3.Connection, done: Sequence[Success], now: datetime) -> list[str]:
