@@ -24,7 +24,7 @@ REFUND = ["purchase.completed", "purchase.refund_requested", "purchase.refunded"
 def portal_link(web_server: ServerHandle) -> str:
     """The commerce catalog (one group), an invoice group and an ungrouped type; a portal."""
     headers = {"authorization": f"Bearer {web_server.token}"}
-    with httpx.Client(base_url=web_server.url, headers=headers, timeout=10) as api:
+    with httpx.Client(base_url=web_server.url, headers=headers, timeout=30) as api:
         extra = [
             {"name": "invoice.paid", "description": "An invoice was paid.", "groupName": "bills"},
             {"name": "ping", "description": "Sent to check the endpoint answers."},

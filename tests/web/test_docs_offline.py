@@ -19,7 +19,7 @@ KINDS = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
 
 
 def test_docs_reference_only_postbacks_own_files(web_server: ServerHandle) -> None:
-    page = httpx.get(web_server.url + "/docs", timeout=10)
+    page = httpx.get(web_server.url + "/docs", timeout=30)
     assert page.status_code == 200
     refs = re.findall(r'(?:src|href)="([^"]+)"', page.text)
     assert len(refs) == 3  # the script, the stylesheet, the icon
@@ -33,7 +33,7 @@ def test_docs_reference_only_postbacks_own_files(web_server: ServerHandle) -> No
     assert "SwaggerUIBundle" in httpx.get(web_server.url + script, timeout=30).text
     assert "cdn." not in page.text and "https://" not in page.text
     # FastAPI's ReDoc page fetched its script from a CDN too: it is not served.
-    assert httpx.get(web_server.url + "/redoc", timeout=10).status_code == 404
+    assert httpx.get(web_server.url + "/redoc", timeout=30).status_code == 404
 
 
 @pytest.fixture

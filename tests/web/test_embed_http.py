@@ -61,7 +61,7 @@ def _portal_session(server: ServerHandle, app_id: str, **query: str) -> dict[str
     """Log in to the portal as a browser would, carrying the cookies by hand (they are
     Secure on a loopback http server, which httpx's jar keeps to https). Every Set-Cookie
     line seen, by name."""
-    entry = httpx.get(server.url + "/portal/", params=query, timeout=10)
+    entry = httpx.get(server.url + "/portal/", params=query, timeout=30)
     lines = _cookies(entry)
     login = httpx.post(
         server.url + "/portal/session",
@@ -126,21 +126,21 @@ def test_serve_refuses_to_start_with_a_bad_embed_origin(tmp_path: Path) -> None:
 def test_only_the_embedding_origins_may_frame_the_portal(
     embed_server: ServerHandle, web_server: ServerHandle
 ) -> None:
-    portal = httpx.get(embed_server.url + "/portal/?error=invalid", timeout=10)
+    portal = httpx.get(embed_server.url + "/portal/?error=invalid", timeout=30)
     policy = portal.headers["content-security-policy"]
     assert f"frame-ancestors {SHOP} {LOCAL};" in policy
     assert "x-frame-options" not in portal.headers  # it cannot name origins
     assert f'src="/static/portal-frame.js" data-origins="{SHOP} {LOCAL}"' in portal.text
-    script = httpx.get(embed_server.url + "/static/portal-frame.js", timeout=10)
+    script = httpx.get(embed_server.url + "/static/portal-frame.js", timeout=30)
     assert "svix.iframe-resizer-height" in script.text
     # The dashboard is never framed, embedding or not.
     for server in (embed_server, web_server):
-        page = httpx.get(server.url + "/dashboard/login", timeout=10)
+        page = httpx.get(server.url + "/dashboard/login", timeout=30)
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert page.headers["x-frame-options"] == "DENY"
         assert "portal-frame.js" not in page.text
     # Without embedding origins the portal is not framed either, as before.
-    plain = httpx.get(web_server.url + "/portal/?error=invalid", timeout=10)
+    plain = httpx.get(web_server.url + "/portal/?error=invalid", timeout=30)
     assert "frame-ancestors 'none'" in plain.headers["content-security-policy"]
     assert plain.headers["x-frame-options"] == "DENY"
     assert "portal-frame.js" not in plain.text
@@ -156,7 +156,7 @@ def test_portal_cookies_reach_a_third_party_frame_when_embedding(
         assert re.search(r"SameSite=none", line, re.I) and "Secure" in line, line
         assert line.endswith("; Partitioned") and "HttpOnly" in line, line
     # The dashboard's cookies stay first-party only.
-    dashboard = httpx.get(embed_server.url + "/dashboard/login", timeout=10)
+    dashboard = httpx.get(embed_server.url + "/dashboard/login", timeout=30)
     strict = _cookies(dashboard)["pb_login_csrf"]
     assert re.search(r"SameSite=strict", strict, re.I) and "Partitioned" not in strict
     # Over plain http to a host that is not loopback a browser would drop a Secure cookie:
@@ -166,7 +166,7 @@ def test_portal_cookies_reach_a_third_party_frame_when_embedding(
     )
     assert re.search(r"SameSite=strict", _cookies(remote)["pb_portal_login_csrf"], re.I)
     # Without embedding origins nothing changes.
-    plain = httpx.get(web_server.url + "/portal/", timeout=10)
+    plain = httpx.get(web_server.url + "/portal/", timeout=30)
     plain_line = _cookies(plain)["pb_portal_login_csrf"]
     assert re.search(r"SameSite=strict", plain_line, re.I) and "Partitioned" not in plain_line
 
@@ -241,7 +241,7 @@ def test_the_theme_lasts_for_the_session(embed_server: ServerHandle) -> None:
     jar = _jar(_portal_session(embed_server, app_id, **query))
     assert "pb_theme" in jar
     for path in ("/portal/endpoints", "/portal/messages", "/portal/?error=expired"):
-        page = httpx.get(embed_server.url + path, cookies=jar, timeout=10)
+        page = httpx.get(embed_server.url + path, cookies=jar, timeout=30)
         assert page.status_code == 200, path
         assert '<html lang="en" data-theme="dark">' in page.text
         style = re.search(r'<style nonce="([^"]+)">([^<]*)</style>', page.text)
@@ -254,7 +254,7 @@ def test_the_theme_lasts_for_the_session(embed_server: ServerHandle) -> None:
         assert '<img class="brand-icon" src="https://cdn.example.com:8443/brand.png"' in page.text
         assert "pb_theme" not in _cookies(page)  # kept as it was
     # A new portal link starts with its own look: none here.
-    fresh = httpx.get(embed_server.url + "/portal/", cookies=jar, timeout=10)
+    fresh = httpx.get(embed_server.url + "/portal/", cookies=jar, timeout=30)
     assert "Max-Age=0" in _cookies(fresh)["pb_theme"] and "data-theme" not in fresh.text
     # A light primary colour gets dark text on its buttons.
     light = httpx.get(
@@ -273,7 +273,7 @@ def _preflight(server: ServerHandle, path: str, origin: str, method: str = "GET"
         "access-control-request-headers": "authorization, content-type, idempotency-key, "
         "svix-req-id",
     }
-    return httpx.options(server.url + path, headers=headers, timeout=10)
+    return httpx.options(server.url + path, headers=headers, timeout=30)
 
 
 def test_a_preflight_from_an_embedding_origin_to_a_portal_route(
@@ -333,11 +333,11 @@ def test_requests_from_an_embedding_origin_with_a_portal_token(
     assert created.status_code == 201
     assert created.headers["access-control-allow-origin"] == SHOP
     assert "access-control-allow-credentials" not in created.headers
-    listed = httpx.get(base + "/endpoint", headers=auth, timeout=10)
+    listed = httpx.get(base + "/endpoint", headers=auth, timeout=30)
     assert listed.status_code == 200 and listed.headers["access-control-allow-origin"] == SHOP
     assert [e["url"] for e in listed.json()["data"]] == ["https://hooks.example/cors"]
     # Errors are readable by the page too.
-    missing = httpx.get(base + "/endpoint/ep_nope", headers=auth, timeout=10)
+    missing = httpx.get(base + "/endpoint/ep_nope", headers=auth, timeout=30)
     assert missing.status_code == 404 and missing.headers["access-control-allow-origin"] == SHOP
     # Another origin's page gets the answer without CORS headers: its browser hides it.
     other = httpx.get(
@@ -345,7 +345,7 @@ def test_requests_from_an_embedding_origin_with_a_portal_token(
     )
     assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
     # A server-side client (no Origin) is answered as always.
-    plain = httpx.get(base + "/endpoint", headers={"authorization": f"Bearer {token}"}, timeout=10)
+    plain = httpx.get(base + "/endpoint", headers={"authorization": f"Bearer {token}"}, timeout=30)
     assert plain.status_code == 200 and "access-control-allow-origin" not in plain.headers
 
 
@@ -353,7 +353,7 @@ def test_an_operator_token_from_a_browser_origin_is_refused(embed_server: Server
     app_id = _app(embed_server, "Operator shop")
     operator = {"authorization": f"Bearer {embed_server.token}"}
     url = f"{embed_server.url}/api/v1/app/{app_id}/endpoint"
-    refused = httpx.get(url, headers=operator | {"origin": LOCAL}, timeout=10)
+    refused = httpx.get(url, headers=operator | {"origin": LOCAL}, timeout=30)
     assert refused.status_code == 403
     assert refused.headers["access-control-allow-origin"] == LOCAL  # the page may read why
     assert "app-portal token" in refused.json()["detail"]
@@ -364,7 +364,7 @@ def test_an_operator_token_from_a_browser_origin_is_refused(embed_server: Server
         timeout=10,
     )
     assert created.status_code == 403
-    assert httpx.get(url, headers=operator, timeout=10).json()["data"] == []  # nothing written
+    assert httpx.get(url, headers=operator, timeout=30).json()["data"] == []  # nothing written
 
 
 def test_no_cors_without_embedding_origins(web_server: ServerHandle) -> None:

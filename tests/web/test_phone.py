@@ -53,7 +53,7 @@ def receiver() -> Iterator[Receiver]:
 
 def _api(server: ServerHandle) -> httpx.Client:
     headers = {"authorization": f"Bearer {server.token}"}
-    return httpx.Client(base_url=server.url, headers=headers, timeout=10)
+    return httpx.Client(base_url=server.url, headers=headers, timeout=30)
 
 
 def _attempts(api: httpx.Client, app: str, msg: str) -> list[dict[str, Any]]:

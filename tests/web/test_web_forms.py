@@ -121,7 +121,7 @@ def test_a_nul_in_any_form_field_is_a_clear_message(server: ServerHandle) -> Non
         (f"/portal/endpoints/{ep}/recover", {"since": nul}),
     ]:
         _refused(portal.post(path, data={"csrf": csrf} | data), NUL_MESSAGE)
-    entry = httpx.Client(base_url=server.url, timeout=10)
+    entry = httpx.Client(base_url=server.url, timeout=30)
     login = entry.get("/portal/")
     answer = entry.post("/portal/session", data={"csrf": csrf_of(login.text), "token": nul})
     _refused(answer, NUL_MESSAGE)

@@ -44,7 +44,7 @@ def portal_client(server: ServerHandle, app_id: str, *, read_only: bool = False)
 
     access = AppPortalAccessIn(read_only=read_only)
     token = server.svix().authentication.app_portal_access(app_id, access).token
-    client = httpx.Client(base_url=server.url, timeout=10)
+    client = httpx.Client(base_url=server.url, timeout=30)
     entry = client.get("/portal/")
     assert entry.status_code == 200
     answer = client.post("/portal/session", data={"token": token, "csrf": csrf_of(entry.text)})
@@ -53,7 +53,7 @@ def portal_client(server: ServerHandle, app_id: str, *, read_only: bool = False)
 
 
 def dashboard_client(server: ServerHandle) -> httpx.Client:
-    client = httpx.Client(base_url=server.url, timeout=10)
+    client = httpx.Client(base_url=server.url, timeout=30)
     page = client.get("/dashboard/login")
     answer = client.post(
         "/dashboard/login", data={"token": server.token, "csrf": csrf_of(page.text)}
@@ -136,21 +136,21 @@ def test_forms_without_a_valid_csrf_token_are_refused(
     refused = dash.post("/dashboard/event-types/new", data={"csrf": portal_csrf, "name": "a.b"})
     assert refused.status_code == 403
     # A login form without the double-submit cookie's value is refused too.
-    fresh = httpx.Client(base_url=web_server.url, timeout=10)
+    fresh = httpx.Client(base_url=web_server.url, timeout=30)
     assert fresh.post("/dashboard/login", data={"token": web_server.token}).status_code == 403
 
 
 def test_expired_or_invalid_tokens_lead_to_the_login_or_error_page(
     web_server: ServerHandle,
 ) -> None:
-    client = httpx.Client(base_url=web_server.url, timeout=10)
+    client = httpx.Client(base_url=web_server.url, timeout=30)
     entry = client.get("/portal/")
     bad = client.post("/portal/session", data={"token": "pbapp_nope", "csrf": csrf_of(entry.text)})
     assert bad.status_code == 303 and bad.headers["location"] == "/portal/?error=invalid"
     assert "not valid" in client.get(bad.headers["location"]).text
     # No session at all, or a forged cookie: sent to the portal's error page.
     for cookie in (None, "forged.value"):
-        c = httpx.Client(base_url=web_server.url, timeout=10)
+        c = httpx.Client(base_url=web_server.url, timeout=30)
         if cookie:
             c.cookies.set("pb_portal", cookie, path="/portal")
         answer = c.get("/portal/endpoints")
@@ -174,7 +174,7 @@ def test_expired_or_invalid_tokens_lead_to_the_login_or_error_page(
 
 
 def dashboard_client_with(server: ServerHandle, token: str) -> httpx.Response:
-    client = httpx.Client(base_url=server.url, timeout=10)
+    client = httpx.Client(base_url=server.url, timeout=30)
     page = client.get("/dashboard/login")
     return client.post("/dashboard/login", data={"token": token, "csrf": csrf_of(page.text)})
 
@@ -287,7 +287,7 @@ def test_a_read_only_portal_token_may_look_but_not_change(
 
 
 def test_pages_are_not_cached_framed_or_open_to_foreign_scripts(web_server: ServerHandle) -> None:
-    page = httpx.get(web_server.url + "/dashboard/login", timeout=10)
+    page = httpx.get(web_server.url + "/dashboard/login", timeout=30)
     assert page.headers["cache-control"] == "no-store"
     assert page.headers["x-frame-options"] == "DENY"
     policy = page.headers["content-security-policy"]
@@ -306,7 +306,7 @@ def test_after_login_the_portal_goes_only_to_its_own_pages(web_server: ServerHan
         ("/dashboard/", "/portal/endpoints"),
     ):
         token = web_server.svix().authentication.app_portal_access(app_id, AppPortalAccessIn())
-        client = httpx.Client(base_url=web_server.url, timeout=10)
+        client = httpx.Client(base_url=web_server.url, timeout=30)
         csrf = csrf_of(client.get("/portal/").text)
         answer = client.post(
             "/portal/session", data={"token": token.token, "csrf": csrf, "next": wanted}
@@ -319,7 +319,7 @@ def test_logging_out_of_the_portal_ends_its_link(web_server: ServerHandle) -> No
     token = web_server.svix().authentication.app_portal_access(app_id, _access()).token
 
     def open_session() -> tuple[httpx.Client, httpx.Response]:
-        client = httpx.Client(base_url=web_server.url, timeout=10)
+        client = httpx.Client(base_url=web_server.url, timeout=30)
         csrf = csrf_of(client.get("/portal/").text)
         return client, client.post("/portal/session", data={"token": token, "csrf": csrf})
 

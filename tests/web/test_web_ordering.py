@@ -38,4 +38,4 @@ def test_the_event_type_form_keeps_the_ordering_key_path(web_server: ServerHandl
 
 def _get(server: ServerHandle, path: str) -> Any:
     headers = {"authorization": f"Bearer {server.token}"}
-    return httpx.get(server.url + path, headers=headers, timeout=10).json()
+    return httpx.get(server.url + path, headers=headers, timeout=30).json()

@@ -54,7 +54,7 @@ def test_open_portal_from_the_dashboard_issues_a_working_link(web_server: Server
 
 
 def test_the_language_follows_accept_language_and_the_switcher(web_server: ServerHandle) -> None:
-    client = httpx.Client(base_url=web_server.url, timeout=10)
+    client = httpx.Client(base_url=web_server.url, timeout=30)
     assert (
         "Acceso de operador"
         in client.get(

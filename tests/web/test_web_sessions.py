@@ -36,7 +36,7 @@ def _decodings(value: str) -> list[bytes]:
 
 def _opens(server: ServerHandle, name: str, path: str, cookie: str) -> bool:
     """Whether a fresh browser carrying only this cookie is shown the page."""
-    client = httpx.Client(base_url=server.url, timeout=10)
+    client = httpx.Client(base_url=server.url, timeout=30)
     client.cookies.set(name, cookie, path=path.rsplit("/", 1)[0] or "/")
     return client.get(path).status_code == 200
 
@@ -68,7 +68,7 @@ def test_revoking_the_operator_token_ends_its_dashboard_sessions(server: ServerH
         return await store.create_operator_token("browser")
 
     token_id, token = server.call(create)
-    client = httpx.Client(base_url=server.url, timeout=10)
+    client = httpx.Client(base_url=server.url, timeout=30)
     page = client.get("/dashboard/login")
     answer = client.post("/dashboard/login", data={"token": token, "csrf": csrf_of(page.text)})
     assert answer.headers["location"] == "/dashboard/"
@@ -91,7 +91,7 @@ def test_the_portal_cookie_holds_no_token_and_logout_ends_it(server: ServerHandl
 
     app_id = _app(server, "portal logout")
     token = server.svix().authentication.app_portal_access(app_id, AppPortalAccessIn()).token
-    client = httpx.Client(base_url=server.url, timeout=10)
+    client = httpx.Client(base_url=server.url, timeout=30)
     entry = client.get("/portal/")
     client.post("/portal/session", data={"token": token, "csrf": csrf_of(entry.text)})
     cookie = _cookie(client, "pb_portal")
@@ -127,7 +127,7 @@ def test_sessions_hold_across_processes_and_end_in_all_of_them(
     client = dashboard_client(first)
     cookie = _cookie(client, "pb_dashboard")
     assert _opens(second, "pb_dashboard", "/dashboard/", cookie)
-    on_second = httpx.Client(base_url=second.url, timeout=10)
+    on_second = httpx.Client(base_url=second.url, timeout=30)
     on_second.cookies.set("pb_dashboard", cookie, path="/dashboard")
     _logout(on_second, "/dashboard/", "/dashboard/logout")
     assert not _opens(first, "pb_dashboard", "/dashboard/", cookie)
