@@ -92,8 +92,9 @@ screenshots: $(STAMP) $(CHROMIUM)
 	$(BIN)/python scripts/screenshots.py
 
 # The benchmark suite (under 5 minutes): prints a table and appends it to bench/RESULTS.md.
+# Rows run on request, and single rows: `make bench BENCH_ARGS="--only retention"`.
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .cache

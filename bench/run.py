@@ -8,7 +8,7 @@ separate processes (``bench/receiver.py``); the process under test is pinned to 
 The table is printed and appended, with date, commit and machine, to ``bench/RESULTS.md``.
 This file is the entry point and the list of figures; harness.py has what they share, and
 each benchmark lives in a module of its own (throughput.py, latency.py, claims.py,
-memory.py, rules.py, scheduling.py, ordering.py, tracing.py).
+memory.py, rules.py, scheduling.py, ordering.py, tracing.py, retention.py).
 PostgreSQL rows need a server (``POSTBACK_BENCH_PG``, default
 ``postgresql://postgres@127.0.0.1:5432/postgres``); without one they are skipped.
 """
@@ -28,6 +28,7 @@ import harness as h
 import latency
 import memory
 import ordering
+import retention
 import rules
 import scheduling
 import storage
@@ -53,8 +54,11 @@ PLAN: list[tuple[str, Callable[[h.Database], h.Row], bool]] = [
     ("tracing", tracing.bench_worker, True),
     ("tracing-off", lambda db: tracing.bench_off_hooks(), False),
     ("tracing-api", tracing.bench_api, True),
+    ("retention", retention.bench_retention, True),
 ]
-ON_REQUEST = {"tracing-api"}  # run with --only, not in a plain `make bench`
+# Run with --only, not in a plain `make bench`: the retention row loads 10 M attempts and
+# lets the worker's pass run at its own pace (a call a minute), most of an hour in all.
+ON_REQUEST = {"tracing-api", "retention"}
 
 
 def main() -> None:

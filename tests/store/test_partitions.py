@@ -199,6 +199,48 @@ async def test_retention_drops_whole_partitions_and_keeps_what_is_needed(store: 
 
 
 @PG
+async def test_a_drop_waits_for_no_writer_of_messages_and_leaves_no_table_behind(
+    store: Store,
+) -> None:
+    """Ingest has a transaction writing messages open at almost every moment: dropping a
+    partition must need no lock on ``messages`` (or ``endpoints``) that such a writer holds
+    off. A detach did (the detached table's foreign keys get triggers of their own on the
+    tables they reference), and a drop that failed after its detach left the table, rows
+    and all, outside ``attempts``."""
+    await store.ensure_partitions(86400.0, ahead=10)
+    app_id, ep_id = await _app(store)
+    await _family(store, app_id, ep_id, TODAY_MS + 2 * DAY_MS)
+    young = await _family(store, app_id, ep_id, TODAY_MS + 9 * DAY_MS)
+    store.clock = lambda: _at(TODAY_MS + 98 * DAY_MS)
+    async with store.engine.connect() as writer, writer.begin():
+        # A message being written, not yet committed, as group commit holds one.
+        await writer.execute(
+            t.messages.insert().values(
+                id=ids.new_id(ids.MESSAGE),
+                app_id=app_id,
+                event_type="a",
+                payload=b"{}",
+                created_at=_at(TODAY_MS + 98 * DAY_MS),
+                tx=0,
+            )
+        )
+        result = await asyncio.wait_for(store.run_retention(90 * 86400.0), 30)
+    assert result is not None and result["complete"]
+    assert p.partition_name("attempts", TODAY_MS + 2 * DAY_MS) in result["partitions_dropped"]
+    assert await _left(store, t.attempts) == {young}
+    async with store.engine.connect() as conn:
+        tables = set(
+            await conn.scalars(
+                sa.text(
+                    "SELECT relname FROM pg_class WHERE relkind = 'r'"
+                    " AND relname LIKE 'attempts\\_%'"
+                )
+            )
+        )
+    assert tables == {x["name"] for x in await _partitions(store)}
+
+
+@PG
 async def test_listings_and_resend_across_a_partition_boundary(store: Store) -> None:
     app_id, ep_id = await _app(store)
     today = await _family(store, app_id, ep_id, TODAY_MS + 1000)

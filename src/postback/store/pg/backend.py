@@ -146,6 +146,6 @@ class PostgresBackend:
 
     async def drop_expired_partitions(self, now: datetime, default: float) -> Row:
         async with self.engine.connect() as conn:
-            # DETACH PARTITION ... CONCURRENTLY runs outside any transaction.
+            # Each drop its own short transaction, under a session advisory lock.
             auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
             return await auto.run_sync(partitions.drop_expired, now.timestamp(), default)

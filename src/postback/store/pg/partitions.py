@@ -185,9 +185,10 @@ def _live_delivery(conn: sa.Connection, lo: str | None, hi: str) -> bool:
     )
 
 
-def _try_lock(conn: sa.Connection) -> bool:
+def _try(conn: sa.Connection, sql: str, **params: Any) -> bool:
+    """Run ``sql``; False if it waited out ``lock_timeout`` instead."""
     try:
-        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": DROP_LOCK})
+        conn.execute(sa.text(sql), params)
     except sa.exc.DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_timeout
             return False
@@ -196,12 +197,20 @@ def _try_lock(conn: sa.Connection) -> bool:
 
 
 def drop_expired(conn: sa.Connection, now_s: float, default: float) -> Row:
-    """Detach and drop the partitions whose every message is past the default period and
-    has nothing left to send, where no application's longer period keeps one of them.
-    ``conn`` is in autocommit (DETACH ... CONCURRENTLY cannot run in a transaction): the
-    session advisory lock ``DROP_LOCK`` keeps resends, recovers and replays (the only
-    ways an old delivery becomes pending again) out from the check to the detach. Returns
-    the attempts removed (the partitions' rows) and the partitions dropped."""
+    """Drop the partitions whose every message is past the default period and has
+    nothing left to send, where no application's longer period keeps one of them.
+    ``conn`` is in autocommit, each drop its own transaction; the session advisory lock
+    ``DROP_LOCK`` keeps resends, recovers and replays (the only ways an old delivery
+    becomes pending again) out from the check to the drop. Returns the attempts removed
+    (the partitions' rows) and the partitions dropped.
+
+    A partition is dropped attached, not detached first: its ACCESS EXCLUSIVE lock on
+    ``attempts`` waits only for the attempts being written and read at that moment
+    (milliseconds each). A detach would make the partition's inherited foreign keys its
+    own, with triggers on ``messages`` and ``endpoints`` (SHARE ROW EXCLUSIVE, which waits
+    for every ingest transaction and holds off the next ones), and dropping the detached
+    table takes those triggers away under ACCESS EXCLUSIVE on both; a drop failing after
+    its detach also left the table outside ``attempts`` with its rows."""
     cutoff = ids.floor_id(ids.MESSAGE, int((now_s - default) * 1000))
     done: Row = {"attempts": 0, "partitions": []}
     conn.execute(sa.text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
@@ -212,7 +221,7 @@ def drop_expired(conn: sa.Connection, now_s: float, default: float) -> Row:
             for part in partitions_of(conn, table):
                 if part["hi"] is None or part["hi"] > cutoff:
                     break  # oldest first: the rest are younger
-                if not _try_lock(conn):
+                if not _try(conn, "SELECT pg_advisory_lock(:k)", k=DROP_LOCK):
                     return done  # a long resend or reader: the next pass tries again
                 try:
                     if not part["detaching"] and (
@@ -221,13 +230,11 @@ def drop_expired(conn: sa.Connection, now_s: float, default: float) -> Row:
                     ):
                         continue  # retention's batches remove what may go, row by row
                     rows = conn.scalar(sa.text(f'SELECT count(*) FROM "{part["name"]}"'))
-                    how = "FINALIZE" if part["detaching"] else "CONCURRENTLY"
-                    conn.execute(
-                        sa.text(f'ALTER TABLE "{table}" DETACH PARTITION "{part["name"]}" {how}')
-                    )
+                    # (A partition left detaching by an older version is dropped alike.)
+                    if not _try(conn, f'DROP TABLE "{part["name"]}"'):
+                        return done  # a long reader of attempts: the next pass tries again
                 finally:
                     conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": DROP_LOCK})
-                conn.execute(sa.text(f'DROP TABLE "{part["name"]}"'))
                 done[table] += int(rows or 0)
                 done["partitions"].append(part["name"])
     finally:
