@@ -58,7 +58,16 @@ async def ensure_operator_token(store: Store, settings: Settings) -> str | None:
     its owner has it already, and a start-up log is no place for it."""
     if settings.admin_token:
         if not await store.operator_token_valid(settings.admin_token):
-            await store.add_operator_token(settings.admin_token, "POSTBACK_ADMIN_TOKEN")
+            from sqlalchemy.exc import IntegrityError
+
+            try:
+                await store.add_operator_token(settings.admin_token, "POSTBACK_ADMIN_TOKEN")
+            except IntegrityError:
+                # Another process starting at the same moment (an api beside a worker)
+                # installed it between the check and the insert: it is there, as wanted.
+                if not await store.operator_token_valid(settings.admin_token):
+                    raise
+                return None
             console.print("POSTBACK_ADMIN_TOKEN installed as an operator token")
         return None
     if await store.has_operator_tokens():
