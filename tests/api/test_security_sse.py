@@ -41,7 +41,7 @@ class StreamReader:
 
 def _api(server: ServerHandle, method: str, path: str, token: str, **kw: object) -> httpx.Response:
     headers = {"authorization": f"Bearer {token}"}
-    return httpx.request(method, f"{server.url}/api/v1{path}", headers=headers, timeout=10, **kw)  # type: ignore[arg-type]
+    return httpx.request(method, f"{server.url}/api/v1{path}", headers=headers, timeout=30, **kw)  # type: ignore[arg-type]
 
 
 def _send(server: ServerHandle, app: str, n: int) -> str:

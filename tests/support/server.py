@@ -113,5 +113,5 @@ class ServerHandle:
         return asyncio.run_coroutine_threadsafe(fn(self.store), self._loop).result(30)
 
     def svix(self, token: str | None = None) -> Svix:
-        options = SvixOptions(server_url=self.url, retry_schedule=[], timeout=10)
+        options = SvixOptions(server_url=self.url, retry_schedule=[], timeout=30)
         return Svix(token or self.token, options)

@@ -27,7 +27,7 @@ def test_a_read_only_token_cannot_read_the_signing_secret(server: ServerHandle) 
 
     read_only = _portal_token(server, app.id, read_only=True)
     url = f"{server.url}/api/v1/app/{app.id}/endpoint/{ep.id}/secret"
-    answer = httpx.get(url, headers={"authorization": f"Bearer {read_only}"})
+    answer = httpx.get(url, headers={"authorization": f"Bearer {read_only}"}, timeout=30)
     assert answer.status_code == 403
     assert answer.json()["code"] == "forbidden" and secret not in answer.text
     with pytest.raises(HttpError) as err:
@@ -77,6 +77,7 @@ def test_an_application_has_at_most_the_configured_number_of_endpoints(
         f"{server.url}/api/v1/app/{app.id}/endpoint/new-uid",
         json={"url": "http://127.0.0.1:9/5"},
         headers=auth,
+        timeout=30,
     )
     assert upsert.status_code == 409 and upsert.json()["code"] == "conflict"
     # Updating one that exists is not a new endpoint; another application has its own room.
@@ -84,6 +85,7 @@ def test_an_application_has_at_most_the_configured_number_of_endpoints(
         f"{server.url}/api/v1/app/{app.id}/endpoint/{made[0].id}",
         json={"description": "still fine"},
         headers=auth,
+        timeout=30,
     )
     assert patched.status_code == 200
     svix.endpoint.create(other.id, EndpointIn(url="http://127.0.0.1:9/o"))
