@@ -153,6 +153,10 @@ class Backend(Protocol):
         """A timestamp column as seconds since 1970 (a float)."""
         ...
 
+    def among(self, column: sa.ColumnElement[Any], values: Sequence[str]) -> sa.ColumnElement[bool]:
+        """``column`` is one of ``values``, which may be thousands (retention's batches)."""
+        ...
+
     def server_now(self, local_now: datetime) -> sa.ColumnElement[datetime] | datetime:
         """The clock that times written by several machines are compared on: the server's
         where there is one, else ``local_now``."""

@@ -210,9 +210,10 @@ class RetentionMixin(StoreCore):
             )
             doomed = list(await conn.scalars(doomed_stmt))
             if doomed:
+                among = self.backend.among
                 again = (
                     sa.select(_d.msg_id, _d.status)
-                    .where(_d.msg_id.in_(doomed))
+                    .where(among(_d.msg_id, doomed))
                     .order_by(_d.id)
                     .with_for_update()
                 )
@@ -224,6 +225,9 @@ class RetentionMixin(StoreCore):
                     (t.deliveries, _d.msg_id, "deliveries"),
                     (t.messages, _m.id, "messages"),
                 ):
-                    gone = await conn.execute(table.delete().where(key.in_(doomed)))
+                    # The window's range too: on PostgreSQL it prunes attempts' partitions
+                    # with the ids as one array parameter (Backend.among) as well.
+                    where = (key > after, key <= window_ids[-1], self.backend.among(key, doomed))
+                    gone = await conn.execute(table.delete().where(*where))
                     result[name] += gone.rowcount
         return window_ids[-1]
