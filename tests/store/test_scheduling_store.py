@@ -259,3 +259,53 @@ async def test_gauges_do_not_call_an_open_circuit_late(store: Store) -> None:
     await _queue(store, other_app, 1)
     store.clock = lambda: utcnow() + timedelta(minutes=20)
     assert (await store.queue_gauges())["oldest_due_seconds"] >= 9 * 60
+
+
+async def test_a_claim_of_one_takes_the_earliest_due_lapsed_claim_or_pending(
+    store: Store,
+) -> None:
+    """An endpoint the plan gives one delivery gets its earliest due one, whether that is a
+    pending delivery or a claim whose worker died (SQLite takes the first from the walk
+    itself when no lapsed claim comes before it)."""
+    app_id, ep = await _app_endpoint(store, "one")
+    await _queue(store, app_id, 3)
+    d = t.deliveries.c
+    async with store.engine.connect() as conn:
+        stmt = sa.select(d.id).where(d.endpoint_id == ep).order_by(d.id)
+        first, second, third = list(await conn.scalars(stmt))
+    now = utcnow()
+
+    async def arrange(rows: dict[str, tuple[int, timedelta]]) -> None:
+        async with store.engine.begin() as conn:
+            for dlv, (status, ago) in rows.items():
+                await conn.execute(
+                    t.deliveries.update()
+                    .where(d.id == dlv)
+                    .values(status=status, next_attempt_at=now - ago, lease="old", worker="w")
+                )
+
+    sending, pending = int(MessageStatus.SENDING), int(MessageStatus.PENDING)
+    # A lapsed claim older than every pending delivery comes first ...
+    await arrange(
+        {
+            first: (pending, timedelta(seconds=5)),
+            second: (sending, timedelta(seconds=50)),
+            third: (pending, timedelta(seconds=10)),
+        }
+    )
+    taken = await store.claim_due_deliveries(1, 30, policy=POLICY)
+    assert [c.delivery_id for c in taken] == [second]
+    # ... a pending one due before the lapsed claim ended comes before it ...
+    await arrange(
+        {
+            first: (pending, timedelta(seconds=60)),
+            second: (sending, timedelta(seconds=20)),
+            third: (sending, timedelta(seconds=-30)),  # live: held to the cap of 5
+        }
+    )
+    taken = await store.claim_due_deliveries(1, 30, policy=POLICY)
+    assert [c.delivery_id for c in taken] == [first]
+    # ... and with only a live claim beside it, the due pending one is taken.
+    await arrange({second: (pending, timedelta(seconds=1))})
+    taken = await store.claim_due_deliveries(1, 30, policy=POLICY)
+    assert [c.delivery_id for c in taken] == [second]
