@@ -80,7 +80,11 @@ class HistoryMixin(StoreCore):
                     )
                 )
             else:
-                await conn.execute(t.deliveries.update().where(d.id == found.id).values(**values))
+                await conn.execute(
+                    t.deliveries.update()
+                    .where(d.id == found.id, d.msg_id == msg["id"])
+                    .values(**values)
+                )
             await self._announce_work(conn)
         self._notify_work()
 
