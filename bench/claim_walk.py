@@ -56,7 +56,8 @@ async def _fill(url: str, windows: list[int]) -> None:
         insert = (
             "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count,"
             " trigger_type, next_attempt_at, created_at, updated_at)"
-            " SELECT 'dlv_' || $1 || lpad(n::text, 16, '0'), 'msg_' || $1 || lpad(n::text, 16, '0'),"
+            " SELECT 'dlv_' || $1 || lpad(n::text, 16, '0'),"
+            " 'msg_' || $1 || lpad(n::text, 16, '0'),"
             " 'ep_' || lpad((n % $3 + 1)::text, 27, '0'), 'app_bench', $4, 1, 0, $5, $6, $6"
             " FROM generate_series(1, $2) n"
         )

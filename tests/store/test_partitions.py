@@ -433,15 +433,59 @@ async def test_a_drop_beside_open_ingest_gives_up_soon_and_a_later_pass_drops_it
     assert young in await _left(store, t.messages) and await _orphans(store) == set()
 
 
+async def _every_page(list_page: Any, descending: bool) -> list[str]:
+    seen, iterator = [], None
+    while True:
+        page = await list_page(Page(limit=1, iterator=iterator, descending=descending))
+        seen += [r["id"] for r in page.rows]
+        if page.done:
+            return seen
+        iterator = page.iterator
+
+
 @PG
 async def test_listings_and_resend_across_a_partition_boundary(store: Store) -> None:
     app_id, ep_id = await _app(store)
     today = await _family(store, app_id, ep_id, TODAY_MS + 1000)
     tomorrow = await _family(store, app_id, ep_id, TODAY_MS + DAY_MS + 1000)
     async with store.engine.connect() as conn:
-        where = await conn.execute(sa.text("SELECT tableoid::regclass::text, msg_id FROM attempts"))
-        homes = {msg: part for part, msg in where}
-    assert homes[today] != homes[tomorrow]  # two partitions
+        for table in ("attempts", "deliveries", "messages"):
+            key = "id" if table == "messages" else "msg_id"
+            where = await conn.execute(
+                sa.text(f"SELECT tableoid::regclass::text, {key} FROM {table}")
+            )
+            homes = {msg: part for part, msg in where}
+            assert homes[today] != homes[tomorrow], table  # two partitions of each table
+
+    # Messages page by id across the boundary, both ways; the events feed reads both.
+    for descending in (False, True):
+        seen = await _every_page(lambda page: store.list_messages(app_id, page), descending)
+        assert seen == sorted([today, tomorrow], reverse=descending)
+        seen = await _every_page(
+            lambda page: store.list_attempted_messages(app_id, ep_id, page), descending
+        )
+        assert seen == sorted([today, tomorrow], reverse=descending)
+    first, cursor = await store.poll_events(app_id, None, 1)
+    second, cursor = await store.poll_events(app_id, cursor, 1)
+    assert [r["id"] for r in first + second] == [today, tomorrow]
+    assert (await store.poll_events(app_id, cursor, 1))[0] == []
+
+    # Recover puts the failed deliveries of both windows back in the queue.
+    async with store.engine.begin() as conn:
+        await conn.execute(t.deliveries.update().values(status=int(MessageStatus.FAIL)))
+    task = await store.start_recover(app_id, ep_id, _at(TODAY_MS), None)
+    assert (await store.run_recover(task["id"]))["data"]["recovered"] == 2
+    async with store.engine.connect() as conn:
+        due = dict(
+            (await conn.execute(sa.select(t.deliveries.c.msg_id, t.deliveries.c.status))).all()
+        )
+    assert due == {today: int(MessageStatus.PENDING), tomorrow: int(MessageStatus.PENDING)}
+    claimed = await store.claim_due_deliveries(10, 30)
+    assert sorted(c.msg_id for c in claimed) == [today, tomorrow]  # the floor is today's
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            t.deliveries.update().values(status=int(MessageStatus.SUCCESS), next_attempt_at=None)
+        )
 
     for descending in (False, True):
         seen, iterator = [], None
@@ -464,3 +508,22 @@ async def test_listings_and_resend_across_a_partition_boundary(store: Store) -> 
     assert len(by_msg.rows) == 3
     one = by_msg.rows[0]
     assert (await store.get_attempt(app_id, tomorrow, one["id"]))["id"] == one["id"]
+
+
+@PG
+async def test_the_claim_floor_follows_a_resend_into_an_old_window(store: Store) -> None:
+    """The claim reads the queue only from its floor up (the smallest message id of a
+    queued row), which prunes the old windows' partitions; a resend of a 60-day-old message
+    puts a queued row in an old window, and the next claim takes it."""
+    app_id, ep_id = await _app(store)
+    old = await _family(store, app_id, ep_id, TODAY_MS - 60 * DAY_MS)
+    recent = await _family(store, app_id, ep_id, TODAY_MS + DAY_MS + 10, MessageStatus.PENDING)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            t.deliveries.update()
+            .where(t.deliveries.c.msg_id == recent)
+            .values(next_attempt_at=_at(int(time.time() * 1000)))
+        )
+    assert [c.msg_id for c in await store.claim_due_deliveries(10, 30)] == [recent]
+    await store.resend(app_id, old, ep_id)
+    assert [c.msg_id for c in await store.claim_due_deliveries(10, 30)] == [old]
