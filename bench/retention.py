@@ -241,17 +241,24 @@ def _lay_partitions(conn: sa.Connection, first_ms: int, width_s: float) -> int:
     partitions.ensure makes each window from there to 3 ahead of now. Returns how many
     partitions attempts has."""
     first = partitions.window_start(first_ms, int(width_s * 1000))
+    kept = []
     for table in partitions.TABLES:
         if not partitions.is_partitioned(conn, table):
             continue
         for part in partitions.partitions_of(conn, table):
             name = part["name"]
-            assert conn.scalar(sa.text(f'SELECT count(*) FROM "{name}"')) == 0, name
+            if conn.scalar(sa.text(f'SELECT count(*) FROM "{name}"')):
+                # Rows of today (the set-up's): put back once the windows are laid out.
+                conn.execute(sa.text(f'CREATE TEMP TABLE "keep_{name}" AS TABLE "{name}"'))
+                kept.append((table, f"keep_{name}"))
             conn.execute(sa.text(f'ALTER TABLE {table} DETACH PARTITION "{name}"'))
             conn.execute(sa.text(f'DROP TABLE "{name}"'))
         for sql in partitions.create_statements(table, None, ids.floor_id(ids.MESSAGE, first)):
             conn.execute(sa.text(sql))
     partitions.ensure(conn, width_s, PARTITIONS_AHEAD)
+    for table, keep in kept:
+        conn.execute(sa.text(f'INSERT INTO {table} TABLE "{keep}"'))
+        conn.execute(sa.text(f'DROP TABLE "{keep}"'))
     return len(partitions.partitions_of(conn, "attempts"))
 
 

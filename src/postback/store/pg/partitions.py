@@ -44,7 +44,11 @@ LOCK_TIMEOUT = "2s"  # a DDL waiting on a long reader must not hold writers behi
 # almost every moment and would queue behind a drop waiting for one of them, so those
 # drops give up soon (the next pass tries again); only workers touch attempts.
 DROP_TIMEOUT = {"attempts": "2s", "deliveries": "100ms", "messages": "100ms"}
-EVENT_ID_BATCH = 5000  # message_event_ids rows deleted per transaction before a drop
+EVENT_ID_BATCH = 5000  # message_event_ids rows deleted per transaction after the drops
+# Partitions of one table dropped by one statement: each drop's ACCESS EXCLUSIVE lock on
+# the parent holds ingest back for a moment, so a pass catching up on many windows takes it
+# once per group rather than once a partition.
+DROP_GROUP = 16
 _BOUND = re.compile(r"FROM \((MINVALUE|'([^']*)')\) TO \((MAXVALUE|'([^']*)')\)")
 
 _LIST = sa.text(
@@ -270,29 +274,41 @@ def drop_expired(conn: sa.Connection, now_s: float, default: float) -> Row:
                 continue
             # What the table before still holds: this table's partitions of it stay.
             before = partitions_of(conn, TABLES[n - 1]) if n else []
+            candidates = []
             for part in partitions_of(conn, table):
                 if part["hi"] is None or part["hi"] > cutoff:
                     break  # oldest first: the rest are younger
-                if _overlaps(before, part["lo"], part["hi"]):
-                    continue  # its attempts (or deliveries) are not all gone yet
-                conn.execute(sa.text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
-                if not _try(conn, "SELECT pg_advisory_lock(:k)", k=DROP_LOCK):
-                    return done  # a long resend or reader: the next pass tries again
-                try:
-                    if not part["detaching"] and (
+                if not _overlaps(before, part["lo"], part["hi"]):
+                    candidates.append(part)  # else its attempts (or deliveries) are left
+            if not candidates:
+                continue
+            conn.execute(sa.text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
+            if not _try(conn, "SELECT pg_advisory_lock(:k)", k=DROP_LOCK):
+                return done  # a long resend or reader: the next pass tries again
+            try:
+                doomed = [
+                    part
+                    for part in candidates
+                    if part["detaching"]  # (left detaching by an older version: dropped alike)
+                    or not (
                         _kept_for_longer(conn, part["lo"], part["hi"], now_s, default)
                         or _live_delivery(conn, part["lo"], part["hi"])
-                    ):
-                        continue  # retention's batches remove what may go, row by row
-                    rows = conn.scalar(sa.text(f'SELECT count(*) FROM "{part["name"]}"'))
-                    conn.execute(sa.text(f"SET lock_timeout = '{DROP_TIMEOUT[table]}'"))
-                    # (A partition left detaching by an older version is dropped alike.)
-                    if not _try(conn, f'DROP TABLE "{part["name"]}"'):
+                    )
+                ]  # the kept ones are left to retention's batches, row by row
+                conn.execute(sa.text(f"SET lock_timeout = '{DROP_TIMEOUT[table]}'"))
+                for at in range(0, len(doomed), DROP_GROUP):
+                    group = doomed[at : at + DROP_GROUP]
+                    rows = sum(
+                        int(conn.scalar(sa.text(f'SELECT count(*) FROM "{p["name"]}"')) or 0)
+                        for p in group
+                    )
+                    listed = ", ".join(f'"{p["name"]}"' for p in group)
+                    if not _try(conn, f"DROP TABLE {listed}"):
                         break  # a writer or reader of the table: the next pass tries again
-                finally:
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": DROP_LOCK})
-                done[table] += int(rows or 0)
-                done["partitions"].append(part["name"])
+                    done[table] += rows
+                    done["partitions"] += names(group)
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": DROP_LOCK})
         if is_partitioned(conn, "messages"):
             below = _first_lo(conn, "messages")
             if below:
