@@ -25,6 +25,7 @@ from postback.store.pages import Page
 from postback.store.pg import partitions as p
 from postback.store.store import Store
 from tests.conftest import SECRET_BOX
+from tests.support.polling import eventually_async
 
 DAY_MS = 86_400_000
 PG = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -527,3 +528,29 @@ async def test_the_claim_floor_follows_a_resend_into_an_old_window(store: Store)
     assert [c.msg_id for c in await store.claim_due_deliveries(10, 30)] == [recent]
     await store.resend(app_id, old, ep_id)
     assert [c.msg_id for c in await store.claim_due_deliveries(10, 30)] == [old]
+
+
+@PG
+async def test_an_api_process_makes_the_partitions_ahead(store: Store, database_url: str) -> None:
+    """Ingest writes messages and deliveries, so an API process (no worker beside it) makes
+    the partitions of the next windows at start, as workers do."""
+    from postback.api.app import create_app
+    from postback.config import Settings
+
+    async with store.engine.begin() as conn:  # as if every process had stopped for days
+        for table in p.TABLES:
+            for part in (await conn.run_sync(p.partitions_of, table))[1:]:
+                if p.bound_ms(part["lo"]) > TODAY_MS:
+                    await conn.execute(sa.text(f'DROP TABLE "{part["name"]}"'))
+    assert len(await _partitions(store, "messages")) == 1
+    app = create_app(Settings(database_url=database_url), store, worker=False)
+    async with app.router.lifespan_context(app):
+
+        async def made() -> bool:
+            return all([len(await _partitions(store, table)) >= 4 for table in p.TABLES])
+
+        await eventually_async(made, what="the API process made partitions")
+    _, created = await store.create_message(
+        (await _app(store))[0], {"event_type": "a", "payload": b"{}"}
+    )
+    assert created
