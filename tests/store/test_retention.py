@@ -319,20 +319,19 @@ async def test_deleting_an_application_removes_all_of_its_rows(
     for _ in range(2):
         await _message(store, gone_app, status=MessageStatus.SUCCESS)
     await _message(store, gone_app, status=MessageStatus.PENDING)
+    await store.create_message(
+        gone_app, {"event_type": "a", "payload": b"{}", "event_id": "order-1"}
+    )
     kept = await _message(store, kept_app, status=MessageStatus.SUCCESS)
     await store.create_app_token(gone_app, 3600)
     await store.start_recover(gone_app, gone_ep, NOW, None)
 
     await store.delete_app(gone_app)
+    tables = [t.messages, t.deliveries, t.attempts, t.endpoints, t.app_tokens, t.background_tasks]
+    if store.backend.name == "postgresql":
+        tables.append(t.message_event_ids)  # eventIds are kept beside messages there
     async with store.engine.connect() as conn:
-        for table in (
-            t.messages,
-            t.deliveries,
-            t.attempts,
-            t.endpoints,
-            t.app_tokens,
-            t.background_tasks,
-        ):
+        for table in tables:
             left = await conn.scalar(
                 sa.select(sa.func.count()).select_from(table).where(table.c.app_id == gone_app)
             )
