@@ -10,8 +10,8 @@ day free of messages on each side of the cutoff, so the counts left after the pa
 known exactly however long the bench takes. One old message has a delivery still pending
 (parked, retrying next month): the pass must keep it whole. Ids are ids.py's, made in SQL
 from each row's time, so rows land where the service's own rows of that time would: on
-PostgreSQL in the partition of their day, the partitions laid out as on a database
-migrated before the first of them (store/pg/partitions.py).
+PostgreSQL in the partitions of their day (messages, deliveries and attempts alike), laid
+out as on a database migrated before the first of them (store/pg/partitions.py).
 
 ``bench_retention`` then starts the service (``serve`` on SQLite; ``api`` and a pinned
 ``worker`` on PostgreSQL) with ``POSTBACK_RETENTION_PERIOD`` set to ``KEEP``, drives an
@@ -235,19 +235,30 @@ def _chunks(seg: Segment, size: int) -> Iterator[Segment]:
 
 
 def _lay_partitions(conn: sa.Connection, first_ms: int, width_s: float) -> int:
-    """Partitions of ``attempts`` as on a database migrated before ``first_ms`` whose
-    workers have made theirs every day since: the migration's (empty) ones are replaced by
-    ``attempts_0`` up to ``first_ms``'s window, then partitions.ensure makes each window
-    from there to 3 ahead of now. Returns how many there are."""
-    for part in partitions.partitions_of(conn, "attempts"):
-        name = part["name"]
-        assert conn.scalar(sa.text(f'SELECT count(*) FROM "{name}"')) == 0, name
-        conn.execute(sa.text(f'ALTER TABLE attempts DETACH PARTITION "{name}"'))
-        conn.execute(sa.text(f'DROP TABLE "{name}"'))
+    """Partitions of ``messages``, ``deliveries`` and ``attempts`` as on a database migrated
+    before ``first_ms`` whose processes have made theirs every day since: the migrations'
+    (empty) ones are replaced by ``<table>_0`` up to ``first_ms``'s window, then
+    partitions.ensure makes each window from there to 3 ahead of now. Returns how many
+    partitions attempts has."""
     first = partitions.window_start(first_ms, int(width_s * 1000))
-    for sql in partitions.create_statements("attempts", None, ids.floor_id(ids.MESSAGE, first)):
-        conn.execute(sa.text(sql))
+    kept = []
+    for table in partitions.TABLES:
+        if not partitions.is_partitioned(conn, table):
+            continue
+        for part in partitions.partitions_of(conn, table):
+            name = part["name"]
+            if conn.scalar(sa.text(f'SELECT count(*) FROM "{name}"')):
+                # Rows of today (the set-up's): put back once the windows are laid out.
+                conn.execute(sa.text(f'CREATE TEMP TABLE "keep_{name}" AS TABLE "{name}"'))
+                kept.append((table, f"keep_{name}"))
+            conn.execute(sa.text(f'ALTER TABLE {table} DETACH PARTITION "{name}"'))
+            conn.execute(sa.text(f'DROP TABLE "{name}"'))
+        for sql in partitions.create_statements(table, None, ids.floor_id(ids.MESSAGE, first)):
+            conn.execute(sa.text(sql))
     partitions.ensure(conn, width_s, PARTITIONS_AHEAD)
+    for table, keep in kept:
+        conn.execute(sa.text(f'INSERT INTO {table} TABLE "{keep}"'))
+        conn.execute(sa.text(f'DROP TABLE "{keep}"'))
     return len(partitions.partitions_of(conn, "attempts"))
 
 

@@ -98,9 +98,9 @@ class Settings:
     partition_width: float = field(
         default=86400.0,
         metadata={
-            "help": "PostgreSQL: the time each partition of attempts covers (by its "
-            "message's creation), e.g. '1d', 1h to 31d; workers keep the next 3 made ahead "
-            "and retention drops whole ones"
+            "help": "PostgreSQL: the time each partition of messages, deliveries and "
+            "attempts covers (by the message's creation), e.g. '1d', 1h to 31d; workers "
+            "and API processes keep the next 3 made ahead and retention drops whole ones"
         },
     )
     request_timeout: float = field(

@@ -132,11 +132,18 @@ async def test_a_batch_that_commits_late_holds_the_feed_back_and_is_never_skippe
         blocker = await asyncpg.connect(database_url)
         try:
             await blocker.execute("BEGIN")
+            blocking_id = ids.new_id(ids.MESSAGE)
             await blocker.execute(
                 "INSERT INTO messages (id, app_id, event_type, event_id, created_at)"
                 " VALUES ($1, $2, 'e', 'dup', now())",
-                ids.new_id(ids.MESSAGE),
+                blocking_id,
                 app["id"],
+            )
+            # The eventId's claim, as ingest makes it: A's claim of it waits for this one.
+            await blocker.execute(
+                "INSERT INTO message_event_ids (app_id, event_id, msg_id) VALUES ($1, 'dup', $2)",
+                app["id"],
+                blocking_id,
             )
             blocking_xid = await blocker.fetchval("SELECT txid_current()")
             values = {"event_type": "e", "payload": b'{"m":"A"}', "event_id": "dup"}

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from postback import ids
 from postback.domain import AttemptResult, ClaimedDelivery, RetrySchedule, utcnow
 from postback.signing import generate_secret
 from postback.store import schema as t
@@ -149,7 +150,7 @@ async def test_a_message_written_while_its_keys_head_finishes_is_the_head(
     assert nxt.msg_id == second
     # The writer first: it holds the key's busy head while the recorder finishes it.
     row = {
-        "id": "msg_written_meanwhile",
+        "id": ids.new_id(ids.MESSAGE),
         "app_id": app_id,
         "event_type": "invoice.paid",
         "event_id": None,

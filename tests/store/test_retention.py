@@ -134,9 +134,12 @@ async def test_a_pass_out_of_time_resumes_where_it_stopped(
     msgs = [await _message(store, app_id, status=MessageStatus.SUCCESS) for _ in range(3)]
     clock[0] = NOW + timedelta(days=91)
     first = await store.run_retention(DEFAULT, max_seconds=0)
-    assert first is not None and not first["complete"] and first["messages"] == 0
-    # PostgreSQL drops the attempts' whole partition first, whatever the time left.
-    assert first["attempts"] == (3 if first["partitions_dropped"] else 0)
+    assert first is not None and not first["complete"]
+    # PostgreSQL drops the window's whole partitions first (attempts, deliveries, messages),
+    # whatever the time left; the batches had none.
+    dropped = bool(first["partitions_dropped"])
+    assert first["attempts"] == (3 if dropped else 0)
+    assert first["messages"] >= 3 if dropped else first["messages"] == 0
     assert first["resume_after"] == ""
     second = await store.run_retention(DEFAULT)  # due again at once, from where it was
     assert second is not None and second["complete"]
@@ -178,6 +181,76 @@ async def test_a_delivery_made_pending_while_a_pass_waits_keeps_its_message(
     assert result is not None and result["attempts"] == 1  # the other message's
     assert await _left(store, t.messages) == {raced}
     assert other not in await _left(store, t.deliveries)
+
+
+async def _row_lock_waits(store: Store) -> bool:
+    """Whether a session of this database waits for another's row lock."""
+    async with store.engine.connect() as conn:
+        waits = await conn.scalar(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'transactionid'"
+                " AND datname = current_database()"
+            )
+        )
+    return bool(waits)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_resend_racing_a_batch_never_leaves_a_delivery_without_its_message(
+    store: Store, clock: list[datetime]
+) -> None:
+    """Nothing references ``messages`` on PostgreSQL (its partitions are dropped whole), so
+    no foreign key's check makes a resend's new delivery wait for a batch removing its
+    message: the resend locks the message FOR KEY SHARE itself (Store._get_message). The
+    resend first: the batch waits, then reads the new delivery and keeps the message. The
+    batch first: the resend waits, then finds no message and writes nothing."""
+    app_id, _ = await _app(store)
+    kept = await _message(store, app_id, status=MessageStatus.SUCCESS)
+    gone = await _message(store, app_id, status=MessageStatus.SUCCESS)
+    later = await store.create_endpoint(  # the messages have no delivery to it yet
+        app_id, {"url": "http://127.0.0.1:9/later", "secret": generate_secret()}
+    )
+    clock[0] = NOW + timedelta(days=91)
+    async with store.engine.connect() as resend:
+        await store.backend.hold_partition_drops(resend)  # as Store.resend does
+        await store._get_message(resend, app_id, kept, lock=True)
+        await resend.execute(
+            t.deliveries.insert().values(
+                id=ids.new_id(ids.DELIVERY),
+                msg_id=kept,
+                endpoint_id=later["id"],
+                app_id=app_id,
+                status=int(MessageStatus.PENDING),
+                attempt_count=0,
+                trigger_type=1,
+                next_attempt_at=clock[0],
+                created_at=clock[0],
+                updated_at=clock[0],
+            )
+        )
+        passing = asyncio.create_task(store.run_retention(DEFAULT, every=0))
+        await eventually_async(lambda: _row_lock_waits(store), what="the batch waits")
+        await resend.commit()
+    result = await passing
+    assert result is not None
+    assert kept in await _left(store, t.messages)
+    assert gone not in await _left(store, t.messages)
+
+    # The batch first, as _remove_batch locks and deletes; its delivery went with it.
+    third = (await store.create_message(app_id, {"event_type": "a", "payload": b"{}"}))[0]["id"]
+    async with store.engine.connect() as batch:
+        m, d = t.messages.c, t.deliveries.c
+        await batch.execute(sa.select(m.id).where(m.id == third).with_for_update(of=t.messages))
+        await batch.execute(t.deliveries.delete().where(d.msg_id == third))
+        await batch.execute(t.messages.delete().where(m.id == third))
+        resending = asyncio.create_task(store.resend(app_id, third, later["id"]))
+        await eventually_async(lambda: _row_lock_waits(store), what="the resend waits")
+        await batch.commit()
+    with pytest.raises(NotFound):
+        await resending
+    assert third not in await _left(store, t.deliveries)
+    deliveries = await _left(store, t.deliveries)
+    assert deliveries <= await _left(store, t.messages)  # none without its message
 
 
 async def test_erasure_keeps_a_tombstone_and_nothing_of_the_content(
@@ -246,20 +319,19 @@ async def test_deleting_an_application_removes_all_of_its_rows(
     for _ in range(2):
         await _message(store, gone_app, status=MessageStatus.SUCCESS)
     await _message(store, gone_app, status=MessageStatus.PENDING)
+    await store.create_message(
+        gone_app, {"event_type": "a", "payload": b"{}", "event_id": "order-1"}
+    )
     kept = await _message(store, kept_app, status=MessageStatus.SUCCESS)
     await store.create_app_token(gone_app, 3600)
     await store.start_recover(gone_app, gone_ep, NOW, None)
 
     await store.delete_app(gone_app)
+    tables = [t.messages, t.deliveries, t.attempts, t.endpoints, t.app_tokens, t.background_tasks]
+    if store.backend.name == "postgresql":
+        tables.append(t.message_event_ids)  # eventIds are kept beside messages there
     async with store.engine.connect() as conn:
-        for table in (
-            t.messages,
-            t.deliveries,
-            t.attempts,
-            t.endpoints,
-            t.app_tokens,
-            t.background_tasks,
-        ):
+        for table in tables:
             left = await conn.scalar(
                 sa.select(sa.func.count()).select_from(table).where(table.c.app_id == gone_app)
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -142,6 +143,25 @@ ERRORS = {
 }
 
 
+log = logging.getLogger("postback.api")
+PARTITIONS_EVERY = 60.0  # seconds between an API process's checks of the time partitions
+
+
+async def keep_partitions(store: Store, width: float, every: float = PARTITIONS_EVERY) -> None:
+    """PostgreSQL: ingest writes messages and deliveries, which are partitioned by time, so
+    an API process makes the partitions of the next windows too, at start and every
+    ``every`` seconds, as workers do (the first to come makes them; SQLite: nothing)."""
+    while True:
+        try:
+            made = await store.ensure_partitions(width)
+        except Exception as exc:  # the next round tries again; a write missing one does too
+            log.warning("making time partitions failed (%s); will try again", exc)
+        else:
+            if made:
+                log.info("made %d time partitions ahead", made)
+        await asyncio.sleep(every)
+
+
 def create_app(settings: Settings, store: Store | None = None, *, worker: bool = False) -> FastAPI:
     """The ASGI app. ``store`` is opened from settings when not given; ``worker=True`` runs
     the delivery worker inside the same process (``postback serve``)."""
@@ -156,14 +176,24 @@ def create_app(settings: Settings, store: Store | None = None, *, worker: bool =
         )
         task: asyncio.Task[Any] | None = None
         runner = None
-        if worker:
+        partitions: asyncio.Task[None] | None = None
+        if worker:  # it makes them itself
             from postback.delivery.worker import Worker
 
             runner = Worker(app.state.store, settings)
             task = asyncio.create_task(runner.run(), name="postback-worker")
+        else:
+            partitions = asyncio.create_task(
+                keep_partitions(app.state.store, settings.partition_width),
+                name="postback-partitions",
+            )
         try:
             yield
         finally:
+            if partitions is not None:
+                partitions.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await partitions
             if runner is not None and task is not None:
                 runner.stop()
                 await task

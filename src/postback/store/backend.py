@@ -209,8 +209,27 @@ class Backend(Protocol):
 
     async def drop_expired_partitions(self, now: datetime, default: float) -> Row:
         """Drop the whole partitions past the ``default`` period that nothing keeps (a
-        live delivery, an application's longer period): ``{"attempts": rows removed,
-        "partitions": names}``; nothing where tables are not partitioned."""
+        live delivery, an application's longer period): rows removed per table
+        (``messages``, ``deliveries``, ``attempts``) and ``partitions``, their names;
+        nothing where tables are not partitioned."""
+        ...
+
+    def event_id_is(
+        self, app: str | sa.ColumnElement[Any], event_id: str
+    ) -> sa.ColumnElement[bool]:
+        """A condition on ``messages``: the message of ``app`` (an id, or a subquery of
+        ids) that took ``event_id``. Where messages are partitioned the eventIds are kept
+        beside them (``message_event_ids``), one index probe instead of one a partition."""
+        ...
+
+    async def claim_event_id(self, conn: AsyncConnection, row: Row) -> bool:
+        """The general path: take the message ``row``'s eventId for it in ``conn``'s
+        transaction; False if another message has it (that one's transaction committed)."""
+        ...
+
+    async def forget_event_ids(self, conn: AsyncConnection, msg_ids: Sequence[str]) -> None:
+        """Retention's batches: the eventIds of these messages, which are being removed,
+        go with them."""
         ...
 
 

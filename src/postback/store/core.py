@@ -117,15 +117,22 @@ class StoreCore:
             raise NotFound(f"endpoint {id_or_uid!r} not found")
         return dict(row._mapping) | {"secret": self._unseal(row.secret, row.id)}
 
-    async def _get_message(self, conn: AsyncConnection, app_id: str, msg_id: str) -> Row:
-        if not ids.has_prefix(msg_id, ids.MESSAGE):
-            # Svix lets a message be addressed by its eventId too.
-            found = await self._message_by_event_id(conn, app_id, msg_id)
-            if found is None:
-                raise NotFound(f"message {msg_id!r} not found")
-            return found
+    async def _get_message(
+        self, conn: AsyncConnection, app_id: str, msg_id: str, *, lock: bool = False
+    ) -> Row:
+        """The message (by id or eventId). ``lock``: FOR KEY SHARE until commit, as a
+        foreign key's check would, for a transaction about to give it a new delivery:
+        retention's batch locks the messages it removes FOR UPDATE, so the two wait for
+        each other and the new delivery is never left without its message (nothing
+        references ``messages`` on PostgreSQL, whose partitions are dropped whole)."""
         c = t.messages.c
-        stmt = sa.select(t.messages).where(c.app_id == app_id, c.id == msg_id)
+        if ids.has_prefix(msg_id, ids.MESSAGE):
+            where = sa.and_(c.app_id == app_id, c.id == msg_id)
+        else:  # Svix lets a message be addressed by its eventId too.
+            where = self.backend.event_id_is(app_id, msg_id)
+        stmt = sa.select(t.messages).where(where)
+        if lock:
+            stmt = stmt.with_for_update(read=True, key_share=True, of=t.messages)
         row = (await conn.execute(stmt)).first()
         if row is None:
             raise NotFound(f"message {msg_id!r} not found")
@@ -134,8 +141,7 @@ class StoreCore:
     async def _message_by_event_id(
         self, conn: AsyncConnection, app_id: str, event_id: str
     ) -> Row | None:
-        c = t.messages.c
-        stmt = sa.select(t.messages).where(c.app_id == app_id, c.event_id == event_id)
+        stmt = sa.select(t.messages).where(self.backend.event_id_is(app_id, event_id))
         row = (await conn.execute(stmt)).first()
         return dict(row._mapping) if row else None
 

@@ -125,8 +125,8 @@ class DashboardMixin(StoreCore):
         if event_type:
             stmt = stmt.where(_m.event_type == event_type)
         if ref:
-            # (app_id, id) and (app_id, event_id) are both indexed: at most two rows match.
-            stmt = stmt.where(sa.or_(_m.id == ref, _m.event_id == ref))
+            # (app_id, id) and the eventIds are both indexed: at most two rows match.
+            stmt = stmt.where(sa.or_(_m.id == ref, self.backend.event_id_is(app_id, ref)))
         if status is not None:
             wanted = [int(status)]
             if status is MessageStatus.PENDING:
@@ -224,12 +224,12 @@ class DashboardMixin(StoreCore):
             _apps.name.label("app_name"),
         )
         visible = _m.app_id != OPERATIONAL_APP_ID
-        # Two lookups, each on an index: the primary key, and (app_id, event_id) probed once
-        # per application (an OR of the two, or eventId alone, would scan every message).
+        # Two lookups, each on an index: the primary key, and the eventIds probed once per
+        # application (an OR of the two, or eventId alone, would scan every message).
         every_app = sa.select(_apps.id).scalar_subquery()
         lookups = (
             (_m.id == ref, visible),
-            (_m.app_id.in_(every_app), _m.event_id == ref, visible),
+            (self.backend.event_id_is(every_app, ref), visible),
         )
         joined = sa.select(*columns).join(t.applications, _apps.id == _m.app_id)
         found: dict[str, Row] = {}

@@ -36,7 +36,7 @@ class HistoryMixin(StoreCore):
         now = self.clock()
         async with self.engine.begin() as conn:
             await self.backend.hold_partition_drops(conn)  # an old message may be sent again
-            msg = await self._get_message(conn, app_id, msg_id)
+            msg = await self._get_message(conn, app_id, msg_id, lock=True)
             ep = await self._get_endpoint(conn, app_id, endpoint_id)
             d = t.deliveries.c
             found = (
@@ -80,7 +80,11 @@ class HistoryMixin(StoreCore):
                     )
                 )
             else:
-                await conn.execute(t.deliveries.update().where(d.id == found.id).values(**values))
+                await conn.execute(
+                    t.deliveries.update()
+                    .where(d.id == found.id, d.msg_id == msg["id"])
+                    .values(**values)
+                )
             await self._announce_work(conn)
         self._notify_work()
 

@@ -84,17 +84,24 @@ class MessagesMixin(StoreCore):
                 if existing is not None:
                     return existing, False
             queued = await self._insert_message(conn, row, only_endpoint)
+            if queued is None:  # the eventId was taken meanwhile, by a message committed since
+                existing = await self._message_by_event_id(conn, app_id, row["event_id"])
+                if existing is None:  # pragma: no cover - removed since
+                    raise NotFound(f"message with eventId {row['event_id']!r} not found")
+                return existing, False
         if queued:
             self._notify_work()
         return row, True
 
     async def _insert_message(
         self, conn: AsyncConnection, row: Row, only_endpoint: str | None = None
-    ) -> int:
+    ) -> int | None:
         """Insert a message and one delivery per endpoint that wants it; returns how many
-        are queued."""
+        are queued (None: its eventId is another message's, and nothing was written)."""
         if row["app_id"] != OPERATIONAL_APP_ID:  # it has no feed (see store/events.py)
             await self.backend.register_feed_writer(conn)
+        if row.get("event_id") is not None and not await self.backend.claim_event_id(conn, row):
+            return None
         await conn.execute(self.backend.message_insert, row)
         if only_endpoint is not None:
             # A test event goes to this endpoint whatever its filters say.

@@ -53,7 +53,7 @@ class OperationalMixin(StoreCore):
 
         async def _insert_message(
             self, conn: AsyncConnection, row: Row, only_endpoint: str | None = None
-        ) -> int: ...
+        ) -> int | None: ...
 
         async def _pause_deliveries(
             self, conn: AsyncConnection, ep_id: str, *, paused: bool
@@ -74,7 +74,7 @@ class OperationalMixin(StoreCore):
             "created_at": now,
             "deliver_at": None,
         }
-        return await self._insert_message(conn, row)
+        return await self._insert_message(conn, row) or 0  # no eventId: never None
 
     async def _emit_endpoint_event(
         self, conn: AsyncConnection, event_type: str, ep: Row, **extra: Any

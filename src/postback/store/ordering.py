@@ -120,7 +120,12 @@ class OrderingMixin(StoreCore):
         in_hand = sa.and_(_d.status == MessageStatus.SENDING, _d.next_attempt_at > now)
         done = await conn.execute(
             t.deliveries.update()
-            .where(_d.id == head["id"], _d.status.in_(_UNFINISHED), sa.not_(in_hand))
+            .where(
+                _d.id == head["id"],
+                _d.msg_id == head["msg_id"],
+                _d.status.in_(_UNFINISHED),
+                sa.not_(in_hand),
+            )
             .values(**values, updated_at=now)
         )
         if done.rowcount == 0:

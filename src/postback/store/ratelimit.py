@@ -61,7 +61,7 @@ class RateLimitMixin(StoreCore):
             if r.app_throttle_rate and r.app_id in app_next:
                 app_next[r.app_id] = slot + timedelta(seconds=1 / r.app_throttle_rate)
             if slot > now:
-                postponed.append({"b_id": r.id, "b_slot": slot})
+                postponed.append({"b_id": r.id, "b_msg": r.msg_id, "b_slot": slot})
         if ep_next:
             await conn.execute(
                 t.endpoints.update()
@@ -79,7 +79,12 @@ class RateLimitMixin(StoreCore):
         if postponed:
             await conn.execute(
                 t.deliveries.update()
-                .where(d.id == sa.bindparam("b_id"), d.lease == lease)
+                # Its message's id too: one partition's key, not every partition's.
+                .where(
+                    d.id == sa.bindparam("b_id"),
+                    d.msg_id == sa.bindparam("b_msg"),
+                    d.lease == lease,
+                )
                 .values(
                     status=MessageStatus.PENDING,
                     next_attempt_at=sa.bindparam("b_slot"),

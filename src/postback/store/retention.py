@@ -74,7 +74,8 @@ class RetentionMixin(StoreCore):
         complete = False
         try:
             dropped = await self.backend.drop_expired_partitions(started, default_seconds)
-            result["attempts"] += dropped["attempts"]
+            for table in TABLES:
+                result[table] += dropped.get(table, 0)
             result["partitions_dropped"] = dropped["partitions"]
             complete, after = await self._remove_expired(
                 default_seconds, started, after, max_seconds, result
@@ -225,6 +226,7 @@ class RetentionMixin(StoreCore):
                 revived = {r.msg_id for r in await conn.execute(again) if r.status in _LIVE}
                 doomed = [m for m in doomed if m not in revived]
             if doomed:
+                await self.backend.forget_event_ids(conn, doomed)
                 for table, key, name in (
                     (t.attempts, _a.msg_id, "attempts"),
                     (t.deliveries, _d.msg_id, "deliveries"),

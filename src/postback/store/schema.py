@@ -177,6 +177,11 @@ endpoints = sa.Table(
     sa.UniqueConstraint("app_id", "uid"),
 )
 
+# On PostgreSQL partitioned by RANGE (id), deliveries and attempts by RANGE (msg_id), on
+# the same windows of message ids (store/pg/partitions.py, migrations 0017 and 0019). There
+# nothing references messages (a referenced partition cannot be dropped) and the eventId
+# is unique through message_event_ids (a partitioned unique index must hold the partition
+# key); what is written here is what SQLite has.
 messages = sa.Table(
     "messages",
     metadata,
@@ -221,12 +226,29 @@ messages = sa.Table(
     ),
 )
 
+# PostgreSQL only (migration 0019): each application's eventIds and the message that took
+# each, claimed in the transaction that inserts the message; its rows go with their messages.
+message_event_ids = sa.Table(
+    "message_event_ids",
+    metadata,
+    sa.Column(
+        "app_id",
+        sa.String(40),
+        sa.ForeignKey("applications.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("event_id", sa.String(256), primary_key=True),
+    sa.Column("msg_id", sa.String(40), nullable=False, index=True),
+)
+
 # One row per (message, endpoint): the queue. next_attempt_at is when it is due; a claim
 # pushes it forward by the lease, so an abandoned claim simply becomes due again.
 # NULL once the delivery is final (succeeded, failed, canceled) or paused, and while it is
 # parked: a delivery due more than PARK_AHEAD from now (a late retry, a message scheduled
 # for tomorrow) waits in wake_at instead, out of the index claims walk, until a worker
 # moves it back (Store.wake_parked).
+# On PostgreSQL keyed (id, msg_id), partitioned like attempts, with one more index,
+# (msg_id) where next_attempt_at is not null: the claim's floor (store/pg/queue.py).
 # ix_deliveries_heads' rows; a query must repeat these terms for the index to serve it.
 HEADS_WHERE = "head AND status IN (1, 3) AND next_attempt_at IS NOT NULL"
 deliveries = sa.Table(

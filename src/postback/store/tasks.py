@@ -63,7 +63,7 @@ class TasksMixin(StoreCore):
                 async with self.engine.begin() as conn:
                     await self.backend.hold_partition_drops(conn)  # old deliveries revive
                     pick = (
-                        sa.select(d.id)
+                        sa.select(d.id, d.msg_id)
                         .where(
                             d.endpoint_id == data["endpointId"],
                             d.status == MessageStatus.FAIL,
@@ -73,12 +73,15 @@ class TasksMixin(StoreCore):
                     )
                     if until is not None:
                         pick = pick.where(d.created_at < until)
-                    batch = [r.id for r in await conn.execute(pick)]
+                    picked = (await conn.execute(pick)).all()
+                    batch = [r.id for r in picked]
+                    # Their message ids too: they prune deliveries' partitions.
+                    theirs = d.msg_id.in_(sorted({r.msg_id for r in picked}))
                     if batch:
                         now = self.clock()
                         await conn.execute(
                             t.deliveries.update()
-                            .where(d.id.in_(batch))
+                            .where(d.id.in_(batch), theirs)
                             .values(
                                 status=MessageStatus.PENDING,
                                 next_attempt_at=now,
@@ -91,7 +94,7 @@ class TasksMixin(StoreCore):
                         )
                         # Back at their messages' places: an old one may be its key's head.
                         keys = sa.select(d.ordering_key).where(
-                            d.id.in_(batch), d.ordering_key.is_not(None)
+                            d.id.in_(batch), theirs, d.ordering_key.is_not(None)
                         )
                         found = [k for (k,) in await conn.execute(keys.distinct())]
                         if found:

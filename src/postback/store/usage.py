@@ -111,6 +111,9 @@ class UsageMixin(StoreCore):
             .where(_m.app_id == app_id, _m.id > after, _m.created_at >= since, ~already.exists())
             .order_by(_m.id)
             .limit(REPLAY_BATCH)
+            # As a foreign key's check would: a retention batch removing one of them waits,
+            # or has removed it (store/core.py, _get_message).
+            .with_for_update(read=True, key_share=True, of=t.messages)
         )
         if until is not None:
             stmt = stmt.where(_m.created_at < until)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from postback.store import schema as t
 from postback.store.backend import Claimed, Success, Written
@@ -26,6 +27,15 @@ Row = dict[str, Any]
 WORK_CHANNEL = "postback_work"
 _NOTIFY = sa.text("SELECT pg_notify(:c, '')")
 _SIZES = partitions.table_sizes_sql()
+_ev = t.message_event_ids
+_CLAIM_EVENT_ID = (
+    pg_insert(_ev)
+    .values(
+        app_id=sa.bindparam("app_id"), event_id=sa.bindparam("event_id"), msg_id=sa.bindparam("id")
+    )
+    .on_conflict_do_nothing(index_elements=[_ev.c.app_id, _ev.c.event_id])
+    .returning(_ev.c.msg_id)
+)
 _HOLD_DROPS = sa.text(f"SELECT pg_advisory_xact_lock_shared({partitions.DROP_LOCK})")
 
 
@@ -41,9 +51,15 @@ class PostgresBackend:
         self.engine = engine
         self._spare = queue.SpareHeads()
         self._lease = queue.LeaseFunction()
+        # The partition width and lead this process last made partitions with (the
+        # setting's default until it has): ingest makes missing ones with them.
+        self._partitions = (86400.0, 3)
 
     async def write_messages(self, items: list[tuple[Row, bool]]) -> Written:
-        return await ingest.write_messages(self.engine, items)
+        return await ingest.write_messages(self.engine, items, self._ensure_again)
+
+    async def _ensure_again(self) -> None:
+        await self.ensure_partitions(*self._partitions)
 
     async def claim(
         self,
@@ -145,6 +161,7 @@ class PostgresBackend:
         return {r.relname: {"rows": max(int(r.reltuples), 0), "bytes": int(r.bytes)} for r in found}
 
     async def ensure_partitions(self, width: float, ahead: int) -> int:
+        self._partitions = (width, ahead)
         async with self.engine.begin() as conn:
             return await conn.run_sync(partitions.ensure, width, ahead)
 
@@ -156,3 +173,23 @@ class PostgresBackend:
             # Each drop its own short transaction, under a session advisory lock.
             auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
             return await auto.run_sync(partitions.drop_expired, now.timestamp(), default)
+
+    def event_id_is(
+        self, app: str | sa.ColumnElement[Any], event_id: str
+    ) -> sa.ColumnElement[bool]:
+        m, ev = t.messages.c, _ev.c
+        if isinstance(app, str):
+            mine, theirs = m.app_id == app, ev.app_id == app
+        else:
+            mine, theirs = m.app_id.in_(app), ev.app_id.in_(app)
+        taken = sa.select(ev.msg_id).where(theirs, ev.event_id == event_id)
+        return sa.and_(mine, m.id.in_(taken))
+
+    async def claim_event_id(self, conn: AsyncConnection, row: Row) -> bool:
+        if row.get("event_id") is None:
+            return True
+        params = {"app_id": row["app_id"], "event_id": row["event_id"], "id": row["id"]}
+        return (await conn.execute(_CLAIM_EVENT_ID, params)).first() is not None
+
+    async def forget_event_ids(self, conn: AsyncConnection, msg_ids: Sequence[str]) -> None:
+        await conn.execute(_ev.delete().where(self.among(_ev.c.msg_id, msg_ids)))

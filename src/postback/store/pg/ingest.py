@@ -13,6 +13,7 @@ in between), each message is tried alone, so only its own caller sees its error.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -23,6 +24,7 @@ from postback.store.core import OPERATIONAL_APP_ID
 from postback.store.errors import NotFound, is_outage
 from postback.store.group_commit import SEEN
 from postback.store.pg.feed import REGISTER_FEED_WRITER
+from postback.store.pg.partitions import missing_partition
 from postback.store.pg.raw import raw_connection
 from postback.store.routing import RoutedEndpoint, route
 
@@ -62,16 +64,35 @@ ORDER BY o.endpoint_id, o.ordering_key, o.seq, o.id LIMIT 1 FOR SHARE
 _WRITE = f"""
 WITH lk AS MATERIALIZED (SELECT {REGISTER_FEED_WRITER}),
 xid AS MATERIALIZED (SELECT pg_current_xact_id()::text::bigint AS tx FROM lk),
+u AS MATERIALIZED (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[],
+                         $6::jsonb[], $7::jsonb[], $8::timestamptz[], $9::timestamptz[],
+                         $10::timestamptz[], $13::text[], $14::text[], $15::text[])
+        WITH ORDINALITY AS u(id, app_id, event_type, event_id, payload, channels, tags,
+                             created_at, deliver_at, expunge_at, trace_context, product,
+                             ordering_key, n)
+),
+e AS (
+    -- eventId dedupe (messages is partitioned: no unique index of its own can hold it).
+    -- The first of a batch's messages with one eventId claims it, as the first insert did
+    -- under ON CONFLICT DO NOTHING; a message whose eventId is taken is not written.
+    INSERT INTO message_event_ids (app_id, event_id, msg_id)
+    SELECT DISTINCT ON (u.app_id, u.event_id) u.app_id, u.event_id, u.id
+    FROM u CROSS JOIN xid
+    WHERE u.event_id IS NOT NULL
+    ORDER BY u.app_id, u.event_id, u.n
+    ON CONFLICT (app_id, event_id) DO NOTHING
+    RETURNING msg_id
+),
 m AS (
     INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags,
                           created_at, deliver_at, expunge_at, trace_context, product,
                           ordering_key, tx)
-    SELECT u.*, xid.tx
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[],
-                $6::jsonb[], $7::jsonb[], $8::timestamptz[], $9::timestamptz[],
-                $10::timestamptz[], $13::text[], $14::text[], $15::text[]) AS u
-    CROSS JOIN xid
-    ON CONFLICT (app_id, event_id) DO NOTHING
+    SELECT u.id, u.app_id, u.event_type, u.event_id, u.payload, u.channels, u.tags,
+           u.created_at, u.deliver_at, u.expunge_at, u.trace_context, u.product,
+           u.ordering_key, xid.tx
+    FROM u CROSS JOIN xid
+    WHERE u.event_id IS NULL OR u.id IN (SELECT msg_id FROM e)
     RETURNING id, seq
 ), d AS (
     INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count,
@@ -105,11 +126,20 @@ def _text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-async def write_messages(engine: AsyncEngine, items: list[tuple[Row, bool]]) -> Written:
-    """Backend.write_messages on PostgreSQL (see the module doc)."""
+async def write_messages(
+    engine: AsyncEngine,
+    items: list[tuple[Row, bool]],
+    ensure: Callable[[], Awaitable[Any]] | None = None,
+) -> Written:
+    """Backend.write_messages on PostgreSQL (see the module doc). A write finding no
+    partition for its rows (every process making them stopped for longer than they were
+    made ahead, a clock far off) makes them with ``ensure`` and is tried once more."""
     try:
         return await _write(engine, items)
     except Exception as exc:
+        if ensure is not None and missing_partition(exc):
+            await ensure()
+            return await write_messages(engine, items)
         if len(items) == 1 or is_outage(exc):
             raise
     outcomes: list[Any] = []

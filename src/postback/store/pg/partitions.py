@@ -1,17 +1,20 @@
-"""Time partitions on PostgreSQL: ``attempts`` is range-partitioned by its message's id.
+"""Time partitions on PostgreSQL: ``messages`` is range-partitioned by its id,
+``deliveries`` and ``attempts`` by their message's id, on identical windows.
 
-Ids sort by creation time (ids.py), so a range of message ids is a range of time: the
-partition for a window holds the attempts of the messages created in it, however late they
-were made (a retry, a resend). A message's attempts therefore live in one partition, and
-dropping the partition of a window removes exactly the attempts of that window's messages,
-as retention's batches would, without a DELETE.
+Ids sort by creation time (ids.py), so a range of message ids is a range of time: a
+window's three partitions hold the messages created in it and their deliveries and
+attempts, however late those were made (a retry, a resend). Dropping a window's partitions
+(attempts, then deliveries, then messages) removes exactly that window's history, as
+retention's batches would, without a DELETE.
 
-Partitions are contiguous: the first (``attempts_0``, the table as it was before migration
-0017) runs from MINVALUE; each one after it starts where the last ended (the *frontier*)
-and ends on a multiple of the width (POSTBACK_PARTITION_WIDTH) since the epoch. Creating
-them is idempotent and safe from any number of processes at once: under one transaction
-advisory lock, the frontier is read again and only what is missing is made. A new partition
-is made empty and then attached, which takes only SHARE UPDATE EXCLUSIVE on ``attempts``:
+Partitions are contiguous: the first of each table (``<table>_0``, the table as it was
+before its conversion, migrations 0017 and 0019) runs from MINVALUE; each one after it
+starts where the last ended (the table's *frontier*) and ends on a multiple of the width
+(POSTBACK_PARTITION_WIDTH) since the epoch, so the three tables' later windows coincide
+(attempts' first ones, older than messages_0's end, are finer). Creating them is
+idempotent and safe from any number of processes at once: under one transaction advisory
+lock, the frontiers are read again and only what is missing is made. A new partition is
+made empty and then attached, which takes only SHARE UPDATE EXCLUSIVE on its parent:
 inserts and reads go on meanwhile.
 """
 
@@ -28,13 +31,24 @@ import sqlalchemy as sa
 from postback import ids
 
 Row = dict[str, Any]
-TABLES = ("attempts",)  # the partitioned tables, in the order their partitions are dropped
-KEY = {"attempts": "msg_id"}
+# The partitioned tables, in the order a window's partitions are dropped: no row outlives
+# the message it belongs to.
+TABLES = ("attempts", "deliveries", "messages")
+KEY = {"attempts": "msg_id", "deliveries": "msg_id", "messages": "id"}
 # Any fixed numbers: partition creation, and drops against revivals (resend, recover,
 # replay take the shared side, so no old delivery becomes pending while a drop decides).
 ENSURE_LOCK = 0x70617274
 DROP_LOCK = 0x64726F70
 LOCK_TIMEOUT = "2s"  # a DDL waiting on a long reader must not hold writers behind it
+# A drop takes ACCESS EXCLUSIVE on the parent: ingest writes messages and deliveries at
+# almost every moment and would queue behind a drop waiting for one of them, so those
+# drops give up soon (the next pass tries again); only workers touch attempts.
+DROP_TIMEOUT = {"attempts": "2s", "deliveries": "100ms", "messages": "100ms"}
+EVENT_ID_BATCH = 5000  # message_event_ids rows deleted per transaction after the drops
+# Partitions of one table dropped by one statement: each drop's ACCESS EXCLUSIVE lock on
+# the parent holds ingest back for a moment, so a pass catching up on many windows takes it
+# once per group rather than once a partition.
+DROP_GROUP = 16
 _BOUND = re.compile(r"FROM \((MINVALUE|'([^']*)')\) TO \((MAXVALUE|'([^']*)')\)")
 
 _LIST = sa.text(
@@ -147,6 +161,14 @@ def ensure(conn: sa.Connection, width_s: float, ahead: int, now_ms: int | None =
     return made
 
 
+def missing_partition(exc: BaseException) -> bool:
+    """Whether ``exc`` is a row for which its table has no partition (SQLSTATE 23514)."""
+    for err in (exc, getattr(exc, "orig", None), exc.__cause__):
+        if getattr(err, "sqlstate", None) == "23514" and "no partition" in str(err):
+            return True
+    return False
+
+
 def _kept_for_longer(
     conn: sa.Connection, lo: str | None, hi: str, now_s: float, default: float
 ) -> bool:
@@ -196,47 +218,101 @@ def _try(conn: sa.Connection, sql: str, **params: Any) -> bool:
     return True
 
 
+def _first_lo(conn: sa.Connection, table: str) -> str | None:
+    """The lower bound of the table's oldest partition ('' for MINVALUE, None: none)."""
+    parts = partitions_of(conn, table)
+    return (parts[0]["lo"] or "") if parts else None
+
+
+def _overlaps(parts: Sequence[Row], lo: str | None, hi: str) -> bool:
+    """Whether one of ``parts`` holds ids of the range [lo, hi)."""
+    return any((p["lo"] or "") < hi and (p["hi"] is None or p["hi"] > (lo or "")) for p in parts)
+
+
+def _forget_event_ids(conn: sa.Connection, below: str) -> int:
+    """Delete the eventIds of messages below ``below`` (their partitions were dropped), a
+    bounded batch per transaction (``conn`` is in autocommit). Run after the drops, and by
+    every pass, so a pass that stopped halfway leaves nothing behind for long."""
+    gone = 0
+    while True:
+        n = conn.execute(
+            sa.text(
+                "DELETE FROM message_event_ids WHERE ctid = ANY(ARRAY("
+                " SELECT ctid FROM message_event_ids WHERE msg_id < :below LIMIT :n))"
+            ),
+            {"below": below, "n": EVENT_ID_BATCH},
+        ).rowcount
+        gone += n
+        if n < EVENT_ID_BATCH:
+            return gone
+
+
 def drop_expired(conn: sa.Connection, now_s: float, default: float) -> Row:
     """Drop the partitions whose every message is past the default period and has
-    nothing left to send, where no application's longer period keeps one of them.
-    ``conn`` is in autocommit, each drop its own transaction; the session advisory lock
-    ``DROP_LOCK`` keeps resends, recovers and replays (the only ways an old delivery
-    becomes pending again) out from the check to the drop. Returns the attempts removed
-    (the partitions' rows) and the partitions dropped.
+    nothing left to send, where no application's longer period keeps one of them: each
+    table's on the same checks over its own range, attempts before deliveries before
+    messages, and a partition only once the table before holds nothing of its range, so no
+    row outlives the message it belongs to. ``conn`` is in autocommit, each drop its own
+    transaction; the session advisory lock ``DROP_LOCK`` keeps resends, recovers and
+    replays (the only ways an old delivery becomes pending again) out from the check to
+    the drop. Returns the rows removed per table (the partitions' rows) and the partitions
+    dropped.
 
-    A partition is dropped attached, not detached first: its ACCESS EXCLUSIVE lock on
-    ``attempts`` waits only for the attempts being written and read at that moment
-    (milliseconds each). A detach would make the partition's inherited foreign keys its
-    own, with triggers on ``messages`` and ``endpoints`` (SHARE ROW EXCLUSIVE, which waits
-    for every ingest transaction and holds off the next ones), and dropping the detached
-    table takes those triggers away under ACCESS EXCLUSIVE on both; a drop failing after
-    its detach also left the table outside ``attempts`` with its rows."""
+    A partition is dropped attached, not detached first: its ACCESS EXCLUSIVE lock on the
+    parent waits only for the statements using the parent at that moment. A detach would
+    make the partition's inherited foreign keys its own, with triggers on the tables they
+    reference (SHARE ROW EXCLUSIVE, which waits for every writer of those and holds off the
+    next ones), and a drop failing after its detach left the table outside its parent. On
+    ``messages`` and ``deliveries``, which ingest writes at almost every moment, the drop
+    gives up after ``DROP_TIMEOUT`` (100 ms) rather than queue ingest behind it; the next
+    pass tries again."""
     cutoff = ids.floor_id(ids.MESSAGE, int((now_s - default) * 1000))
-    done: Row = {"attempts": 0, "partitions": []}
-    conn.execute(sa.text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
+    done: Row = {table: 0 for table in TABLES} | {"partitions": []}
     try:
-        for table in TABLES:
+        for n, table in enumerate(TABLES):
             if not is_partitioned(conn, table):
                 continue
+            # What the table before still holds: this table's partitions of it stay.
+            before = partitions_of(conn, TABLES[n - 1]) if n else []
+            candidates = []
             for part in partitions_of(conn, table):
                 if part["hi"] is None or part["hi"] > cutoff:
                     break  # oldest first: the rest are younger
-                if not _try(conn, "SELECT pg_advisory_lock(:k)", k=DROP_LOCK):
-                    return done  # a long resend or reader: the next pass tries again
-                try:
-                    if not part["detaching"] and (
+                if not _overlaps(before, part["lo"], part["hi"]):
+                    candidates.append(part)  # else its attempts (or deliveries) are left
+            if not candidates:
+                continue
+            conn.execute(sa.text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
+            if not _try(conn, "SELECT pg_advisory_lock(:k)", k=DROP_LOCK):
+                return done  # a long resend or reader: the next pass tries again
+            try:
+                doomed = [
+                    part
+                    for part in candidates
+                    if part["detaching"]  # (left detaching by an older version: dropped alike)
+                    or not (
                         _kept_for_longer(conn, part["lo"], part["hi"], now_s, default)
                         or _live_delivery(conn, part["lo"], part["hi"])
-                    ):
-                        continue  # retention's batches remove what may go, row by row
-                    rows = conn.scalar(sa.text(f'SELECT count(*) FROM "{part["name"]}"'))
-                    # (A partition left detaching by an older version is dropped alike.)
-                    if not _try(conn, f'DROP TABLE "{part["name"]}"'):
-                        return done  # a long reader of attempts: the next pass tries again
-                finally:
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": DROP_LOCK})
-                done[table] += int(rows or 0)
-                done["partitions"].append(part["name"])
+                    )
+                ]  # the kept ones are left to retention's batches, row by row
+                conn.execute(sa.text(f"SET lock_timeout = '{DROP_TIMEOUT[table]}'"))
+                for at in range(0, len(doomed), DROP_GROUP):
+                    group = doomed[at : at + DROP_GROUP]
+                    rows = sum(
+                        int(conn.scalar(sa.text(f'SELECT count(*) FROM "{p["name"]}"')) or 0)
+                        for p in group
+                    )
+                    listed = ", ".join(f'"{p["name"]}"' for p in group)
+                    if not _try(conn, f"DROP TABLE {listed}"):
+                        break  # a writer or reader of the table: the next pass tries again
+                    done[table] += rows
+                    done["partitions"] += names(group)
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": DROP_LOCK})
+        if is_partitioned(conn, "messages"):
+            below = _first_lo(conn, "messages")
+            if below:
+                done["event_ids"] = _forget_event_ids(conn, below)
     finally:
         conn.execute(sa.text("RESET lock_timeout"))
     return done

@@ -97,4 +97,18 @@ class SqliteBackend:
         return None
 
     async def drop_expired_partitions(self, now: datetime, default: float) -> Row:
-        return {"attempts": 0, "partitions": []}
+        return {"messages": 0, "deliveries": 0, "attempts": 0, "partitions": []}
+
+    def event_id_is(
+        self, app: str | sa.ColumnElement[Any], event_id: str
+    ) -> sa.ColumnElement[bool]:
+        # messages' UNIQUE (app_id, event_id) holds the eventIds here, and is the index.
+        m = t.messages.c
+        apps = m.app_id == app if isinstance(app, str) else m.app_id.in_(app)
+        return sa.and_(apps, m.event_id == event_id)
+
+    async def claim_event_id(self, conn: AsyncConnection, row: Row) -> bool:
+        return True  # the only writer, and the unique constraint is on messages itself
+
+    async def forget_event_ids(self, conn: AsyncConnection, msg_ids: Sequence[str]) -> None:
+        return None  # they go with the message rows
