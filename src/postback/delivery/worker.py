@@ -175,8 +175,9 @@ class Worker:
             await asyncio.wait_for(self.store.work_queued.wait(), timeout)
 
     async def _ensure_partitions(self) -> None:
-        """PostgreSQL: the attempts partitions for the next windows, before any attempt
-        needs one (every worker does it; the first to come makes them)."""
+        """PostgreSQL: the partitions of messages, deliveries and attempts for the next
+        windows, before a row needs one (every worker and API process does it; the first
+        to come makes them)."""
         try:
             made = await self.store.ensure_partitions(self.settings.partition_width)
         except Exception as exc:  # housekeeping tries again within a minute

@@ -37,10 +37,19 @@ Row = dict[str, Any]
 # The worker's statements, built once: SQLAlchemy finds their compiled form by a memoized
 # cache key instead of walking a freshly built statement for every batch.
 _d = t.deliveries.c
-_PRESENT = sa.select(_d.id, _d.ordering_key).where(_d.id.in_(sa.bindparam("b_ids", expanding=True)))
+# Each names the deliveries' message ids too: on PostgreSQL deliveries is partitioned by
+# msg_id, and a lookup by id alone probes every partition's key (store/pg/partitions.py).
+_PRESENT = sa.select(_d.id, _d.ordering_key).where(
+    _d.id.in_(sa.bindparam("b_ids", expanding=True)),
+    _d.msg_id.in_(sa.bindparam("b_msgs", expanding=True)),
+)
 _MOVE_ON = (
     t.deliveries.update()
-    .where(_d.id == sa.bindparam("b_id"), _d.lease == sa.bindparam("b_lease"))
+    .where(
+        _d.id == sa.bindparam("b_id"),
+        _d.msg_id == sa.bindparam("b_msg"),
+        _d.lease == sa.bindparam("b_lease"),
+    )
     .values(
         lease=None,
         trigger_type=TriggerType.SCHEDULED,
@@ -219,6 +228,7 @@ class QueueMixin(StoreCore):
             updates.append(
                 {
                     "b_id": dl.delivery_id,
+                    "b_msg": dl.msg_id,
                     "b_lease": dl.lease,
                     "status": status,
                     "next_attempt_at": queued[0],
@@ -250,7 +260,11 @@ class QueueMixin(StoreCore):
                     # the delivery with it: drop that attempt instead of failing the batch.
                     found = (
                         await conn.execute(
-                            _PRESENT, {"b_ids": [r.delivery.delivery_id for r in results]}
+                            _PRESENT,
+                            {
+                                "b_ids": [r.delivery.delivery_id for r in results],
+                                "b_msgs": sorted({r.delivery.msg_id for r in results}),
+                            },
                         )
                     ).all()
                     keep = {r.id for r in found}
@@ -279,13 +293,18 @@ class QueueMixin(StoreCore):
         d = t.deliveries.c
         stmt = (
             t.deliveries.update()
-            .where(d.id == sa.bindparam("b_id"), d.lease == sa.bindparam("b_lease"))
+            .where(
+                d.id == sa.bindparam("b_id"),
+                d.msg_id == sa.bindparam("b_msg"),
+                d.lease == sa.bindparam("b_lease"),
+            )
             .values(
                 status=MessageStatus.PENDING, next_attempt_at=self.clock(), lease=None, worker=None
             )
         )
+        given = [{"b_id": c.delivery_id, "b_msg": c.msg_id, "b_lease": c.lease} for c in claims]
         async with self.engine.begin() as conn:
-            await conn.execute(stmt, [{"b_id": c.delivery_id, "b_lease": c.lease} for c in claims])
+            await conn.execute(stmt, given)
             await self._announce_work(conn)
         self._notify_work()
 
@@ -296,7 +315,7 @@ class QueueMixin(StoreCore):
         now = self.clock()
         d, e = t.deliveries.c, t.endpoints.c
         soon = (
-            sa.select(d.id)
+            sa.select(d.id, d.msg_id)
             .where(
                 d.wake_at <= now + PARK_AHEAD,
                 d.status == MessageStatus.PENDING,
@@ -308,7 +327,8 @@ class QueueMixin(StoreCore):
         async with self.engine.begin() as conn:
             moved = await conn.execute(
                 t.deliveries.update()
-                .where(d.id.in_(soon.scalar_subquery()), d.wake_at.is_not(None))
+                # By (id, msg_id): the message id finds the partition (PostgreSQL).
+                .where(sa.tuple_(d.id, d.msg_id).in_(soon), d.wake_at.is_not(None))
                 .values(next_attempt_at=d.wake_at, wake_at=None)
             )
             if moved.rowcount:
