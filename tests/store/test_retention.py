@@ -360,6 +360,32 @@ async def test_storage_figures_count_rows_and_bytes(store: Store, clock: list[da
         assert figures["messages"]["rows"] == figures["deliveries"]["rows"] + 1
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_storage_figures_on_sqlite_wait_for_no_writer_and_hold_up_none(
+    store: Store, clock: list[datetime]
+) -> None:
+    """Counting and sizing read every table whole: on the pooled connection (which begins
+    IMMEDIATE) that held the write lock for seconds at 10 M attempts. They are read beside
+    it: a writer holding the lock does not stop them, and the pool stays free for others."""
+    app_id, _ = await _app(store)
+    await _message(store, app_id, status=MessageStatus.SUCCESS, attempts=2)
+    path = store.engine.url.database
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another process writing, lock held
+        sizes = await asyncio.wait_for(store.backend.table_sizes(["attempts", "messages"]), 5)
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
+    assert sizes["attempts"]["rows"] == 2
+    assert sizes["messages"]["bytes"] > 0
+
+    # While they are measured, the store's own connection serves writes.
+    measuring = asyncio.create_task(store.backend.table_sizes(["attempts"]))
+    await asyncio.wait_for(_message(store, app_id, status=MessageStatus.SUCCESS), 5)
+    assert (await measuring)["attempts"]["rows"] in (2, 3)
+
+
 COUNT = 10_000
 
 

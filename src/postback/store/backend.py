@@ -191,9 +191,10 @@ class Backend(Protocol):
         (PostgreSQL's autovacuum) or the file cannot shrink this way."""
         ...
 
-    async def table_sizes(self, conn: AsyncConnection, tables: Sequence[str]) -> dict[str, Row]:
+    async def table_sizes(self, tables: Sequence[str]) -> dict[str, Row]:
         """Per table: ``rows`` (exact, or the planner's estimate where counting would read
-        the whole table) and ``bytes`` on disk with its indexes (None if unknown)."""
+        the whole table) and ``bytes`` on disk with its indexes (None if unknown); measured
+        without holding a connection or lock that writers need."""
         ...
 
     async def ensure_partitions(self, width: float, ahead: int) -> int:

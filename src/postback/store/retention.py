@@ -125,8 +125,8 @@ class RetentionMixin(StoreCore):
     async def storage_figures(self) -> list[Row]:
         """Per table of records: rows, bytes on disk with indexes, the oldest record."""
         out = []
+        sizes = await self.backend.table_sizes(TABLES)  # before, and without, a connection
         async with self.engine.connect() as conn:
-            sizes = await self.backend.table_sizes(conn, TABLES)
             for name in TABLES:
                 table = t.metadata.tables[name]
                 oldest = sa.select(table.c.created_at).order_by(table.c.id).limit(1)

@@ -155,9 +155,10 @@ class PostgresBackend:
     async def give_back_space(self, max_pages: int) -> int:
         return 0  # autovacuum marks the deleted rows' space for reuse; the file stays
 
-    async def table_sizes(self, conn: AsyncConnection, tables: Sequence[str]) -> dict[str, Row]:
+    async def table_sizes(self, tables: Sequence[str]) -> dict[str, Row]:
         # reltuples: the estimate autovacuum and ANALYZE keep; count(*) would read it all.
-        found = await conn.execute(_SIZES, {"names": list(tables)})
+        async with self.engine.connect() as conn:
+            found = await conn.execute(_SIZES, {"names": list(tables)})
         return {r.relname: {"rows": max(int(r.reltuples), 0), "bytes": int(r.bytes)} for r in found}
 
     async def ensure_partitions(self, width: float, ahead: int) -> int:

@@ -87,8 +87,8 @@ class SqliteBackend:
     async def give_back_space(self, max_pages: int) -> int:
         return await space.give_back_space(self.engine, max_pages)
 
-    async def table_sizes(self, conn: AsyncConnection, tables: Sequence[str]) -> dict[str, Row]:
-        return await space.table_sizes(conn, tables)
+    async def table_sizes(self, tables: Sequence[str]) -> dict[str, Row]:
+        return await space.table_sizes(self.engine, tables)
 
     async def ensure_partitions(self, width: float, ahead: int) -> int:
         return 0  # one file, no partitions: retention deletes in batches
